@@ -1,0 +1,267 @@
+"""The `oncall` command: thin argument parsing over the functions the bot and the tests call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.decision import AIDecisionEngine
+from engine.doctor import run_checks
+from engine.incident import IncidentCreate
+from engine.ml_service import MLService, default_model_path, load_model_set
+from engine.registry import ModelRegistry, RegistryError
+
+
+def _model_path_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-path", type=Path, default=None, help="model directory (default: $ML_MODEL_PATH or models)"
+    )
+
+
+def _model_path(args: argparse.Namespace) -> Path:
+    return args.model_path if args.model_path is not None else default_model_path()
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    for label in ("severity", "category"):
+        m = metrics.get(label) or {}
+        if m.get("n"):
+            print(
+                f"  {label:<9} n={m['n']:<5} accuracy={m['accuracy']:.3f} macro-F1={m['macro_f1']:.3f} "
+                f"ECE={m['ece']:.3f}"
+            )
+            for cls, pc in m.get("per_class", {}).items():
+                print(
+                    f"    {cls:<20} precision={pc['precision']:.3f} recall={pc['recall']:.3f} "
+                    f"n={pc['support']}"
+                )
+            for name, sub in m.get("by_provider", {}).items():
+                print(
+                    f"    [{name}] n={sub['n']} accuracy={sub['accuracy']:.3f} macro-F1={sub['macro_f1']:.3f}"
+                )
+    a = metrics.get("actions") or {}
+    if a.get("n"):
+        print(f"  actions   n={a['n']:<5} top-1={a['top1']:.3f} top-3={a['top3']:.3f}")
+
+
+# -- commands -------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import TrainConfig, TrainingError, ValidationFailed, train
+
+    config = TrainConfig(
+        samples=args.samples,
+        seed=args.seed,
+        data_files=args.data,
+        synthetic=not args.no_synthetic,
+        label_noise=args.label_noise,
+        min_macro_f1=args.min_macro_f1,
+        min_action_top3=args.min_action_top3,
+        keep_versions=args.keep,
+    )
+    try:
+        result = train(config, _model_path(args), activate=not args.no_activate)
+    except ValidationFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        _print_metrics(exc.metrics)
+        return 3
+    except (TrainingError, RegistryError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"trained version {result.version} in {result.seconds:.1f}s "
+        f"({result.metrics.get('train_rows')} training rows, "
+        f"{result.metrics.get('validation_rows')} held out)"
+    )
+    _print_metrics(result.metrics)
+    print(f"saved to {result.path}" + ("" if args.no_activate else " (active)"))
+    return 0
+
+
+def _engine(args: argparse.Namespace) -> AIDecisionEngine:
+    from training.train import builtin_service
+
+    ml = builtin_service(_model_path(args))
+    engine = AIDecisionEngine(ml)
+    asyncio.run(engine.start())
+    return engine
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    text = " ".join(args.text)
+    incident = IncidentCreate(
+        title=args.title if args.title is not None else text,
+        description=text if args.title is not None else "",
+        service=args.service,
+    )
+    engine = _engine(args)
+    decision = engine.analyze(incident)
+    if args.json:
+        print(json.dumps(decision.to_dict(), indent=2))
+        return 0
+    flag = " (uncertain)" if decision.uncertain else ""
+    print(f"severity: {decision.severity} ({decision.severity_confidence:.0%}){flag}")
+    print(f"category: {decision.category} ({decision.category_confidence:.0%})")
+    for i, a in enumerate(decision.actions, 1):
+        print(f"action {i}: {a.action} ({a.confidence:.0%})")
+    if decision.explanation:
+        print("because:  " + ", ".join(repr(t) for t in decision.explanation))
+    print(f"model:    {decision.model_version}" + (" (rule-based fallback)" if decision.fallback else ""))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate_files
+
+    registry = ModelRegistry(_model_path(args))
+    try:
+        models = load_model_set(registry.active())
+    except Exception as exc:
+        print(f"error: cannot load the active model: {exc}", file=sys.stderr)
+        return 2
+    missing = [p for p in args.data if not Path(p).is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    report, bad = evaluate_files(models.scorer, args.data)
+    for line in bad:
+        print(f"skipped {line}", file=sys.stderr)
+    report["model_version"] = models.version
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"model {models.version} on {report['rows']} rows ({len(bad)} bad lines skipped)")
+        _print_metrics(report)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = run_checks(_model_path(args))
+    for c in checks:
+        mark = "FAIL" if not c.ok else ("WARN" if c.warning else " ok ")
+        print(f"[{mark}] {c.name}: {c.detail}")
+    failed = [c for c in checks if not c.ok]
+    print(
+        "verdict: "
+        + (
+            "healthy, the bot can serve this model"
+            if not failed
+            else f"NOT healthy ({failed[0].name}): fix the first failure above"
+        )
+    )
+    return 0 if not failed else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    registry = ModelRegistry(_model_path(args))
+    try:
+        if args.action == "list":
+            active = registry.active_id()
+            versions = registry.list_versions()
+            if not versions and active is None:
+                print(f"no versions in {registry.root}: run `oncall train`")
+            for v in versions:
+                m = v.metadata.get("metrics", {})
+                mark = "*" if v.id == active else " "
+                sev = m.get("severity", {}).get("macro_f1")
+                cat = m.get("category", {}).get("macro_f1")
+                print(
+                    f"{mark} {v.id}  trained {v.trained_at}  severity-F1 {_fmt(sev)}  category-F1 {_fmt(cat)}"
+                )
+            if active == "flat":
+                print("* flat (artifacts straight in the model directory)")
+            return 0
+        if args.action == "status":
+            ml = MLService(_model_path(args), auto_train=False)
+            asyncio.run(ml.initialize())
+            print(json.dumps(ml.health(), indent=2, default=str))
+            return 0 if ml.health()["status"] == "ok" else 1
+        if args.action == "promote":
+            if not args.version:
+                print("error: promote needs a VERSION (see `oncall models list`)", file=sys.stderr)
+                return 2
+            load_model_set(registry.get(args.version))  # never activate what cannot serve
+            version = registry.promote(args.version)
+            print(f"active version is now {version.id}")
+            return 0
+        if args.action == "rollback":
+            version = registry.rollback()
+            print(f"rolled back: active version is now {version.id}")
+            return 0
+    except Exception as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oncall", description="AI on-call agent for Slack")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a new model version (synthetic + --data files)")
+    p.add_argument("--data", action="append", default=[], type=Path, help="labeled JSONL file (repeatable)")
+    p.add_argument("--samples", type=int, default=6000, help="synthetic incidents to generate")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--no-synthetic", action="store_true", help="train on --data files alone")
+    p.add_argument("--label-noise", type=float, default=0.03, help="share of synthetic labels flipped")
+    p.add_argument(
+        "--min-macro-f1", type=float, default=0.4, help="refuse a model below this held-out macro-F1"
+    )
+    p.add_argument(
+        "--min-action-top3", type=float, default=0.4, help="refuse a model below this top-3 hit rate"
+    )
+    p.add_argument(
+        "--keep", type=int, default=int(os.environ.get("ML_KEEP_VERSIONS") or 5), help="versions kept"
+    )
+    p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
+    _model_path_arg(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="decide on one incident text")
+    p.add_argument("text", nargs="+")
+    p.add_argument("--title")
+    p.add_argument("--service")
+    p.add_argument("--json", action="store_true")
+    _model_path_arg(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score the active model on labeled JSONL files")
+    p.add_argument("--data", action="append", required=True, type=Path)
+    p.add_argument("--json", action="store_true")
+    _model_path_arg(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("doctor", help="check the model directory end to end")
+    _model_path_arg(p)
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("models", help="list | status | promote VERSION | rollback")
+    p.add_argument("action", choices=["list", "status", "promote", "rollback"])
+    p.add_argument("version", nargs="?")
+    _model_path_arg(p)
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("ONCALL_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The feature pipeline (saved as ``text_vectorizer.joblib``) and its custom transformers.
+
+These classes live in ``engine`` because unpickling a saved pipeline imports them: serving must be able to
+load what training saved without importing ``training``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from engine.services import service_tier
+
+_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
+_DURATION = re.compile(
+    r"(\d+(?:\.\d+)?)\s?(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b", re.IGNORECASE
+)
+_RATIO = re.compile(r"\b(\d{1,4})\s?/\s?(\d{1,4})\b")
+_NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
+_SERVICE = re.compile(r"service:(\S+)\s*$")
+
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "max_percent",
+    "n_percents",
+    "log_max_duration_s",
+    "min_ready_ratio",
+    "log_max_count",
+    "tier_1",
+    "tier_3",
+    "log_length",
+    "n_lines",
+)
+
+
+def _unit_seconds(unit: str) -> float:
+    u = unit.lower()
+    if u.startswith("ms") or u.startswith("milli"):
+        return 0.001
+    if u.startswith("s"):
+        return 1.0
+    if u.startswith("m"):
+        return 60.0
+    return 3600.0
+
+
+def numeric_features(text: str) -> list[float]:
+    """Magnitudes an SRE reads first: how high, how long, how many, how broken, how important."""
+    percents = [float(p) for p in _PERCENT.findall(text) if float(p) <= 100.0]
+    durations = [float(v) * _unit_seconds(u) for v, u in _DURATION.findall(text)]
+    ratios = [int(a) / int(b) for a, b in _RATIO.findall(text) if 0 < int(b) <= 1000 and int(a) <= int(b)]
+    counts = []
+    for raw in _NUMBER.findall(text):
+        try:
+            counts.append(float(raw.replace(",", "")))
+        except ValueError:
+            continue
+    match = _SERVICE.search(text)
+    tier = service_tier(match.group(1)) if match else 2
+    return [
+        max(percents, default=0.0) / 100.0,
+        min(len(percents), 10) / 10.0,
+        math.log1p(min(max(durations, default=0.0), 1e7)),
+        min(ratios, default=1.0),
+        math.log1p(min(max(counts, default=0.0), 1e9)),
+        1.0 if tier == 1 else 0.0,
+        1.0 if tier == 3 else 0.0,
+        math.log1p(len(text)),
+        math.log1p(text.count("\n")),
+    ]
+
+
+class NumericFeatures(TransformerMixin, BaseEstimator):
+    """Regex-extracted magnitudes (percentages, durations, ratios, counts, service tier, size)."""
+
+    def fit(self, X: Iterable[str], y: Any = None) -> NumericFeatures:
+        return self
+
+    def transform(self, X: Iterable[str]) -> np.ndarray:
+        return np.array([numeric_features(t) for t in X], dtype=np.float64).reshape(-1, len(NUMERIC_FEATURES))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.array(NUMERIC_FEATURES, dtype=object)
+
+
+class CharNgrams:
+    """Character n-grams within words, padded with spaces: scikit-learn's ``char_wb`` analyzer, lowercased.
+
+    The same n-grams in the same order as ``TfidfVectorizer(analyzer="char_wb")`` produces, built with
+    list comprehensions instead of a while loop: this analyzer is most of the cost of training and serving.
+    """
+
+    def __init__(self, min_n: int = 3, max_n: int = 5) -> None:
+        self.min_n = min_n
+        self.max_n = max_n
+
+    def __call__(self, doc: str) -> list[str]:
+        out: list[str] = []
+        extend = out.extend
+        lo, hi = self.min_n, self.max_n
+        for word in doc.lower().split():
+            w = f" {word} "
+            size = len(w)
+            for n in range(lo, hi + 1):
+                if size <= n:  # a short word counts once, as a whole
+                    out.append(w)
+                    break
+                extend([w[i : i + n] for i in range(size - n + 1)])
+        return out
+
+    def __repr__(self) -> str:
+        return f"CharNgrams({self.min_n}, {self.max_n})"
+
+
+def leading_words(text: str, n_words: int) -> str:
+    return " ".join(text.split(None, n_words)[:n_words])
+
+
+class LeadingWords(TransformerMixin, BaseEstimator):
+    """The first words of the text, where the title sits (the model input is ``title description ...``)."""
+
+    def __init__(self, n_words: int = 12) -> None:
+        self.n_words = n_words
+
+    def fit(self, X: Iterable[str], y: Any = None) -> LeadingWords:
+        return self
+
+    def transform(self, X: Iterable[str]) -> list[str]:
+        return [leading_words(t, self.n_words) for t in X]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.array(["lead"], dtype=object)
+
+
+DEFAULT_FEATURE_CONFIG: dict[str, Any] = {
+    "word_ngrams": (1, 2),
+    "word_max_features": 25_000,
+    "char_ngrams": (3, 5),
+    "char_max_features": 25_000,
+    "title_words": 12,
+    "title_max_features": 5_000,
+    "title_weight": 1.5,
+    "numeric_weight": 0.5,
+    "min_df": 2,
+}
+
+
+def build_feature_pipeline(config: dict[str, Any] | None = None) -> FeatureUnion:
+    """Word and character TF-IDF, a weighted title TF-IDF and scaled magnitudes, in one transformer."""
+    c = {**DEFAULT_FEATURE_CONFIG, **(config or {})}
+    common = {"sublinear_tf": True, "min_df": c["min_df"], "dtype": np.float64, "lowercase": True}
+    return FeatureUnion(
+        [
+            (
+                "words",
+                TfidfVectorizer(
+                    ngram_range=tuple(c["word_ngrams"]), max_features=c["word_max_features"], **common
+                ),
+            ),
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer=CharNgrams(*c["char_ngrams"]), max_features=c["char_max_features"], **common
+                ),
+            ),
+            (
+                "title",
+                Pipeline(
+                    [
+                        ("lead", LeadingWords(c["title_words"])),
+                        ("tfidf", TfidfVectorizer(max_features=c["title_max_features"], **common)),
+                    ]
+                ),
+            ),
+            ("numbers", Pipeline([("extract", NumericFeatures()), ("scale", StandardScaler())])),
+        ],
+        transformer_weights={"title": c["title_weight"], "numbers": c["numeric_weight"]},
+    )
+
+
+def drop_fit_only_state(pipeline: FeatureUnion) -> None:
+    """Remove ``stop_words_`` (every pruned term: large, and only useful for introspection) before saving."""
+    for vec in _tfidf_vectorizers(pipeline):
+        if hasattr(vec, "stop_words_"):
+            del vec.stop_words_
+
+
+def _tfidf_vectorizers(pipeline: FeatureUnion) -> list[TfidfVectorizer]:
+    found = []
+    for _, step in pipeline.transformer_list:
+        inner = step.steps[-1][1] if isinstance(step, Pipeline) else step
+        if isinstance(inner, TfidfVectorizer):
+            found.append(inner)
+    return found

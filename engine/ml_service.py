@@ -1,0 +1,369 @@
+"""MLService: the single source of truth for every prediction the bot makes.
+
+It loads a model version from the registry (checksums verified before anything is unpickled, the
+scikit-learn version checked, a smoke prediction run), serves it, and hot-reloads: a new set is loaded
+aside and swapped in with one reference assignment only if it passes, so a prediction never sees a
+half-loaded set and a failed reload leaves the old models serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.fallback import FALLBACK_VERSION, RuleScorer
+from engine.probes import PROBE_TEXTS
+from engine.registry import (
+    ACTIONS_FILE,
+    CATEGORY_FILE,
+    FLAT_VERSION,
+    SEVERITY_FILE,
+    VECTORIZER_FILE,
+    ModelRegistry,
+    ModelVersion,
+    NoModels,
+    RegistryError,
+)
+from engine.scorer import FusedScorer, Scores, SklearnScorer, UnsupportedModel, compile_scorer, verify_scorer
+
+log = logging.getLogger(__name__)
+
+#: Trains the built-in model into a model directory and activates it (supplied by the CLI; engine can't
+#: import training).
+Trainer = Callable[[Path], str]
+
+MODEL_NAMES = {
+    "incident_classifier": SEVERITY_FILE,
+    "category_classifier": CATEGORY_FILE,
+    "action_recommender": ACTIONS_FILE,
+    "text_vectorizer": VECTORIZER_FILE,
+}
+_PROBE_TOLERANCE = 1e-6
+
+
+def default_model_path() -> Path:
+    return Path(os.environ.get("ML_MODEL_PATH") or "models")
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class ModelLoadError(Exception):
+    """A version could not be made to serve; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    severity: str
+    severity_confidence: float
+    category: str
+    category_confidence: float
+    actions: list[tuple[str, float]]  # every action, best first
+    model_version: str
+    fallback: bool
+    scores: Scores = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSet:
+    """Everything one version needs to serve; immutable, swapped as a whole."""
+
+    version: str
+    metadata: dict[str, Any]
+    scorer: FusedScorer | SklearnScorer | RuleScorer
+    loaded: dict[str, bool]
+    warnings: tuple[str, ...] = ()
+    loaded_at: float = field(default_factory=time.time)
+    load_seconds: float = 0.0
+
+    @property
+    def fallback(self) -> bool:
+        return self.version == FALLBACK_VERSION
+
+    @property
+    def scorer_kind(self) -> str:
+        return {FusedScorer: "fused", SklearnScorer: "scikit-learn", RuleScorer: "rules"}[type(self.scorer)]
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    old_version: str | None
+    new_version: str | None
+    error: str | None = None
+
+
+def _fallback_set(reason: str) -> ModelSet:
+    return ModelSet(
+        FALLBACK_VERSION, {"reason": reason}, RuleScorer(), dict.fromkeys(MODEL_NAMES, False), (reason,)
+    )
+
+
+def load_model_set(version: ModelVersion, allow_unverified: bool = False) -> ModelSet:
+    """Verify, unpickle, smoke-test and compile one version (blocking; run it off the event loop)."""
+    started = time.perf_counter()
+    objects, warnings = version.load_artifacts(allow_unverified=allow_unverified)
+    vectorizer = objects[VECTORIZER_FILE]
+    severity = objects[SEVERITY_FILE]
+    category = objects.get(CATEGORY_FILE)
+    actions = objects[ACTIONS_FILE]
+    reference = SklearnScorer(vectorizer, severity, category, actions)
+    try:
+        expected = reference.score_many(list(PROBE_TEXTS))
+    except Exception as exc:  # a foreign object that cannot predict is unusable, whatever it raised
+        raise ModelLoadError(
+            f"model {version.id} fails its smoke prediction: {type(exc).__name__}: {exc}"
+        ) from exc
+    for scores in expected:
+        if not (np.all(np.isfinite(scores.severity)) and abs(float(scores.severity.sum()) - 1.0) < 1e-6):
+            raise ModelLoadError(f"model {version.id} returns invalid severity probabilities")
+    _check_recorded_probes(version, expected)
+    scorer: FusedScorer | SklearnScorer = reference
+    try:
+        fused = compile_scorer(vectorizer, severity, category, actions)
+        verify_scorer(fused, vectorizer, severity, category, actions, PROBE_TEXTS)
+        scorer = fused
+    except UnsupportedModel as exc:
+        warnings.append(f"serving with scikit-learn directly (slower): {exc}")
+        log.warning("model %s: %s", version.id, warnings[-1])
+    loaded = {name: file in objects for name, file in MODEL_NAMES.items()}
+    return ModelSet(
+        version.id,
+        version.metadata,
+        scorer,
+        loaded,
+        tuple(warnings),
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+def _check_recorded_probes(version: ModelVersion, got: Sequence[Scores]) -> None:
+    """The saved files must predict exactly what the training-side objects predicted before saving."""
+    probe = version.metadata.get("probe") or {}
+    if not probe:
+        return
+    if list(probe.get("texts", [])) != list(PROBE_TEXTS):
+        return  # written with another probe set; the smoke test above still ran
+    for i, scores in enumerate(got):
+        for key, values in (
+            ("severity", scores.severity),
+            ("actions", scores.actions),
+            ("category", scores.category),
+        ):
+            recorded = probe.get(key)
+            if recorded is None or values is None:
+                continue
+            diff = float(np.max(np.abs(np.asarray(recorded[i]) - values)))
+            if diff > _PROBE_TOLERANCE:
+                raise ModelLoadError(
+                    f"model {version.id} predicts differently from when it was trained ({key} differs by "
+                    f"{diff:.1e} on probe {i}): check the library versions in its metadata"
+                )
+
+
+class MLService:
+    """Loads, verifies, serves and hot-reloads the three models (plus the category model)."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        trainer: Trainer | None = None,
+        auto_train: bool | None = None,
+        allow_unverified: bool | None = None,
+        keep_versions: int = 5,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        self.registry = ModelRegistry(self.model_path, keep=keep_versions)
+        self._trainer = trainer
+        self.auto_train = _env_flag("ML_AUTO_TRAIN", True) if auto_train is None else auto_train
+        self.allow_unverified = (
+            _env_flag("ML_ALLOW_UNVERIFIED", False) if allow_unverified is None else allow_unverified
+        )
+        self._models: ModelSet = _fallback_set("not initialized")
+        self._lock = asyncio.Lock()
+        self.last_error: str | None = None
+        self.last_reload: ReloadResult | None = None
+        self.initialized = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        """Load the active version; with none on disk, train the built-in one (or fall back to rules)."""
+        async with self._lock:
+            try:
+                self._models = await asyncio.to_thread(self._load_active)
+                self.last_error = None
+            except NoModels as exc:
+                if self.auto_train and self._trainer is not None:
+                    log.info("no model in %s: training the built-in model", self.model_path)
+                    await asyncio.to_thread(self._trainer, self.model_path)
+                    self._models = await asyncio.to_thread(self._load_active)
+                else:
+                    self._set_fallback(str(exc))
+            except (RegistryError, ModelLoadError) as exc:
+                self._models = await asyncio.to_thread(self._load_last_good, str(exc))
+            self.initialized = True
+
+    async def load_models(self) -> ModelSet:
+        """Load the active version and serve it; raises (and keeps serving what it had) on failure."""
+        async with self._lock:
+            models = await asyncio.to_thread(self._load_active)
+            self._models = models
+            self.last_error = None
+            self.initialized = True
+            return models
+
+    async def reload_models(self) -> ReloadResult:
+        """Load the active version aside, swap it in only if it passes; else keep serving and say why."""
+        async with self._lock:
+            old = self._models.version
+            try:
+                models = await asyncio.to_thread(self._load_active)
+            except (RegistryError, ModelLoadError, OSError) as exc:
+                self.last_error = str(exc)
+                result = ReloadResult(False, old, None, f"{exc} (still serving {old})")
+                log.error("reload failed: %s", result.error)
+            else:
+                self._models = models  # one reference assignment: readers see the old set or the new one
+                self.last_error = None
+                result = ReloadResult(True, old, models.version)
+                log.info("reloaded models: %s -> %s", old, models.version)
+            self.last_reload = result
+            return result
+
+    def _load_active(self) -> ModelSet:
+        return load_model_set(self.registry.active(), self.allow_unverified)
+
+    def _load_last_good(self, error: str) -> ModelSet:
+        """The active version is broken: serve the newest other version that loads, else the rules."""
+        log.error("active model unusable: %s", error)
+        self.last_error = error
+        active = self.registry.active_id()
+        for version in reversed(self.registry.list_versions()):
+            if version.id == active:
+                continue
+            try:
+                models = load_model_set(version, self.allow_unverified)
+            except (RegistryError, ModelLoadError, OSError):
+                continue
+            log.warning("serving last good version %s instead of %s", version.id, active)
+            return models
+        return _fallback_set(f"no loadable model ({error}); answering with keyword rules")
+
+    def _set_fallback(self, reason: str) -> None:
+        log.warning("serving the rule-based fallback: %s", reason)
+        self.last_error = reason
+        self._models = _fallback_set(reason)
+
+    # -- predictions --------------------------------------------------------------------------------------
+    @property
+    def models(self) -> ModelSet:
+        return self._models
+
+    def predict(self, text: str) -> Prediction:
+        """All three predictions from one feature pass, made by one consistent model set."""
+        models = self._models
+        return _prediction(models, models.scorer, models.scorer.score(text))
+
+    def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
+        models = self._models
+        return [_prediction(models, models.scorer, s) for s in models.scorer.score_many(list(texts))]
+
+    def predict_incident_severity(self, text: str) -> tuple[str, float]:
+        p = self.predict(text)
+        return p.severity, p.severity_confidence
+
+    def predict_incident_category(self, text: str) -> tuple[str, float]:
+        p = self.predict(text)
+        return p.category, p.category_confidence
+
+    def recommend_actions(self, text: str, k: int = 3) -> list[tuple[str, float]]:
+        return self.predict(text).actions[:k]
+
+    def recommend_action(self, text: str) -> tuple[str, float]:
+        return self.predict(text).actions[0]
+
+    def explain(self, prediction: Prediction, top: int = 5) -> list[tuple[str, float]]:
+        return self._models.scorer.explain(prediction.scores, prediction.severity, top)
+
+    # -- introspection ------------------------------------------------------------------------------------
+    @property
+    def model_metadata(self) -> dict[str, dict[str, Any]]:
+        models = self._models
+        metrics = models.metadata.get("metrics", {})
+        accuracy = {
+            "incident_classifier": metrics.get("severity", {}).get("accuracy"),
+            "category_classifier": metrics.get("category", {}).get("accuracy"),
+            "action_recommender": metrics.get("actions", {}).get("top3"),
+            "text_vectorizer": None,
+        }
+        return {
+            name: {
+                "loaded": models.loaded.get(name, False),
+                "accuracy": accuracy[name],
+                "trained_at": models.metadata.get("trained_at"),
+                "version": models.version,
+            }
+            for name in MODEL_NAMES
+        }
+
+    def health(self) -> dict[str, Any]:
+        models = self._models
+        if models.fallback:
+            status = "fallback"
+        elif self.last_error:
+            status = "degraded"
+        else:
+            status = "ok"
+        active = None
+        try:
+            active = self.registry.active_id()
+        except RegistryError as exc:
+            active = f"unreadable: {exc}"
+        return {
+            "status": status,
+            "ready": self.initialized,
+            "serving_version": models.version,
+            "active_version": active,
+            "flat_layout": models.version == FLAT_VERSION,
+            "scorer": models.scorer_kind,
+            "loaded_at": models.loaded_at,
+            "load_seconds": round(models.load_seconds, 4),
+            "warnings": list(models.warnings),
+            "last_error": self.last_error,
+            "last_reload": None if self.last_reload is None else asdict(self.last_reload),
+            "models": self.model_metadata,
+        }
+
+
+def _prediction(models: ModelSet, scorer: Any, scores: Scores) -> Prediction:
+    sev_i = int(np.argmax(scores.severity))
+    if scores.category is not None and len(scorer.category_classes):
+        cat_i = int(np.argmax(scores.category))
+        category, category_conf = scorer.category_classes[cat_i], float(scores.category[cat_i])
+    else:
+        category, category_conf = "unknown", 0.0
+    order = np.argsort(-scores.actions, kind="stable")
+    actions = [(scorer.action_classes[j], float(scores.actions[j])) for j in order]
+    return Prediction(
+        severity=scorer.severity_classes[sev_i],
+        severity_confidence=float(scores.severity[sev_i]),
+        category=category,
+        category_confidence=category_conf,
+        actions=actions,
+        model_version=models.version,
+        fallback=models.fallback,
+        scores=scores,
+    )

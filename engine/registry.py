@@ -1,0 +1,355 @@
+"""The versioned model registry: immutable version folders, checksums, and an atomic active pointer.
+
+Layout of a model directory::
+
+    models/
+      active.json                 {"version": "...", "history": [older active versions], "updated_at": ...}
+      versions/<id>/              one immutable training run
+        incident_classifier.joblib  action_recommender.joblib  text_vectorizer.joblib
+        category_classifier.joblib  metadata.json
+
+The seed's flat layout (the artifacts straight in ``models/``) still loads, as version ``flat``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import platform
+import secrets
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy
+import scipy
+import sklearn
+
+log = logging.getLogger(__name__)
+
+SEVERITY_FILE = "incident_classifier.joblib"
+CATEGORY_FILE = "category_classifier.joblib"
+ACTIONS_FILE = "action_recommender.joblib"
+VECTORIZER_FILE = "text_vectorizer.joblib"
+REQUIRED_FILES = (SEVERITY_FILE, ACTIONS_FILE, VECTORIZER_FILE)
+ARTIFACT_FILES = (*REQUIRED_FILES, CATEGORY_FILE)
+METADATA_FILE = "metadata.json"
+POINTER_FILE = "active.json"
+FLAT_VERSION = "flat"
+
+
+class RegistryError(Exception):
+    """A model directory problem, worded for the person who has to fix it."""
+
+
+class NoModels(RegistryError):
+    """The model directory holds no version and no flat layout."""
+
+
+class IntegrityError(RegistryError):
+    """An artifact does not match its recorded checksum, or cannot be trusted."""
+
+
+class IncompatibleVersion(RegistryError):
+    """The artifacts were written by an incompatible scikit-learn."""
+
+
+def environment_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a temp file, fsync it, rename it over ``path``: readers see the old or the new file, whole."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def check_sklearn_version(trained_with: str | None, where: str) -> str | None:
+    """Refuse artifacts from another scikit-learn major version; return a warning for a minor mismatch."""
+    if not trained_with:
+        return f"{where}: no scikit-learn version recorded"
+    have = sklearn.__version__.split(".")
+    got = trained_with.split(".")
+    if got[0] != have[0]:
+        raise IncompatibleVersion(
+            f"{where} was trained with scikit-learn {trained_with}, this process runs {sklearn.__version__}: "
+            "retrain with `oncall train` or install the matching scikit-learn"
+        )
+    if got[:2] != have[:2]:
+        msg = f"{where} was trained with scikit-learn {trained_with}, running {sklearn.__version__}"
+        log.warning(msg)
+        return msg
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One loadable set of artifacts on disk (a registry version or the flat layout)."""
+
+    id: str
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def trained_at(self) -> str | None:
+        return self.metadata.get("trained_at")
+
+    @property
+    def is_flat(self) -> bool:
+        return self.id == FLAT_VERSION
+
+    def artifact_path(self, name: str) -> Path:
+        return self.path / name
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def load_artifacts(self, allow_unverified: bool = False) -> tuple[dict[str, Any], list[str]]:
+        """Unpickle every artifact after checking its sha256; returns (objects by file name, warnings).
+
+        Each file is read once and the very bytes that were hashed are unpickled, so a file swapped between
+        the check and the load cannot slip through.
+        """
+        warnings: list[str] = []
+        recorded: Mapping[str, Any] = self.metadata.get("artifacts") or {}
+        if not recorded and not allow_unverified:
+            raise IntegrityError(
+                f"{self.path} has no checksums ({METADATA_FILE} with 'artifacts'): refusing to unpickle "
+                "unverified files. Retrain with `oncall train`, or set ML_ALLOW_UNVERIFIED=1 if you trust "
+                "them"
+            )
+        warn = check_sklearn_version(
+            self.metadata.get("versions", {}).get("scikit-learn"), f"model {self.id}"
+        )
+        if warn:
+            warnings.append(warn)
+        missing = [name for name in REQUIRED_FILES if not self.has(name)]
+        if missing:
+            raise RegistryError(f"model {self.id} in {self.path} is missing {', '.join(missing)}")
+        objects: dict[str, Any] = {}
+        for name in ARTIFACT_FILES:
+            path = self.path / name
+            if not path.is_file():
+                continue
+            data = path.read_bytes()
+            expected = (recorded.get(name) or {}).get("sha256")
+            if expected is None and not allow_unverified:
+                raise IntegrityError(f"{path} is not listed in {METADATA_FILE}: refusing to load it")
+            if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+                raise IntegrityError(
+                    f"{path} does not match the sha256 recorded in {METADATA_FILE} (tampered, corrupt or "
+                    "foreign file): refusing to unpickle it"
+                )
+            try:
+                objects[name] = joblib.load(io.BytesIO(data))
+            except Exception as exc:  # any unpickling failure means the file is unusable
+                raise IntegrityError(f"{path} could not be loaded: {type(exc).__name__}: {exc}") from exc
+        return objects, warnings
+
+
+def new_version_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+class ModelRegistry:
+    """Versions under ``<root>/versions``, the active one named by ``<root>/active.json``."""
+
+    def __init__(self, root: str | Path, keep: int = 5) -> None:
+        self.root = Path(root)
+        self.keep = max(1, keep)
+        self.versions_dir = self.root / "versions"
+        self.pointer_path = self.root / POINTER_FILE
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def _read_metadata(self, path: Path) -> dict[str, Any]:
+        meta = path / METADATA_FILE
+        if not meta.is_file():
+            return {}
+        try:
+            data = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{meta} is unreadable: {exc}") from exc
+        if not isinstance(data, dict):
+            raise RegistryError(f"{meta} is not a JSON object")
+        return data
+
+    def get(self, version_id: str) -> ModelVersion:
+        if version_id == FLAT_VERSION:
+            flat = self.flat()
+            if flat is None:
+                raise RegistryError(f"no flat layout in {self.root}")
+            return flat
+        path = self.versions_dir / version_id
+        if "/" in version_id or version_id.startswith(".") or not path.is_dir():
+            raise RegistryError(f"no model version {version_id!r} in {self.versions_dir}")
+        return ModelVersion(version_id, path, self._read_metadata(path))
+
+    def list_versions(self) -> list[ModelVersion]:
+        """Every complete version, oldest first (ids sort by training time)."""
+        if not self.versions_dir.is_dir():
+            return []
+        found = []
+        for path in sorted(self.versions_dir.iterdir()):
+            if path.is_dir() and not path.name.startswith("."):
+                try:
+                    found.append(ModelVersion(path.name, path, self._read_metadata(path)))
+                except RegistryError as exc:
+                    log.warning("skipping version %s: %s", path.name, exc)
+        return found
+
+    def flat(self) -> ModelVersion | None:
+        if all((self.root / name).is_file() for name in REQUIRED_FILES):
+            return ModelVersion(FLAT_VERSION, self.root, self._read_metadata(self.root))
+        return None
+
+    def pointer(self) -> dict[str, Any]:
+        if not self.pointer_path.is_file():
+            return {}
+        try:
+            data = json.loads(self.pointer_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{self.pointer_path} is unreadable: {exc}") from exc
+        return data if isinstance(data, dict) else {}
+
+    def active_id(self) -> str | None:
+        version = self.pointer().get("version")
+        if version:
+            return str(version)
+        return FLAT_VERSION if self.flat() is not None else None
+
+    def active(self) -> ModelVersion:
+        version = self.active_id()
+        if version is None:
+            raise NoModels(f"no trained model in {self.root}: run `oncall train`")
+        return self.get(version)
+
+    def history(self) -> list[str]:
+        return [str(v) for v in self.pointer().get("history", [])]
+
+    # -- writing ------------------------------------------------------------------------------------------
+    def _set_pointer(self, version: str, history: list[str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        pointer = {"version": version, "history": history[-50:], "updated_at": datetime.now(UTC).isoformat()}
+        atomic_write_text(self.pointer_path, json.dumps(pointer, indent=2) + "\n")
+
+    def write_version(self, artifacts: Mapping[str, Any], metadata: dict[str, Any]) -> ModelVersion:
+        """Save artifacts as a new immutable version (staged, fsynced, renamed into place); not activated."""
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        version_id = str(metadata.get("version") or new_version_id())
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{version_id}-", dir=self.versions_dir))
+        try:
+            recorded = {}
+            for name, obj in artifacts.items():
+                path = staging / name
+                joblib.dump(obj, path, compress=("zlib", 3))
+                with path.open("rb") as fh:
+                    os.fsync(fh.fileno())
+                recorded[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            meta = {**metadata, "version": version_id, "artifacts": recorded}
+            meta.setdefault("versions", environment_versions())
+            (staging / METADATA_FILE).write_text(
+                json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+            )
+            with (staging / METADATA_FILE).open("rb") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(staging, 0o755)
+            final = self.versions_dir / version_id
+            os.rename(staging, final)
+            _fsync_dir(self.versions_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return ModelVersion(version_id, final, meta)
+
+    def promote(self, version_id: str) -> ModelVersion:
+        """Make ``version_id`` active; the previously active version goes on the rollback history."""
+        version = self.get(version_id)
+        current = self.pointer().get("version")
+        history = self.history()
+        if current and current != version_id:
+            history.append(str(current))
+        self._set_pointer(version_id, [v for v in history if v != version_id])
+        return version
+
+    def rollback(self) -> ModelVersion:
+        """Re-activate the version that was active before the current one."""
+        history = [v for v in self.history() if v == FLAT_VERSION or (self.versions_dir / v).is_dir()]
+        if not history:
+            raise RegistryError("nothing to roll back to: no previously active version is kept")
+        target = history.pop()
+        self._set_pointer(target, history)
+        return self.get(target)
+
+    def prune(self) -> list[str]:
+        """Delete all but the newest ``keep`` versions; the active one and its rollback target always stay."""
+        versions = [v.id for v in self.list_versions()]
+        protected = {self.pointer().get("version"), *self.history()[-1:]}
+        keep = set(versions[-self.keep :]) | protected
+        removed = []
+        for version in versions:
+            if version not in keep:
+                shutil.rmtree(self.versions_dir / version, ignore_errors=True)
+                removed.append(version)
+        if removed:
+            pointer = self.pointer()
+            self._set_pointer(str(pointer["version"]), [v for v in self.history() if v not in removed])
+        for stale in self.versions_dir.glob(".staging-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a crashed save
+        return removed
+
+    def verify(self, version: ModelVersion) -> list[str]:
+        """Problems with one version's files (empty when every checksum matches)."""
+        problems = []
+        recorded = version.metadata.get("artifacts") or {}
+        if not recorded:
+            problems.append(f"{version.id}: no checksums recorded")
+        for name in REQUIRED_FILES:
+            if not version.has(name):
+                problems.append(f"{version.id}: {name} missing")
+        for name, info in recorded.items():
+            path = version.artifact_path(name)
+            if not path.is_file():
+                problems.append(f"{version.id}: {name} missing")
+            elif sha256_file(path) != info.get("sha256"):
+                problems.append(f"{version.id}: {name} checksum mismatch")
+        return problems

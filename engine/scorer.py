@@ -1,0 +1,379 @@
+"""A fused linear scorer compiled from the saved scikit-learn objects at load time.
+
+Calling a scikit-learn Pipeline once per alert spends most of its time on input validation and building
+sparse matrices. Every model here is linear over the same feature vector, so the scorer computes that
+vector once as (indices, values), gathers the rows of one fused, row-major coefficient matrix holding all
+models' weights, and applies each model's own calibration. The scikit-learn objects stay the truth: a
+scorer is only used after :func:`verify_scorer` shows it gives their probabilities on a probe set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, softmax
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from engine.features import CharNgrams, LeadingWords, NumericFeatures, leading_words, numeric_features
+from engine.ngram_table import NgramTable
+
+
+class UnsupportedModel(Exception):
+    """The saved objects are not the linear shapes the scorer knows; scikit-learn serves them directly."""
+
+
+@dataclass(slots=True)
+class _TextBlock:
+    analyzer: Callable[[str], list[str]]
+    vocabulary: dict[str, int]
+    idf: np.ndarray
+    sublinear: bool
+    weight: float
+    offset: int
+    lead_words: int | None  # title block: only the leading words are analysed
+    names: np.ndarray
+    table: NgramTable | None = None  # vectorized counting for character n-grams
+
+    def counts(self, doc: str) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, term counts) of ``doc`` in this block's vocabulary."""
+        if self.table is not None:
+            return self.table.counts(doc)
+        get = self.vocabulary.get
+        counts: dict[int, int] = {}
+        for term in self.analyzer(doc):
+            col = get(term)
+            if col is not None:
+                counts[col] = counts.get(col, 0) + 1
+        cols = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+        return cols, np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+
+
+@dataclass(slots=True)
+class _NumericBlock:
+    mean: np.ndarray
+    scale: np.ndarray
+    weight: float
+    offset: int
+    names: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Linear:
+    """One linear model's slice of the fused matrix and its calibration."""
+
+    classes: tuple[str, ...]
+    cols: slice
+    intercept: np.ndarray
+    method: str  # "softmax", "sigmoid", "temperature" (multiclass) or "binary-sigmoid", "binary-raw"
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
+    beta: float = 1.0
+
+
+@dataclass(slots=True)
+class Scores:
+    severity: np.ndarray  # probabilities over severity_classes
+    category: np.ndarray | None
+    actions: np.ndarray  # independent probabilities over action_classes
+    features: tuple[np.ndarray, np.ndarray] | None = None  # (indices, values), kept for explanations
+
+
+class FusedScorer:
+    """Scores texts with all models in one pass over a shared sparse feature vector."""
+
+    def __init__(
+        self,
+        vectorizer: Any,
+        blocks: list[_TextBlock],
+        numeric: _NumericBlock | None,
+        weights: np.ndarray,
+        severity: _Linear,
+        category: _Linear | None,
+        actions: list[_Linear | float],
+        action_classes: tuple[str, ...],
+    ) -> None:
+        self._vectorizer = vectorizer
+        self._blocks = blocks
+        self._numeric = numeric
+        self._weights = np.ascontiguousarray(weights)
+        self.severity_classes = severity.classes
+        self.category_classes = category.classes if category else ()
+        self.action_classes = action_classes
+        self._severity = severity
+        self._category = category
+        self._actions = actions
+        self.n_features = weights.shape[0]
+
+    # -- features ---------------------------------------------------------------------------------------
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The pipeline's feature row for ``text`` as (column indices, values)."""
+        idx_parts: list[np.ndarray] = []
+        val_parts: list[np.ndarray] = []
+        for block in self._blocks:
+            doc = leading_words(text, block.lead_words) if block.lead_words is not None else text
+            cols, tf = block.counts(doc)
+            if not cols.size:
+                continue
+            if block.sublinear:
+                tf = np.log(tf) + 1.0  # sublinear tf, as TfidfTransformer computes it
+            vals = tf * block.idf[cols]
+            vals *= block.weight / np.sqrt(vals @ vals)
+            idx_parts.append(cols + block.offset)
+            val_parts.append(vals)
+        if self._numeric is not None:
+            num = self._numeric
+            vals = (np.asarray(numeric_features(text)) - num.mean) / num.scale * num.weight
+            idx_parts.append(np.arange(num.offset, num.offset + vals.size))
+            val_parts.append(vals)
+        if not idx_parts:
+            return np.empty(0, dtype=np.intp), np.empty(0)
+        return np.concatenate(idx_parts), np.concatenate(val_parts)
+
+    # -- scoring ----------------------------------------------------------------------------------------
+    def score(self, text: str) -> Scores:
+        idx, vals = self.features(text)
+        raw = vals @ self._weights[idx]  # one gather over contiguous rows: all models at once
+        sev, cat, acts = self._calibrate(raw[np.newaxis, :])
+        return Scores(sev[0], None if cat is None else cat[0], acts[0], (idx, vals))
+
+    def score_many(self, texts: Sequence[str]) -> list[Scores]:
+        """The batch path: the pipeline builds one sparse matrix, one product scores every model."""
+        raw = np.asarray(self._vectorizer.transform(texts) @ self._weights)
+        sev, cat, acts = self._calibrate(raw)
+        return [Scores(sev[i], None if cat is None else cat[i], acts[i]) for i in range(len(texts))]
+
+    def _calibrate(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        sev = _apply(self._severity, raw)
+        cat = _apply(self._category, raw) if self._category else None
+        acts = np.empty((raw.shape[0], len(self._actions)))
+        for j, model in enumerate(self._actions):
+            acts[:, j] = model if isinstance(model, float) else _apply(model, raw)[:, 1]
+        return sev, cat, acts
+
+    def explain(self, scores: Scores, severity: str, top: int = 5) -> list[tuple[str, float]]:
+        """The terms that pushed ``severity`` most: value x (its weight - the mean weight over classes)."""
+        if scores.features is None:
+            return []
+        idx, vals = scores.features
+        model = self._severity
+        w = self._weights[idx][:, model.cols]
+        if w.shape[1] == 1:  # binary: one column for the positive class
+            w = np.hstack([-w, w])
+        k = model.classes.index(severity)
+        contrib = vals * (w[:, k] - w.mean(axis=1))
+        order = np.argsort(-contrib)[:top]
+        return [(self.feature_name(int(idx[i])), float(contrib[i])) for i in order if contrib[i] > 0]
+
+    def feature_name(self, col: int) -> str:
+        for block in self._blocks:
+            if block.offset <= col < block.offset + len(block.names):
+                return str(block.names[col - block.offset])
+        if self._numeric is not None and col >= self._numeric.offset:
+            return self._numeric.names[col - self._numeric.offset]
+        return f"f{col}"
+
+
+def _apply(model: _Linear, raw: np.ndarray) -> np.ndarray:
+    s = raw[:, model.cols] + model.intercept
+    if model.method == "softmax":
+        return softmax(s, axis=1)
+    if model.method == "temperature":
+        if s.shape[1] == 1:
+            s = np.hstack([-s, s])
+        return softmax(model.beta * s, axis=1)
+    if model.method == "sigmoid":
+        p = expit(-(model.a * s + model.b))
+        total = p.sum(axis=1, keepdims=True)
+        return np.divide(p, total, out=np.full_like(p, 1.0 / p.shape[1]), where=total != 0)
+    pos = expit(-(model.a * s + model.b)) if model.method == "binary-sigmoid" else expit(s)
+    return np.hstack([1.0 - pos, pos])
+
+
+def action_names(action_clf: Any) -> tuple[str, ...]:
+    """Column names of a recommender: its own, else its classes (a seed model fitted on names)."""
+    names = getattr(action_clf, "action_names", None)
+    return tuple(names) if names is not None else tuple(str(c) for c in action_clf.classes_)
+
+
+# -- compiling ------------------------------------------------------------------------------------------
+def _unwrap_frozen(est: Any) -> Any:
+    inner = getattr(est, "estimator", None)
+    return inner if type(est).__name__ == "FrozenEstimator" and inner is not None else est
+
+
+def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(coef (n_out, F), intercept, calibration) of a LogisticRegression, calibrated or not."""
+    if isinstance(clf, LogisticRegression):
+        method = "softmax" if len(clf.classes_) > 2 else "binary-raw"
+        return clf.coef_, clf.intercept_, {"method": method}
+    if isinstance(clf, CalibratedClassifierCV) and len(clf.calibrated_classifiers_) == 1:
+        cc = clf.calibrated_classifiers_[0]
+        base = _unwrap_frozen(cc.estimator)
+        if not isinstance(base, LogisticRegression):
+            raise UnsupportedModel(f"calibrated {type(base).__name__}")
+        binary = len(base.classes_) == 2
+        if cc.method == "sigmoid":
+            a = np.array([c.a_ for c in cc.calibrators], dtype=np.float64)
+            b = np.array([c.b_ for c in cc.calibrators], dtype=np.float64)
+            return (
+                base.coef_,
+                base.intercept_,
+                {"method": "binary-sigmoid" if binary else "sigmoid", "a": a, "b": b},
+            )
+        if cc.method == "temperature":
+            if binary:
+                raise UnsupportedModel("binary temperature scaling")
+            return (
+                base.coef_,
+                base.intercept_,
+                {"method": "temperature", "beta": float(cc.calibrators[0].beta_)},
+            )
+        raise UnsupportedModel(f"calibration method {cc.method}")
+    raise UnsupportedModel(type(clf).__name__)
+
+
+def _feature_blocks(vectorizer: Any) -> tuple[list[_TextBlock], _NumericBlock | None, int]:
+    if not isinstance(vectorizer, FeatureUnion):
+        raise UnsupportedModel(f"vectorizer {type(vectorizer).__name__}")
+    weights = vectorizer.transformer_weights or {}
+    blocks: list[_TextBlock] = []
+    numeric: _NumericBlock | None = None
+    offset = 0
+    for name, step in vectorizer.transformer_list:
+        weight = float(weights.get(name, 1.0))
+        steps = step.steps if isinstance(step, Pipeline) else [(name, step)]
+        kinds = [type(s).__name__ for _, s in steps]
+        last = steps[-1][1]
+        if isinstance(last, TfidfVectorizer) and kinds in (
+            ["TfidfVectorizer"],
+            ["LeadingWords", "TfidfVectorizer"],
+        ):
+            if last.norm != "l2" or not last.use_idf or last.binary:
+                raise UnsupportedModel("tf-idf options")
+            lead = steps[0][1].n_words if isinstance(steps[0][1], LeadingWords) else None
+            names = last.get_feature_names_out()
+            block = _TextBlock(
+                last.build_analyzer(),
+                dict(last.vocabulary_),
+                last.idf_.astype(np.float64),
+                bool(last.sublinear_tf),
+                weight,
+                offset,
+                lead,
+                names,
+            )
+            if isinstance(last.analyzer, CharNgrams):
+                # On a hash clash the string analyzer serves instead: the same answer, only slower.
+                with contextlib.suppress(ValueError):
+                    block.table = NgramTable(block.vocabulary, last.analyzer.min_n, last.analyzer.max_n)
+            blocks.append(block)
+            offset += len(names)
+        elif kinds == ["NumericFeatures", "StandardScaler"]:
+            scaler: StandardScaler = steps[1][1]
+            n = scaler.n_features_in_
+            mean = scaler.mean_ if scaler.with_mean else np.zeros(n)
+            scale = scaler.scale_ if scaler.with_std else np.ones(n)
+            names = tuple(str(x) for x in NumericFeatures().get_feature_names_out())
+            numeric = _NumericBlock(mean.astype(np.float64), scale.astype(np.float64), weight, offset, names)
+            offset += n
+        else:
+            raise UnsupportedModel(f"feature step {name}: {kinds}")
+    return blocks, numeric, offset
+
+
+def compile_scorer(
+    vectorizer: Any, severity_clf: Any, category_clf: Any | None, action_clf: Any
+) -> FusedScorer:
+    """Build a :class:`FusedScorer` from fitted objects; raises UnsupportedModel for shapes it can't fuse."""
+    blocks, numeric, n_features = _feature_blocks(vectorizer)
+    columns: list[np.ndarray] = []
+    width = 0
+
+    def add(clf: Any) -> _Linear:
+        nonlocal width
+        coef, intercept, cal = _linear_parts(clf)
+        if coef.shape[1] != n_features:
+            raise UnsupportedModel("classifier and vectorizer disagree on the feature count")
+        columns.append(coef.T)
+        cols = slice(width, width + coef.shape[0])
+        width += coef.shape[0]
+        classes = tuple(str(c) for c in clf.classes_)
+        return _Linear(classes, cols, np.asarray(intercept, dtype=np.float64), **cal)
+
+    severity = add(severity_clf)
+    category = add(category_clf) if category_clf is not None else None
+    if not isinstance(action_clf, OneVsRestClassifier) or not action_clf.multilabel_:
+        raise UnsupportedModel("action recommender is not a multi-label one-vs-rest model")
+    actions: list[_Linear | float] = []
+    for est in action_clf.estimators_:
+        if type(est).__name__ == "_ConstantPredictor":
+            actions.append(float(np.ravel(est.y_)[0]))
+        else:
+            actions.append(add(est))
+    weights = np.hstack(columns) if columns else np.zeros((n_features, 0))
+    action_classes = action_names(action_clf)
+    return FusedScorer(vectorizer, blocks, numeric, weights, severity, category, actions, action_classes)
+
+
+def verify_scorer(
+    scorer: FusedScorer,
+    vectorizer: Any,
+    severity_clf: Any,
+    category_clf: Any | None,
+    action_clf: Any,
+    probes: Sequence[str],
+    tol: float = 1e-6,
+) -> float:
+    """Largest gap between the scorer and the scikit-learn objects on ``probes``; raises past ``tol``."""
+    X = vectorizer.transform(list(probes))
+    expected = [severity_clf.predict_proba(X), action_clf.predict_proba(X)]
+    if category_clf is not None:
+        expected.append(category_clf.predict_proba(X))
+    worst = 0.0
+    for i, text in enumerate(probes):
+        got = scorer.score(text)
+        pairs = [(got.severity, expected[0][i]), (got.actions, expected[1][i])]
+        if got.category is not None:
+            pairs.append((got.category, expected[2][i]))
+        for a, b in pairs:
+            worst = max(worst, float(np.max(np.abs(a - b))))
+    if worst > tol:
+        raise UnsupportedModel(f"fused scorer differs from scikit-learn by {worst:.2e} (> {tol:.0e})")
+    return worst
+
+
+class SklearnScorer:
+    """Scores with the scikit-learn objects themselves: for saved models the fused scorer can't compile."""
+
+    def __init__(self, vectorizer: Any, severity_clf: Any, category_clf: Any | None, action_clf: Any) -> None:
+        self._vectorizer = vectorizer
+        self._severity = severity_clf
+        self._category = category_clf
+        self._actions = action_clf
+        self.severity_classes = tuple(str(c) for c in severity_clf.classes_)
+        self.category_classes = (
+            tuple(str(c) for c in category_clf.classes_) if category_clf is not None else ()
+        )
+        self.action_classes = action_names(action_clf)
+
+    def score(self, text: str) -> Scores:
+        return self.score_many([text])[0]
+
+    def score_many(self, texts: Sequence[str]) -> list[Scores]:
+        X = self._vectorizer.transform(list(texts))
+        sev = self._severity.predict_proba(X)
+        cat = self._category.predict_proba(X) if self._category is not None else None
+        acts = self._actions.predict_proba(X)
+        return [Scores(sev[i], None if cat is None else cat[i], acts[i]) for i in range(len(texts))]
+
+    def explain(self, scores: Scores, severity: str, top: int = 5) -> list[tuple[str, float]]:
+        return []

@@ -1,0 +1,145 @@
+"""Labeled JSONL reading and the `oncall` command, run as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from training.dataset import load_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def oncall(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "ML_AUTO_TRAIN": "0", **(env or {})},
+    )
+
+
+def test_malformed_lines_are_reported_with_file_and_line_and_the_rest_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        b'{"title": "DB down", "severity": "critical", "category": "database", "actions": ["failover"]}\n'
+        b"{not json\n"
+        b"\n"
+        b'{"title": "", "description": ""}\n'
+        b'{"title": "x", "severity": "urgent"}\n'
+        b'{"title": "y", "actions": ["reboot_the_world"]}\n'
+        b'"just a string"\n'
+        b"\xff\xfe bad bytes\n"
+        b'{"description": "only a body", "severity": null, "category": null}\n'
+    )
+    loaded = load_jsonl(path)
+    assert [r.title or r.description for r in loaded.rows] == ["DB down", "only a body"]
+    assert loaded.rows[1].severity is None and loaded.rows[0].actions == ("failover",)
+    reasons = {b.line: b.reason for b in loaded.bad_lines}
+    assert set(reasons) == {2, 4, 5, 6, 7, 8}
+    assert "JSON" in reasons[2] and "neither title nor description" in reasons[4]
+    assert "severity" in reasons[5] and "action" in reasons[6] and "UTF-8" in reasons[8]
+
+
+def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
+    models = str(tmp_path / "models")
+    data = tmp_path / "history.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "title": f"Payments API 5xx {i}%",
+                    "description": "customers cannot pay",
+                    "service": "payments",
+                    "severity": "critical",
+                    "category": "software_bug",
+                    "actions": ["rollback_deploy"],
+                    "provider": "acme",
+                }
+            )
+            for i in range(10, 40)
+        )
+        + "\n{broken\n"
+    )
+    out = oncall("train", "--samples", "1200", "--seed", "3", "--data", str(data), "--model-path", models)
+    assert out.returncode == 0, out.stderr
+    assert "trained version" in out.stdout and "macro-F1" in out.stdout
+    assert f"{data}:31" in out.stderr  # the broken line is reported, training went on
+
+    out = oncall(
+        "predict", "--json", "--service", "payments", "HighErrorRate 35% 5xx", "--model-path", models
+    )
+    assert out.returncode == 0, out.stderr
+    decision = json.loads(out.stdout)
+    assert set(decision) >= {
+        "severity",
+        "severity_confidence",
+        "category",
+        "category_confidence",
+        "actions",
+        "uncertain",
+        "model_version",
+        "explanation",
+    }
+    assert len(decision["actions"]) == 3 and set(decision["actions"][0]) == {"action", "confidence"}
+
+    out = oncall("evaluate", "--data", str(data), "--json", "--model-path", models)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["severity"]["n"] == 30 and set(report["severity"]["by_provider"]) == {"acme"}
+    assert set(report["severity"]) >= {
+        "n",
+        "accuracy",
+        "macro_f1",
+        "ece",
+        "per_class",
+        "confusion",
+        "by_provider",
+    }
+    assert set(report["actions"]) == {"n", "top1", "top3"}
+    assert report["bad_lines"] == [
+        f"{data}:31: not valid JSON (Expecting property name enclosed in double quotes)"
+    ]
+
+    first = json.loads((tmp_path / "models" / "active.json").read_text())["version"]
+    assert oncall("train", "--samples", "1200", "--seed", "4", "--model-path", models).returncode == 0
+    listing = oncall("models", "list", "--model-path", models).stdout
+    assert first in listing and listing.count("\n") == 2
+    out = oncall("models", "rollback", "--model-path", models)
+    assert out.returncode == 0 and first in out.stdout
+    status = json.loads(oncall("models", "status", "--model-path", models).stdout)
+    assert status["serving_version"] == first and status["scorer"] == "fused"
+    out = oncall("models", "promote", "nope", "--model-path", models)
+    assert out.returncode == 2 and "no model version 'nope'" in out.stderr
+
+    doctor = oncall("doctor", "--model-path", models)
+    assert doctor.returncode == 0 and "verdict: healthy" in doctor.stdout
+    victim = next((tmp_path / "models" / "versions" / first).glob("action_recommender.joblib"))
+    victim.write_bytes(b"garbage")
+    doctor = oncall("doctor", "--model-path", models)
+    assert doctor.returncode == 1 and "checksum mismatch" in doctor.stdout and "NOT healthy" in doctor.stdout
+
+
+def test_cli_errors_are_one_clear_sentence(tmp_path: Path) -> None:
+    out = oncall("evaluate", "--data", str(tmp_path / "missing.jsonl"), "--model-path", str(tmp_path))
+    assert out.returncode == 2 and "cannot load the active model" in out.stderr
+    out = oncall("train", "--no-synthetic", "--model-path", str(tmp_path / "m"))
+    assert out.returncode == 2 and "no training data" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_evaluate_runs_on_the_real_dev_files(shared_data: Path, registry_two_versions) -> None:
+    root = registry_two_versions[0]
+    files = sorted(shared_data.glob("*.dev.jsonl"))
+    args = [a for f in files for a in ("--data", str(f))]
+    out = oncall("evaluate", *args, "--json", "--model-path", str(root))
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["severity"]["n"] > 500 and report["category"]["n"] > 200
+    assert {"GitHub", "OpenAI"} <= set(report["severity"]["by_provider"])
+    assert 0 <= report["severity"]["macro_f1"] <= 1 and report["actions"]["n"] > 100

@@ -1,0 +1,90 @@
+"""Feature code: the fast paths must equal scikit-learn exactly, and magnitudes must be read right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from engine.features import CharNgrams, numeric_features
+from engine.ngram_table import NgramTable
+from engine.scorer import compile_scorer, verify_scorer
+from tests.conftest import small_config
+from training.synthetic import generate_incidents
+from training.train import fit_models
+
+ODD_TEXTS = [
+    "",
+    " ",
+    "a",
+    "ab",
+    "x  y\t\nz",
+    "ÜBER straße 🚨 x",
+    "\x00ab",
+    "日本語のアラート service:auth",
+    "a" * 3000,
+]
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    return [r.text for r in generate_incidents(800, seed=11)] + ODD_TEXTS
+
+
+def test_char_ngrams_equal_scikit_learns_char_wb(corpus: list[str]) -> None:
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
+    ours = CharNgrams(3, 5)
+    for text in corpus:
+        assert ours(text) == reference(text)
+
+
+def test_ngram_table_counts_equal_the_vectorizer_counts(corpus: list[str]) -> None:
+    vec = TfidfVectorizer(analyzer=CharNgrams(3, 5), max_features=5000).fit(corpus[:400])
+    table = NgramTable(vec.vocabulary_, 3, 5)
+    analyzer = vec.build_analyzer()
+    for text in corpus:
+        expected: dict[int, int] = {}
+        for term in analyzer(text):
+            col = vec.vocabulary_.get(term)
+            if col is not None:
+                expected[col] = expected.get(col, 0) + 1
+        cols, counts = table.counts(text)
+        assert dict(zip(cols.tolist(), counts.tolist(), strict=True)) == expected
+
+
+def test_fused_scorer_matches_scikit_learn_on_unseen_text(corpus: list[str]) -> None:
+    models = fit_models(generate_incidents(1200, seed=4), small_config(4))
+    scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
+    worst = verify_scorer(scorer, models.vectorizer, models.severity, models.category, models.actions, corpus)
+    assert worst < 1e-9
+    idx, vals = scorer.features(corpus[0])
+    expected = models.vectorizer.transform([corpus[0]]).tocsr()
+    np.testing.assert_allclose(np.sort(idx), np.sort(expected.indices))
+    np.testing.assert_allclose(
+        dict(zip(idx, vals, strict=True))[expected.indices[0]], expected.data[0], atol=1e-12
+    )
+
+
+def test_numeric_features_read_magnitudes_and_tier() -> None:
+    bad = dict(
+        zip(
+            ("pct", "n_pct", "dur", "ratio", "count", "t1", "t3"),
+            numeric_features(
+                "error rate 35% p99 9s, 1/6 pods ready, 12,000 requests failing service:payments"
+            ),
+            strict=False,
+        )
+    )
+    mild = dict(
+        zip(
+            ("pct", "n_pct", "dur", "ratio", "count", "t1", "t3"),
+            numeric_features("error rate 0.5% p99 250ms, 5/6 pods ready service:analytics-etl"),
+            strict=False,
+        )
+    )
+    assert bad["pct"] == pytest.approx(0.35) and mild["pct"] == pytest.approx(0.005)
+    assert bad["dur"] > mild["dur"]
+    assert bad["ratio"] == pytest.approx(1 / 6) and mild["ratio"] == pytest.approx(5 / 6)
+    assert bad["count"] > mild["count"]
+    assert (bad["t1"], bad["t3"]) == (1.0, 0.0) and (mild["t1"], mild["t3"]) == (0.0, 1.0)
+    assert all(np.isfinite(numeric_features("9" * 500 + "% " + "1" * 400 + "h")))

@@ -1,0 +1,198 @@
+"""MLService: consistency with training, hot reload, failed reloads, rollback, concurrency, fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.decision import AIDecisionEngine
+from engine.fallback import FALLBACK_VERSION
+from engine.incident import IncidentCreate
+from engine.ml_service import MLService
+from engine.registry import IntegrityError, ModelRegistry
+from tests.conftest import small_config
+from training.dataset import LabeledIncident
+from training.synthetic import generate_incidents
+from training.train import fit_models, split_rows, train
+
+TEXTS = [r.text for r in generate_incidents(60, seed=99)] + [
+    "checkout is throwing 500s for everyone service:checkout",
+    "",
+    "x" * 5000,
+    "ünïcödé 🚨 <!channel> service:payments",
+]
+
+
+def _probs(ml: MLService, text: str) -> np.ndarray:
+    s = ml.predict(text).scores
+    return np.concatenate([s.severity, s.category, s.actions])
+
+
+def _service(path: Path) -> MLService:
+    ml = MLService(path, auto_train=False)
+    asyncio.run(ml.initialize())
+    return ml
+
+
+def test_training_side_and_served_predictions_are_identical(tmp_path: Path) -> None:
+    rows: list[LabeledIncident] = generate_incidents(1500, seed=5)
+    train_rows, _ = split_rows(rows, 0.2, 5)
+    models = fit_models(train_rows, small_config(5))
+    registry = ModelRegistry(tmp_path)
+    version = registry.write_version(models.artifacts(), {"trained_at": "now"})
+    registry.promote(version.id)
+    ml = _service(tmp_path)
+    assert ml.models.version == version.id and ml.models.scorer_kind == "fused"
+    reference = models.scorer().score_many(TEXTS)  # the objects training produced, before any save
+    for text, expected in zip(TEXTS, reference, strict=True):
+        served = ml.predict(text).scores
+        np.testing.assert_allclose(served.severity, expected.severity, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(served.category, expected.category, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(served.actions, expected.actions, rtol=0, atol=1e-9)
+    batch = ml.predict_many(TEXTS)
+    assert [p.severity for p in batch] == [ml.predict(t).severity for t in TEXTS]
+
+
+def test_failed_reload_keeps_the_old_version_serving(models_dir: Path, registry_two_versions) -> None:
+    _, first, second = registry_two_versions
+    ml = _service(models_dir)
+    before = [_probs(ml, t) for t in TEXTS[:5]]
+    registry = ModelRegistry(models_dir)
+    registry.promote(first.version)
+    victim = registry.get(first.version).path / "text_vectorizer.joblib"
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated, as a crashed copy would leave it
+    result = asyncio.run(ml.reload_models())
+    assert not result.ok and result.old_version == second.version and result.new_version is None
+    assert "sha256" in result.error and f"still serving {second.version}" in result.error
+    assert ml.models.version == second.version
+    assert all(np.array_equal(b, _probs(ml, t)) for b, t in zip(before, TEXTS[:5], strict=True))
+    assert ml.health()["status"] == "degraded" and ml.health()["last_reload"]["ok"] is False
+
+
+def test_rollback_restores_the_previous_versions_predictions(models_dir: Path, registry_two_versions) -> None:
+    _, first, second = registry_two_versions
+    ml = _service(models_dir)
+    registry = ModelRegistry(models_dir)
+    registry.rollback()
+    assert asyncio.run(ml.reload_models()).new_version == first.version
+    on_first = [_probs(ml, t) for t in TEXTS]
+    registry.promote(second.version)
+    asyncio.run(ml.reload_models())
+    on_second = [_probs(ml, t) for t in TEXTS]
+    assert any(not np.allclose(a, b) for a, b in zip(on_first, on_second, strict=True)), (
+        "versions must differ"
+    )
+    registry.rollback()
+    result = asyncio.run(ml.reload_models())
+    assert result.ok and result.old_version == second.version and result.new_version == first.version
+    assert all(np.array_equal(a, _probs(ml, t)) for a, t in zip(on_first, TEXTS, strict=True))
+
+
+def test_reload_while_predicting_concurrently_never_raises(models_dir: Path, registry_two_versions) -> None:
+    _, first, second = registry_two_versions
+    ml = _service(models_dir)
+    registry = ModelRegistry(models_dir)
+    errors: list[BaseException] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def predict_forever() -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                p = ml.predict(TEXTS[i % len(TEXTS)])
+                seen.add(p.model_version)
+                assert p.severity in ("critical", "high", "medium", "low")
+                assert abs(sum(p.scores.severity) - 1) < 1e-9
+            except BaseException as exc:  # the point of the test: record anything at all
+                errors.append(exc)
+            i += 1
+
+    workers = [threading.Thread(target=predict_forever) for _ in range(3)]
+    for w in workers:
+        w.start()
+
+    async def flip() -> list[bool]:
+        results = []
+        for i in range(6):
+            registry.promote(first.version if i % 2 == 0 else second.version)
+            results.append((await ml.reload_models()).ok)
+        return results
+
+    try:
+        oks = asyncio.run(flip())
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert errors == []
+    assert all(oks)
+    assert seen == {first.version, second.version}
+
+
+def test_no_model_and_no_auto_training_answers_with_the_labeled_fallback(tmp_path: Path) -> None:
+    ml = _service(tmp_path / "empty")
+    p = ml.predict("database is down for all users service:payments")
+    assert p.model_version == FALLBACK_VERSION and p.fallback
+    assert ml.health()["status"] == "fallback" and "oncall train" in ml.health()["last_error"]
+    decision = AIDecisionEngine(ml).analyze(
+        IncidentCreate("database is down for all users", service="payments")
+    )
+    assert decision.uncertain and decision.fallback and decision.model_version == FALLBACK_VERSION
+    assert decision.severity == "critical" and decision.category == "database"
+
+
+def test_initialize_trains_the_builtin_model_when_the_directory_is_empty(tmp_path: Path) -> None:
+    trained: list[str] = []
+
+    def trainer(path: Path) -> str:
+        version = train(small_config(3), path).version
+        trained.append(version)
+        return version
+
+    ml = MLService(tmp_path / "models", trainer=trainer)
+    asyncio.run(ml.initialize())
+    assert trained and ml.models.version == trained[0] and not ml.models.fallback
+    assert ml.health()["status"] == "ok"
+    assert all(meta["loaded"] for name, meta in ml.model_metadata.items())
+
+
+def test_a_broken_active_version_serves_the_last_good_one(models_dir: Path, registry_two_versions) -> None:
+    first = registry_two_versions[1]
+    active = ModelRegistry(models_dir).active()
+    (active.path / "incident_classifier.joblib").write_bytes(b"not a pickle")
+    ml = _service(models_dir)
+    assert ml.models.version == first.version
+    assert ml.health()["status"] == "degraded" and "sha256" in ml.health()["last_error"]
+    with pytest.raises(IntegrityError):
+        asyncio.run(ml.load_models())
+    assert ml.models.version == first.version
+
+
+def test_decision_carries_three_actions_confidence_and_an_explanation(registry_two_versions) -> None:
+    root, _, second = registry_two_versions
+    engine = AIDecisionEngine(MLService(root, auto_train=False), uncertain_below=0.999)
+    asyncio.run(engine.start())
+    incident = IncidentCreate(
+        "[FIRING:3] HighErrorRate payments (critical)",
+        "error rate 38% for 14m on payments-7f9c in us-east-1, deployed v2.14.3 10 minutes ago",
+        "payments",
+    )
+    d = engine.analyze(incident)
+    assert d.model_version == second.version and not d.fallback
+    assert (
+        len(d.actions) == 3 and d.actions[0].confidence >= d.actions[1].confidence >= d.actions[2].confidence
+    )
+    assert d.explanation and all(isinstance(t, str) for t in d.explanation)
+    assert d.uncertain, "a confidence below the threshold must be flagged"
+    assert engine.predict_incident_category(incident) == (
+        d.category,
+        pytest.approx(d.category_confidence, abs=1e-4),
+    )
+    assert [a for a, _ in engine._recommend_action_types(incident)] == [a.action for a in d.actions]
+    assert engine.ml.predict_incident_severity(incident.text)[0] == d.severity
+    assert engine.ml.recommend_action(incident.text)[0] == d.actions[0].action

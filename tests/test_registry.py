@@ -1,0 +1,171 @@
+"""The versioned registry: complete metadata, atomic pointer, promote/rollback, pruning, flat layout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import sklearn
+
+from engine.registry import (
+    REQUIRED_FILES,
+    IncompatibleVersion,
+    IntegrityError,
+    ModelRegistry,
+    RegistryError,
+    sha256_file,
+)
+from tests.conftest import small_config
+from training.train import ValidationFailed, train
+
+
+def test_training_writes_a_loadable_version_with_complete_metadata(registry_two_versions) -> None:
+    root, _, second = registry_two_versions
+    registry = ModelRegistry(root)
+    version = registry.active()
+    assert version.id == second.version
+    meta = version.metadata
+    for key in (
+        "version",
+        "trained_at",
+        "seed",
+        "data",
+        "metrics",
+        "feature_config",
+        "versions",
+        "artifacts",
+    ):
+        assert key in meta, key
+    assert meta["seed"] == 8
+    assert meta["data"]["by_source"] and sum(meta["data"]["by_source"].values()) == meta["data"]["rows"]
+    assert set(meta["versions"]) >= {"python", "scikit-learn", "numpy", "joblib"}
+    assert meta["versions"]["scikit-learn"] == sklearn.__version__
+    for label in ("severity", "category"):
+        m = meta["metrics"][label]
+        assert m["n"] > 0 and 0 < m["accuracy"] <= 1 and 0 < m["macro_f1"] <= 1 and 0 <= m["ece"] < 1
+        assert set(m["per_class"]) and "matrix" in m["confusion"]
+    assert 0 < meta["metrics"]["actions"]["top3"] <= 1
+    for name in REQUIRED_FILES:
+        assert meta["artifacts"][name]["sha256"] == sha256_file(version.path / name)
+    assert registry.verify(version) == []
+    objects, warnings = version.load_artifacts()
+    assert set(objects) >= set(REQUIRED_FILES) and warnings == []
+
+
+def test_input_files_are_recorded_with_their_sha256(tmp_path: Path) -> None:
+    data = tmp_path / "history.jsonl"
+    rows = [
+        {
+            "title": f"Disk full on db-{i}",
+            "description": "disk 99%",
+            "severity": "high",
+            "category": "resource_exhaustion",
+            "actions": ["scale_up"],
+        }
+        for i in range(30)
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = train(small_config(data_files=[data]), tmp_path / "models")
+    files = ModelRegistry(tmp_path / "models").get(result.version).metadata["data"]["files"]
+    assert files == [{"path": str(data), "sha256": sha256_file(data), "rows": 30, "bad_lines": 0}]
+    assert result.data["by_source"]["history"] == 30
+
+
+def test_promote_and_rollback_move_the_pointer(models_dir: Path, registry_two_versions) -> None:
+    _, first, second = registry_two_versions
+    registry = ModelRegistry(models_dir)
+    assert registry.active_id() == second.version
+    assert registry.rollback().id == first.version
+    assert registry.active_id() == first.version
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        registry.rollback()
+    registry.promote(second.version)
+    assert registry.active_id() == second.version
+    assert registry.history() == [first.version]
+    with pytest.raises(RegistryError, match="no model version"):
+        registry.promote("does-not-exist")
+    pointer = json.loads((models_dir / "active.json").read_text())
+    assert pointer["version"] == second.version
+    assert not list(models_dir.glob(".active.json.*")), "the temp file of the atomic write was left behind"
+
+
+def test_prune_keeps_the_newest_versions_the_active_one_and_its_rollback_target(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    made = [train(small_config(seed), root).version for seed in (1, 2, 3)]
+    registry = ModelRegistry(root, keep=1)
+    registry.promote(made[0])  # active: the oldest; rollback target: the newest
+    assert registry.prune() == [made[1]]
+    assert [v.id for v in registry.list_versions()] == [made[0], made[2]]
+    assert registry.rollback().id == made[2]
+
+
+def test_validation_floor_refuses_a_weak_model_and_saves_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    with pytest.raises(ValidationFailed, match="below the floor") as info:
+        train(small_config(min_macro_f1=0.995), root)
+    assert info.value.metrics["severity"]["macro_f1"] < 0.995
+    assert ModelRegistry(root).list_versions() == []
+    assert not (root / "active.json").exists()
+
+
+def test_a_tampered_artifact_is_refused_before_unpickling(models_dir: Path) -> None:
+    version = ModelRegistry(models_dir).active()
+    target = version.path / "incident_classifier.joblib"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256"):
+        version.load_artifacts()
+    assert ModelRegistry(models_dir).verify(version) == [
+        f"{version.id}: incident_classifier.joblib checksum mismatch"
+    ]
+
+
+def test_a_foreign_pickle_with_the_right_name_is_refused(models_dir: Path, tmp_path: Path) -> None:
+    version = ModelRegistry(models_dir).active()
+    marker = tmp_path / "pwned"
+    evil = f"import os\nos.system('touch {marker}')\n"
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):  # what a malicious pickle does on load
+            return (exec, (evil,))
+
+    (version.path / "action_recommender.joblib").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(IntegrityError):
+        version.load_artifacts()
+    assert not marker.exists(), "the file was unpickled despite the checksum mismatch"
+
+
+def test_sklearn_major_mismatch_is_refused_and_minor_mismatch_warns(models_dir: Path) -> None:
+    registry = ModelRegistry(models_dir)
+    meta_path = registry.active().path / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
+    meta["versions"]["scikit-learn"] = f"{major - 1}.24.2"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(IncompatibleVersion, match="scikit-learn"):
+        registry.active().load_artifacts()
+    meta["versions"]["scikit-learn"] = f"{major}.{minor + 1}.0"
+    meta_path.write_text(json.dumps(meta))
+    _, warnings = registry.active().load_artifacts()
+    assert any("scikit-learn" in w for w in warnings)
+
+
+def test_the_flat_seed_layout_still_loads(models_dir: Path, tmp_path: Path) -> None:
+    source = ModelRegistry(models_dir).active()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in source.path.iterdir():
+        shutil.copy(path, flat / path.name)
+    registry = ModelRegistry(flat)
+    assert registry.active_id() == "flat"
+    objects, _ = registry.active().load_artifacts()
+    assert set(objects) >= set(REQUIRED_FILES)
+    (flat / "metadata.json").unlink()  # the seed had no checksums: only an explicit opt-in loads that
+    with pytest.raises(IntegrityError, match="ML_ALLOW_UNVERIFIED"):
+        registry.active().load_artifacts()
+    objects, _ = registry.active().load_artifacts(allow_unverified=True)
+    assert set(objects) >= set(REQUIRED_FILES)

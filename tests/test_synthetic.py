@@ -1,0 +1,161 @@
+"""The synthetic generator: reproducible, complete, and hard enough that a model must learn, not look up."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections import Counter
+
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+
+from engine.services import SERVICES
+from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
+from training.dataset import LabeledIncident
+from training.synthetic import STYLES, generate_incidents
+
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[LabeledIncident]:
+    return generate_incidents(3000, seed=7)
+
+
+def test_same_seed_same_rows_other_seed_other_rows() -> None:
+    a = generate_incidents(200, seed=3)
+    assert a == generate_incidents(200, seed=3)
+    assert generate_incidents(50, seed=3) == a[:50]
+    other = generate_incidents(200, seed=4)
+    assert sum(x.title == y.title for x, y in zip(a, other, strict=True)) < 20
+
+
+def test_rows_are_well_formed(rows: list[LabeledIncident]) -> None:
+    for i, r in enumerate(rows):
+        assert r.title.strip() and r.description.strip()
+        assert r.service in SERVICES
+        assert r.severity in SEVERITIES and r.category in CATEGORIES
+        assert r.actions and 1 <= len(r.actions) <= 3 and len(set(r.actions)) == len(r.actions)
+        assert set(r.actions) <= set(ACTIONS)
+        assert r.provider is None and r.id == f"syn-7-{i}"
+        assert r.source.removeprefix("synthetic/") in STYLES and r.tags
+
+
+def test_every_label_service_and_style_occurs(rows: list[LabeledIncident]) -> None:
+    assert {r.severity for r in rows} == set(SEVERITIES)
+    assert {r.category for r in rows} == set(CATEGORIES)
+    assert {a for r in rows for a in r.actions} == set(ACTIONS)
+    assert len({r.service for r in rows}) >= 30
+    assert {r.source for r in rows} == {f"synthetic/{s}" for s in STYLES}
+
+
+def test_class_balance(rows: list[LabeledIncident]) -> None:
+    sev = Counter(r.severity for r in rows)
+    for label, share in {"low": 0.25, "medium": 0.30, "high": 0.28, "critical": 0.17}.items():
+        assert abs(sev[label] / len(rows) - share) < 0.04, (label, sev)
+    cat = Counter(r.category for r in rows)
+    assert max(cat.values()) / min(cat.values()) < 1.5, cat
+    styles = Counter(r.source for r in rows)
+    assert max(styles.values()) / min(styles.values()) < 1.5, styles
+
+
+def test_message_styles_have_their_shape(rows: list[LabeledIncident]) -> None:
+    title_shapes = {
+        "alertmanager": r"^\[FIRING:\d+\] [A-Z]\w+ [\w-]+ \((critical|high|warning|info)\)$",
+        "grafana": r"^\[Alerting\] ",
+        "datadog": r"^\[P[1-5]\] Triggered: ",
+        "cloudwatch": r'^ALARM: "[\w-]+" in ',
+        "pagerduty": r"^\[#\d+\] Triggered: ",
+    }
+    for r in rows:
+        style = r.source.removeprefix("synthetic/")
+        if style in title_shapes:
+            assert re.search(title_shapes[style], r.title), r.title
+        if style == "alertmanager":
+            assert "Labels:" in r.description and "runbook_url" in r.description
+        if style == "sentry":
+            assert "level: " in r.description and "culprit: " in r.description
+        if style == "human":
+            assert r.title == r.title.lower()
+
+
+def test_source_severity_hints_correlate_but_do_not_decide(rows: list[LabeledIncident]) -> None:
+    word = {"critical": "critical", "high": "high", "warning": "medium", "info": "low"}
+    alerts = [r for r in rows if r.source == "synthetic/alertmanager"]
+    agree = [word[re.search(r"severity = (\w+)", r.description).group(1)] == r.severity for r in alerts]
+    assert 0.55 < sum(agree) / len(agree) < 0.85
+
+
+def test_label_noise_replaces_about_that_share_and_keeps_the_text() -> None:
+    clean = generate_incidents(3000, seed=11)
+    noisy = generate_incidents(3000, seed=11, label_noise=0.3)
+    assert [r.text for r in clean] == [r.text for r in noisy]
+
+    def changed(other: list[LabeledIncident], field: str) -> set[int]:
+        pairs = enumerate(zip(clean, other, strict=True))
+        return {i for i, (a, b) in pairs if getattr(a, field) != getattr(b, field)}
+
+    for field in ("severity", "category"):
+        assert 0.22 < len(changed(noisy, field)) / len(clean) < 0.38, field
+    lighter = generate_incidents(3000, seed=11, label_noise=0.1)
+    assert changed(lighter, "severity") <= changed(noisy, "severity")
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError):
+        generate_incidents(-1)
+    with pytest.raises(ValueError):
+        generate_incidents(10, label_noise=1.5)
+
+
+def test_magnitude_moves_severity(rows: list[LabeledIncident]) -> None:
+    def mean_first_percent(severity: str) -> float:
+        found = [
+            _PERCENT.search(r.description)
+            for r in rows
+            if r.category == "resource_exhaustion" and r.severity == severity
+        ]
+        return statistics.mean(float(m.group(1)) for m in found if m)
+
+    assert mean_first_percent("critical") > mean_first_percent("low") + 5
+
+
+def test_service_tier_moves_severity(rows: list[LabeledIncident]) -> None:
+    def severe_share(tier: int) -> float:
+        of_tier = [r for r in rows if SERVICES[str(r.service)].tier == tier]
+        return sum(r.severity in ("critical", "high") for r in of_tier) / len(of_tier)
+
+    assert severe_share(1) > severe_share(3) + 0.2
+
+
+def test_recent_changes_in_the_text_drive_the_first_action(rows: list[LabeledIncident]) -> None:
+    for r in rows:
+        if r.source == "synthetic/human":  # typos may hit the very word
+            continue
+        text = r.text.lower()
+        if r.actions[0] == "rollback_deploy":
+            assert re.search(r"deploy|went out|canary", text), r.text
+        if r.actions[0] == "revert_config":
+            assert re.search(r"flag|config|terraform", text), r.text
+
+
+def test_a_keyword_model_learns_severity_but_cannot_solve_it() -> None:
+    train = generate_incidents(4000, seed=1)
+    test = generate_incidents(1000, seed=2)
+    vectorizer = TfidfVectorizer()
+    x_train = vectorizer.fit_transform([r.text for r in train])
+    x_test = vectorizer.transform([r.text for r in test])
+    with threadpool_limits(limits=1):  # BLAS threads only slow a model this small down
+        for label, lowest, highest in (("severity", 0.5, 0.9), ("category", 0.75, 0.995)):
+            model = LogisticRegression(max_iter=1000).fit(x_train, [getattr(r, label) for r in train])
+            accuracy = (model.predict(x_test) == [getattr(r, label) for r in test]).mean()
+            assert lowest < accuracy < highest, (label, accuracy)
+
+
+def test_generation_is_fast() -> None:
+    start = time.perf_counter()
+    generate_incidents(5000, seed=5)
+    assert time.perf_counter() - start < 1.5

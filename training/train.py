@@ -1,0 +1,345 @@
+"""Training: collect data, fit the feature pipeline and the models, validate, save a new version.
+
+The objects validated here are the objects saved, and the saved files are what MLService serves: there
+is no refit after validation and no second feature implementation.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
+
+from engine.action_recommender import ActionRecommender
+from engine.features import DEFAULT_FEATURE_CONFIG, build_feature_pipeline, drop_fit_only_state
+from engine.ml_service import MLService, load_model_set
+from engine.probes import PROBE_TEXTS
+from engine.registry import (
+    ACTIONS_FILE,
+    CATEGORY_FILE,
+    SEVERITY_FILE,
+    VECTORIZER_FILE,
+    ModelRegistry,
+    environment_versions,
+    new_version_id,
+)
+from engine.scorer import SklearnScorer
+from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
+from training.dataset import LabeledIncident, load_jsonl
+from training.evaluate import score_rows
+from training.progress import Progress
+from training.synthetic import generate_incidents
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_CONFIG: dict[str, Any] = {
+    "C_severity": 4.0,
+    "C_category": 4.0,
+    "C_actions": 2.0,
+    # Temperature scaling keeps each multiclass model's ranking and fixes its confidence (one parameter, so
+    # it needs little data); the per-action binary models get Platt's sigmoid.
+    "calibration": "temperature",
+    "action_calibration": "sigmoid",
+    "calibration_folds": 3,
+    # Up to this many rows calibration is cross-validated (every row fits and calibrates); above it a
+    # seeded 10% slice calibrates and the model is fitted once, which keeps large runs fast.
+    "cv_calibration_below": 3000,
+    "calibration_share": 0.1,
+    "max_iter": 2000,
+}
+MIN_CLASS_ROWS = 3  # fewer examples than calibration folds cannot be calibrated; such labels are left out
+
+
+class TrainingError(Exception):
+    """Training cannot produce a model from this data; the message says what is missing."""
+
+
+class ValidationFailed(TrainingError):
+    """The new model scored below the floor on held-out data and was not saved."""
+
+    def __init__(self, message: str, metrics: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.metrics = metrics
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    samples: int = 6000
+    seed: int = 42
+    data_files: Sequence[str | Path] = ()
+    synthetic: bool = True
+    label_noise: float = 0.03
+    extra_rows: Sequence[LabeledIncident] = ()
+    feature_config: dict[str, Any] = field(default_factory=dict)
+    model_config: dict[str, Any] = field(default_factory=dict)
+    validation_share: float = 0.2
+    min_macro_f1: float = 0.4  # the floor for severity and category on the held-out split
+    min_action_top3: float = 0.4
+    progress: bool = True
+    keep_versions: int = 5
+
+
+@dataclass(slots=True)
+class TrainedModels:
+    vectorizer: Any
+    severity: Any
+    category: Any | None
+    actions: Any
+    metrics: dict[str, Any]
+    dropped_labels: dict[str, list[str]]
+
+    def artifacts(self) -> dict[str, Any]:
+        files = {VECTORIZER_FILE: self.vectorizer, SEVERITY_FILE: self.severity, ACTIONS_FILE: self.actions}
+        if self.category is not None:
+            files[CATEGORY_FILE] = self.category
+        return files
+
+    def scorer(self) -> SklearnScorer:
+        return SklearnScorer(self.vectorizer, self.severity, self.category, self.actions)
+
+
+@dataclass(slots=True)
+class TrainResult:
+    version: str
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+    seconds: float
+    path: Path
+
+
+# -- data -----------------------------------------------------------------------------------------------
+def collect_data(config: TrainConfig) -> tuple[list[LabeledIncident], dict[str, Any]]:
+    """Synthetic rows (unless switched off), every --data file and extra rows, with a summary for metadata."""
+    rows: list[LabeledIncident] = []
+    files = []
+    if config.synthetic:
+        rows.extend(generate_incidents(config.samples, seed=config.seed, label_noise=config.label_noise))
+    for path in config.data_files:
+        loaded = load_jsonl(path)
+        for bad in loaded.bad_lines:
+            log.warning("skipped %s", bad)
+        rows.extend(loaded.rows)
+        files.append(
+            {
+                "path": str(path),
+                "sha256": loaded.sha256,
+                "rows": len(loaded.rows),
+                "bad_lines": len(loaded.bad_lines),
+            }
+        )
+    rows.extend(config.extra_rows)
+    if not rows:
+        raise TrainingError("no training data: give --data FILE or leave synthetic data on")
+    summary = {
+        "rows": len(rows),
+        "by_source": dict(sorted(Counter(r.source for r in rows).items())),
+        "files": files,
+        "synthetic": {"samples": config.samples, "seed": config.seed, "label_noise": config.label_noise}
+        if config.synthetic
+        else None,
+        "labels": {
+            "severity": dict(Counter(r.severity for r in rows if r.severity)),
+            "category": dict(Counter(r.category for r in rows if r.category)),
+            "actions": dict(Counter(a for r in rows for a in (r.actions or ()))),
+        },
+    }
+    return rows, summary
+
+
+def split_rows(
+    rows: Sequence[LabeledIncident], share: float, seed: int
+) -> tuple[list[LabeledIncident], list[LabeledIncident]]:
+    """A seeded hold-out split taken per source, so real history is represented on both sides."""
+    if share <= 0:
+        return list(rows), []
+    by_source: dict[str, list[LabeledIncident]] = {}
+    for row in rows:
+        by_source.setdefault(row.source, []).append(row)
+    rng = random.Random(seed)
+    train, held = [], []
+    for source in sorted(by_source):
+        group = by_source[source][:]
+        rng.shuffle(group)
+        cut = round(len(group) * share) if len(group) >= 5 else 0
+        held.extend(group[:cut])
+        train.extend(group[cut:])
+    return train, held
+
+
+# -- models ---------------------------------------------------------------------------------------------
+def _logistic(C: float, mc: dict[str, Any], seed: int) -> LogisticRegression:
+    return LogisticRegression(C=C, class_weight="balanced", max_iter=mc["max_iter"], random_state=seed)
+
+
+def _calibrated(C: float, mc: dict[str, Any], seed: int, n_rows: int, method: str) -> CalibratedClassifierCV:
+    """Balanced class weights help the rare classes but bias probabilities; calibration undoes the bias."""
+    base = _logistic(C, mc, seed)
+    if n_rows < mc["cv_calibration_below"]:
+        return CalibratedClassifierCV(base, method=method, cv=mc["calibration_folds"], ensemble=False)
+    order = np.random.default_rng(seed).permutation(n_rows)
+    cut = int(n_rows * mc["calibration_share"])
+    return CalibratedClassifierCV(base, method=method, cv=[(order[cut:], order[:cut])], ensemble=True)
+
+
+def _frequent(labels: Sequence[str], allowed: Sequence[str]) -> tuple[list[str], list[str]]:
+    counts = Counter(labels)
+    keep = [c for c in allowed if counts[c] >= MIN_CLASS_ROWS]
+    dropped = [c for c in allowed if 0 < counts[c] < MIN_CLASS_ROWS]
+    return keep, dropped
+
+
+def fit_models(
+    train_rows: Sequence[LabeledIncident],
+    config: TrainConfig,
+    progress: Progress | None = None,
+) -> TrainedModels:
+    """Fit the feature pipeline and the three (four) models on ``train_rows``."""
+    with threadpool_limits(1):  # BLAS threads oversubscribe small sparse fits: 10x slower under load
+        return _fit_models(train_rows, config, progress or Progress(4, enabled=False))
+
+
+def _fit_models(
+    train_rows: Sequence[LabeledIncident], config: TrainConfig, progress: Progress
+) -> TrainedModels:
+    mc = {**DEFAULT_MODEL_CONFIG, **config.model_config}
+    fc = {**DEFAULT_FEATURE_CONFIG, **config.feature_config}
+    dropped: dict[str, list[str]] = {}
+    texts = [r.text for r in train_rows]
+    with progress.step("feature pipeline"):
+        vectorizer = build_feature_pipeline(fc)
+        X = vectorizer.fit_transform(texts).tocsr()
+        drop_fit_only_state(vectorizer)
+
+    with progress.step("severity classifier"):
+        keep, dropped["severity"] = _frequent([r.severity for r in train_rows if r.severity], SEVERITIES)
+        idx = [i for i, r in enumerate(train_rows) if r.severity in keep]
+        if len(keep) < 2:
+            raise TrainingError(
+                "fewer than two severities with 3+ labeled rows: cannot train a severity model"
+            )
+        severity = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"]).fit(
+            X[idx], [train_rows[i].severity for i in idx]
+        )
+
+    with progress.step("category classifier"):
+        keep, dropped["category"] = _frequent([r.category for r in train_rows if r.category], CATEGORIES)
+        idx = [i for i, r in enumerate(train_rows) if r.category in keep]
+        category = None
+        if len(keep) >= 2:
+            category = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"]).fit(
+                X[idx], [train_rows[i].category for i in idx]
+            )
+        else:
+            log.warning("no category model: fewer than two categories with 3+ labeled rows")
+
+    with progress.step("action recommender"):
+        idx = [i for i, r in enumerate(train_rows) if r.actions]
+        if not idx:
+            raise TrainingError(
+                "no rows with actions: add labeled actions (--data) or keep synthetic data on"
+            )
+        counts = Counter(a for i in idx for a in train_rows[i].actions or ())
+        dropped["actions"] = [a for a in ACTIONS if 0 < counts[a] < MIN_CLASS_ROWS]
+        taken = [[a for a in train_rows[i].actions or () if counts[a] >= MIN_CLASS_ROWS] for i in idx]
+        calibrated = _calibrated(mc["C_actions"], mc, config.seed, len(idx), mc["action_calibration"])
+        actions = ActionRecommender(calibrated).fit(X[idx], taken)
+
+    return TrainedModels(vectorizer, severity, category, actions, {}, {k: v for k, v in dropped.items() if v})
+
+
+def check_floor(metrics: dict[str, Any], config: TrainConfig) -> list[str]:
+    """Reasons to refuse the model: below the configured floor, or no better than the majority class."""
+    failures = []
+    for label in ("severity", "category"):
+        m = metrics.get(label, {})
+        if m.get("n", 0) < 20:
+            continue
+        if m["macro_f1"] < config.min_macro_f1:
+            failures.append(
+                f"{label} macro-F1 {m['macro_f1']:.3f} is below the floor {config.min_macro_f1:.2f}"
+            )
+        if m["macro_f1"] <= m["majority_macro_f1"]:
+            failures.append(f"{label} macro-F1 {m['macro_f1']:.3f} does not beat the majority class")
+    actions = metrics.get("actions", {})
+    if actions.get("n", 0) >= 20 and actions["top3"] < config.min_action_top3:
+        failures.append(f"action top-3 {actions['top3']:.3f} is below the floor {config.min_action_top3:.2f}")
+    return failures
+
+
+def _probe_record(models: TrainedModels) -> dict[str, Any]:
+    """What the training-side objects predict on the probe texts; loading must reproduce it exactly."""
+    scores = models.scorer().score_many(list(PROBE_TEXTS))
+    record: dict[str, Any] = {
+        "texts": list(PROBE_TEXTS),
+        "severity": [s.severity.tolist() for s in scores],
+        "actions": [s.actions.tolist() for s in scores],
+    }
+    if models.category is not None:
+        record["category"] = [s.category.tolist() for s in scores]  # type: ignore[union-attr]
+    return record
+
+
+def train(config: TrainConfig, model_path: str | Path, activate: bool = True) -> TrainResult:
+    """The whole run: data, fit, validate against the floor, save a new version, activate, prune."""
+    started = time.perf_counter()
+    progress = Progress(7, enabled=config.progress)
+    try:
+        with progress.step("training data"):
+            rows, summary = collect_data(config)
+            train_rows, held_rows = split_rows(rows, config.validation_share, config.seed)
+        models = fit_models(train_rows, config, progress)
+        with progress.step("validation"):
+            metrics = score_rows(models.scorer(), held_rows) if held_rows else {}
+            metrics["validation_rows"] = len(held_rows)
+            metrics["train_rows"] = len(train_rows)
+            failures = check_floor(metrics, config)
+            if failures:
+                raise ValidationFailed("model refused, nothing saved: " + "; ".join(failures), metrics)
+        with progress.step("save version"):
+            registry = ModelRegistry(model_path, keep=config.keep_versions)
+            metadata = {
+                "version": new_version_id(),
+                "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "seed": config.seed,
+                "data": summary,
+                "metrics": metrics,
+                "feature_config": {**DEFAULT_FEATURE_CONFIG, **config.feature_config},
+                "model_config": {**DEFAULT_MODEL_CONFIG, **config.model_config},
+                "dropped_labels": models.dropped_labels,
+                "floor": {"min_macro_f1": config.min_macro_f1, "min_action_top3": config.min_action_top3},
+                "versions": environment_versions(),
+                "probe": _probe_record(models),
+                "training_seconds": round(time.perf_counter() - started, 2),
+            }
+            version = registry.write_version(models.artifacts(), metadata)
+            load_model_set(version)  # the saved files must load and reproduce the probes before going live
+            if activate:
+                registry.promote(version.id)
+                registry.prune()
+    finally:
+        progress.close()
+    return TrainResult(version.id, metrics, summary, time.perf_counter() - started, version.path)
+
+
+BUILTIN_SAMPLES = 6000
+
+
+def train_builtin(model_path: Path) -> str:
+    """The embedded default: a synthetic-only model that trains in seconds (MLService's trainer hook)."""
+    return train(TrainConfig(samples=BUILTIN_SAMPLES, progress=False), model_path).version
+
+
+def builtin_service(model_path: str | Path | None = None, **kwargs: Any) -> MLService:
+    """An MLService that trains the built-in model when the model directory is empty."""
+    return MLService(model_path, trainer=train_builtin, **kwargs)
