@@ -89,9 +89,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> AIDecisionEngine:
-    from training.train import builtin_service
-
-    ml = builtin_service(_model_path(args))
+    ml = MLService(_model_path(args))
     engine = AIDecisionEngine(ml)
     asyncio.run(engine.start())
     return engine

@@ -123,6 +123,19 @@ def leading_words(text: str, n_words: int) -> str:
     return " ".join(text.split(None, n_words)[:n_words])
 
 
+class TextHead(TransformerMixin, BaseEstimator):
+    """The first ``max_chars`` characters: a 1 MB alert costs no more to score than a long one."""
+
+    def __init__(self, max_chars: int = 4000) -> None:
+        self.max_chars = max_chars
+
+    def fit(self, X: Iterable[str], y: Any = None) -> TextHead:
+        return self
+
+    def transform(self, X: Iterable[str]) -> list[str]:
+        return [t[: self.max_chars] for t in X]
+
+
 class LeadingWords(TransformerMixin, BaseEstimator):
     """The first words of the text, where the title sits (the model input is ``title description ...``)."""
 
@@ -144,19 +157,21 @@ DEFAULT_FEATURE_CONFIG: dict[str, Any] = {
     "word_max_features": 25_000,
     "char_ngrams": (3, 5),
     "char_max_features": 25_000,
+    "char_max_chars": 4000,  # character n-grams read only the head of the text: most of the cost
     "title_words": 12,
     "title_max_features": 5_000,
     "title_weight": 1.5,
     "numeric_weight": 0.5,
     "min_df": 2,
+    "max_chars": 4000,
 }
 
 
-def build_feature_pipeline(config: dict[str, Any] | None = None) -> FeatureUnion:
-    """Word and character TF-IDF, a weighted title TF-IDF and scaled magnitudes, in one transformer."""
+def build_feature_pipeline(config: dict[str, Any] | None = None) -> Pipeline:
+    """Word and character TF-IDF, a weighted title TF-IDF and scaled magnitudes, in one Pipeline."""
     c = {**DEFAULT_FEATURE_CONFIG, **(config or {})}
     common = {"sublinear_tf": True, "min_df": c["min_df"], "dtype": np.float64, "lowercase": True}
-    return FeatureUnion(
+    union = FeatureUnion(
         [
             (
                 "words",
@@ -166,8 +181,18 @@ def build_feature_pipeline(config: dict[str, Any] | None = None) -> FeatureUnion
             ),
             (
                 "chars",
-                TfidfVectorizer(
-                    analyzer=CharNgrams(*c["char_ngrams"]), max_features=c["char_max_features"], **common
+                Pipeline(
+                    [
+                        ("head", TextHead(c["char_max_chars"])),
+                        (
+                            "tfidf",
+                            TfidfVectorizer(
+                                analyzer=CharNgrams(*c["char_ngrams"]),
+                                max_features=c["char_max_features"],
+                                **common,
+                            ),
+                        ),
+                    ]
                 ),
             ),
             (
@@ -183,18 +208,24 @@ def build_feature_pipeline(config: dict[str, Any] | None = None) -> FeatureUnion
         ],
         transformer_weights={"title": c["title_weight"], "numbers": c["numeric_weight"]},
     )
+    return Pipeline([("head", TextHead(c["max_chars"])), ("features", union)])
 
 
-def drop_fit_only_state(pipeline: FeatureUnion) -> None:
+def feature_union(pipeline: Pipeline | FeatureUnion) -> FeatureUnion:
+    """The FeatureUnion inside the vectorizer (a bare union is what an older layout saved)."""
+    return pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) else pipeline
+
+
+def drop_fit_only_state(pipeline: Pipeline) -> None:
     """Remove ``stop_words_`` (every pruned term: large, and only useful for introspection) before saving."""
     for vec in _tfidf_vectorizers(pipeline):
         if hasattr(vec, "stop_words_"):
             del vec.stop_words_
 
 
-def _tfidf_vectorizers(pipeline: FeatureUnion) -> list[TfidfVectorizer]:
+def _tfidf_vectorizers(pipeline: Pipeline) -> list[TfidfVectorizer]:
     found = []
-    for _, step in pipeline.transformer_list:
+    for _, step in feature_union(pipeline).transformer_list:
         inner = step.steps[-1][1] if isinstance(step, Pipeline) else step
         if isinstance(inner, TfidfVectorizer):
             found.append(inner)

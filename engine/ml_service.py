@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,9 @@ from engine.scorer import FusedScorer, Scores, SklearnScorer, UnsupportedModel, 
 
 log = logging.getLogger(__name__)
 
-#: Trains the built-in model into a model directory and activates it (supplied by the CLI; engine can't
-#: import training).
+#: Trains the built-in model into a model directory and activates it, returning the version id.
 Trainer = Callable[[Path], str]
+TRAINER_ENTRY_POINTS = "oncall.trainers"
 
 MODEL_NAMES = {
     "incident_classifier": SEVERITY_FILE,
@@ -47,6 +48,13 @@ MODEL_NAMES = {
     "text_vectorizer": VECTORIZER_FILE,
 }
 _PROBE_TOLERANCE = 1e-6
+
+
+def builtin_trainer() -> Trainer | None:
+    """The installed built-in trainer, found through an entry point: ``engine`` never imports ``training``."""
+    for entry in entry_points(group=TRAINER_ENTRY_POINTS, name="builtin"):
+        return entry.load()
+    return None
 
 
 def default_model_path() -> Path:
@@ -133,7 +141,7 @@ def load_model_set(version: ModelVersion, allow_unverified: bool = False) -> Mod
     scorer: FusedScorer | SklearnScorer = reference
     try:
         fused = compile_scorer(vectorizer, severity, category, actions)
-        verify_scorer(fused, vectorizer, severity, category, actions, PROBE_TEXTS)
+        verify_scorer(fused, reference, PROBE_TEXTS, expected)
         scorer = fused
     except UnsupportedModel as exc:
         warnings.append(f"serving with scikit-learn directly (slower): {exc}")
@@ -187,7 +195,7 @@ class MLService:
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.registry = ModelRegistry(self.model_path, keep=keep_versions)
-        self._trainer = trainer
+        self._trainer = trainer if trainer is not None else builtin_trainer()
         self.auto_train = _env_flag("ML_AUTO_TRAIN", True) if auto_train is None else auto_train
         self.allow_unverified = (
             _env_flag("ML_ALLOW_UNVERIFIED", False) if allow_unverified is None else allow_unverified

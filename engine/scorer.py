@@ -15,15 +15,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from scipy.special import expit, softmax
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from engine.features import CharNgrams, LeadingWords, NumericFeatures, leading_words, numeric_features
+from engine.features import (
+    CharNgrams,
+    LeadingWords,
+    NumericFeatures,
+    TextHead,
+    leading_words,
+    numeric_features,
+)
 from engine.ngram_table import NgramTable
 
 
@@ -33,6 +41,7 @@ class UnsupportedModel(Exception):
 
 @dataclass(slots=True)
 class _TextBlock:
+    max_chars: int | None  # only the head of the text is analysed
     analyzer: Callable[[str], list[str]]
     vocabulary: dict[str, int]
     idf: np.ndarray
@@ -80,6 +89,30 @@ class _Linear:
 
 
 @dataclass(slots=True)
+class _BinaryHeads:
+    """Independent binary models (one per action), calibrated with Platt's sigmoid in one vector operation.
+
+    ``p = expit(-(a * (raw[cols] + intercept) + b))``; an uncalibrated model has a = -1, b = 0. Actions never
+    seen in training hold a constant probability.
+    """
+
+    size: int
+    positions: np.ndarray  # where each linear model's probability goes
+    cols: np.ndarray
+    intercept: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    constants: dict[int, float]
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        out = np.empty((raw.shape[0], self.size))
+        for j, value in self.constants.items():
+            out[:, j] = value
+        out[:, self.positions] = expit(-(self.a * (raw[:, self.cols] + self.intercept) + self.b))
+        return out
+
+
+@dataclass(slots=True)
 class Scores:
     severity: np.ndarray  # probabilities over severity_classes
     category: np.ndarray | None
@@ -87,39 +120,30 @@ class Scores:
     features: tuple[np.ndarray, np.ndarray] | None = None  # (indices, values), kept for explanations
 
 
-class FusedScorer:
-    """Scores texts with all models in one pass over a shared sparse feature vector."""
+class FeatureExtractor:
+    """The fitted pipeline's feature rows, computed without scikit-learn's per-call overhead."""
 
     def __init__(
-        self,
-        vectorizer: Any,
-        blocks: list[_TextBlock],
-        numeric: _NumericBlock | None,
-        weights: np.ndarray,
-        severity: _Linear,
-        category: _Linear | None,
-        actions: list[_Linear | float],
-        action_classes: tuple[str, ...],
+        self, max_chars: int | None, blocks: list[_TextBlock], numeric: _NumericBlock | None, n_features: int
     ) -> None:
-        self._vectorizer = vectorizer
+        self._max_chars = max_chars
         self._blocks = blocks
         self._numeric = numeric
-        self._weights = np.ascontiguousarray(weights)
-        self.severity_classes = severity.classes
-        self.category_classes = category.classes if category else ()
-        self.action_classes = action_classes
-        self._severity = severity
-        self._category = category
-        self._actions = actions
-        self.n_features = weights.shape[0]
+        self.n_features = n_features
 
-    # -- features ---------------------------------------------------------------------------------------
-    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The pipeline's feature row for ``text`` as (column indices, values)."""
+        if self._max_chars is not None:
+            text = text[: self._max_chars]
         idx_parts: list[np.ndarray] = []
         val_parts: list[np.ndarray] = []
         for block in self._blocks:
-            doc = leading_words(text, block.lead_words) if block.lead_words is not None else text
+            if block.lead_words is not None:
+                doc = leading_words(text, block.lead_words)
+            elif block.max_chars is not None:
+                doc = text[: block.max_chars]
+            else:
+                doc = text
             cols, tf = block.counts(doc)
             if not cols.size:
                 continue
@@ -138,26 +162,62 @@ class FusedScorer:
             return np.empty(0, dtype=np.intp), np.empty(0)
         return np.concatenate(idx_parts), np.concatenate(val_parts)
 
+    def matrix(self, texts: Sequence[str]) -> csr_matrix:
+        """Feature rows of many texts as one CSR matrix (equal to the pipeline's ``transform``)."""
+        rows = [self.row(t) for t in texts]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([idx.size for idx, _ in rows], out=indptr[1:])
+        indices = np.concatenate([idx for idx, _ in rows]) if rows else np.empty(0, dtype=np.intp)
+        data = np.concatenate([vals for _, vals in rows]) if rows else np.empty(0)
+        return csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
+
+    def feature_name(self, col: int) -> str:
+        for block in self._blocks:
+            if block.offset <= col < block.offset + len(block.names):
+                return str(block.names[col - block.offset])
+        if self._numeric is not None and col >= self._numeric.offset:
+            return self._numeric.names[col - self._numeric.offset]
+        return f"f{col}"
+
+
+class FusedScorer:
+    """Scores texts with all models in one pass over a shared sparse feature vector."""
+
+    def __init__(
+        self,
+        features: FeatureExtractor,
+        weights: np.ndarray,
+        severity: _Linear,
+        category: _Linear | None,
+        actions: _BinaryHeads,
+        action_classes: tuple[str, ...],
+    ) -> None:
+        self.features = features
+        self._weights = np.ascontiguousarray(weights)
+        self.severity_classes = severity.classes
+        self.category_classes = category.classes if category else ()
+        self.action_classes = action_classes
+        self._severity = severity
+        self._category = category
+        self._actions = actions
+
     # -- scoring ----------------------------------------------------------------------------------------
     def score(self, text: str) -> Scores:
-        idx, vals = self.features(text)
+        idx, vals = self.features.row(text)
         raw = vals @ self._weights[idx]  # one gather over contiguous rows: all models at once
         sev, cat, acts = self._calibrate(raw[np.newaxis, :])
         return Scores(sev[0], None if cat is None else cat[0], acts[0], (idx, vals))
 
     def score_many(self, texts: Sequence[str]) -> list[Scores]:
-        """The batch path: the pipeline builds one sparse matrix, one product scores every model."""
-        raw = np.asarray(self._vectorizer.transform(texts) @ self._weights)
+        """The batch path: one sparse matrix, one product scores every model."""
+        raw = np.asarray(self.features.matrix(texts) @ self._weights)
         sev, cat, acts = self._calibrate(raw)
         return [Scores(sev[i], None if cat is None else cat[i], acts[i]) for i in range(len(texts))]
 
     def _calibrate(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         sev = _apply(self._severity, raw)
         cat = _apply(self._category, raw) if self._category else None
-        acts = np.empty((raw.shape[0], len(self._actions)))
-        for j, model in enumerate(self._actions):
-            acts[:, j] = model if isinstance(model, float) else _apply(model, raw)[:, 1]
-        return sev, cat, acts
+        return sev, cat, self._actions.apply(raw)
 
     def explain(self, scores: Scores, severity: str, top: int = 5) -> list[tuple[str, float]]:
         """The terms that pushed ``severity`` most: value x (its weight - the mean weight over classes)."""
@@ -171,15 +231,7 @@ class FusedScorer:
         k = model.classes.index(severity)
         contrib = vals * (w[:, k] - w.mean(axis=1))
         order = np.argsort(-contrib)[:top]
-        return [(self.feature_name(int(idx[i])), float(contrib[i])) for i in order if contrib[i] > 0]
-
-    def feature_name(self, col: int) -> str:
-        for block in self._blocks:
-            if block.offset <= col < block.offset + len(block.names):
-                return str(block.names[col - block.offset])
-        if self._numeric is not None and col >= self._numeric.offset:
-            return self._numeric.names[col - self._numeric.offset]
-        return f"f{col}"
+        return [(self.features.feature_name(int(idx[i])), float(contrib[i])) for i in order if contrib[i] > 0]
 
 
 def _apply(model: _Linear, raw: np.ndarray) -> np.ndarray:
@@ -211,14 +263,14 @@ def _unwrap_frozen(est: Any) -> Any:
 
 
 def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(coef (n_out, F), intercept, calibration) of a LogisticRegression, calibrated or not."""
+    """(coef (n_out, F), intercept, calibration) of a linear classifier, calibrated or not."""
     if isinstance(clf, LogisticRegression):
         method = "softmax" if len(clf.classes_) > 2 else "binary-raw"
         return clf.coef_, clf.intercept_, {"method": method}
     if isinstance(clf, CalibratedClassifierCV) and len(clf.calibrated_classifiers_) == 1:
         cc = clf.calibrated_classifiers_[0]
         base = _unwrap_frozen(cc.estimator)
-        if not isinstance(base, LogisticRegression):
+        if not isinstance(base, LogisticRegression | SGDClassifier):
             raise UnsupportedModel(f"calibrated {type(base).__name__}")
         binary = len(base.classes_) == 2
         if cc.method == "sigmoid":
@@ -241,7 +293,16 @@ def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     raise UnsupportedModel(type(clf).__name__)
 
 
-def _feature_blocks(vectorizer: Any) -> tuple[list[_TextBlock], _NumericBlock | None, int]:
+def compile_features(vectorizer: Any) -> FeatureExtractor:
+    """A :class:`FeatureExtractor` for ``[TextHead ->] FeatureUnion``; UnsupportedModel for other shapes."""
+    max_chars = None
+    if (
+        isinstance(vectorizer, Pipeline)
+        and len(vectorizer.steps) == 2
+        and isinstance(vectorizer.steps[0][1], TextHead)
+    ):
+        max_chars = vectorizer.steps[0][1].max_chars
+        vectorizer = vectorizer.steps[1][1]
     if not isinstance(vectorizer, FeatureUnion):
         raise UnsupportedModel(f"vectorizer {type(vectorizer).__name__}")
     weights = vectorizer.transformer_weights or {}
@@ -253,15 +314,14 @@ def _feature_blocks(vectorizer: Any) -> tuple[list[_TextBlock], _NumericBlock | 
         steps = step.steps if isinstance(step, Pipeline) else [(name, step)]
         kinds = [type(s).__name__ for _, s in steps]
         last = steps[-1][1]
-        if isinstance(last, TfidfVectorizer) and kinds in (
-            ["TfidfVectorizer"],
-            ["LeadingWords", "TfidfVectorizer"],
-        ):
+        if isinstance(last, TfidfVectorizer) and kinds[:-1] in ([], ["LeadingWords"], ["TextHead"]):
             if last.norm != "l2" or not last.use_idf or last.binary:
                 raise UnsupportedModel("tf-idf options")
-            lead = steps[0][1].n_words if isinstance(steps[0][1], LeadingWords) else None
+            first = steps[0][1]
+            lead = first.n_words if isinstance(first, LeadingWords) else None
             names = last.get_feature_names_out()
             block = _TextBlock(
+                first.max_chars if isinstance(first, TextHead) else None,
                 last.build_analyzer(),
                 dict(last.vocabulary_),
                 last.idf_.astype(np.float64),
@@ -287,14 +347,15 @@ def _feature_blocks(vectorizer: Any) -> tuple[list[_TextBlock], _NumericBlock | 
             offset += n
         else:
             raise UnsupportedModel(f"feature step {name}: {kinds}")
-    return blocks, numeric, offset
+    return FeatureExtractor(max_chars, blocks, numeric, offset)
 
 
 def compile_scorer(
     vectorizer: Any, severity_clf: Any, category_clf: Any | None, action_clf: Any
 ) -> FusedScorer:
     """Build a :class:`FusedScorer` from fitted objects; raises UnsupportedModel for shapes it can't fuse."""
-    blocks, numeric, n_features = _feature_blocks(vectorizer)
+    features = compile_features(vectorizer)
+    n_features = features.n_features
     columns: list[np.ndarray] = []
     width = 0
 
@@ -313,37 +374,48 @@ def compile_scorer(
     category = add(category_clf) if category_clf is not None else None
     if not isinstance(action_clf, OneVsRestClassifier) or not action_clf.multilabel_:
         raise UnsupportedModel("action recommender is not a multi-label one-vs-rest model")
-    actions: list[_Linear | float] = []
-    for est in action_clf.estimators_:
+    constants: dict[int, float] = {}
+    linear: list[tuple[int, _Linear]] = []
+    for j, est in enumerate(action_clf.estimators_):
         if type(est).__name__ == "_ConstantPredictor":
-            actions.append(float(np.ravel(est.y_)[0]))
+            constants[j] = float(np.ravel(est.y_)[0])
         else:
-            actions.append(add(est))
+            linear.append((j, add(est)))
+    if any(m.method not in ("binary-sigmoid", "binary-raw") for _, m in linear):
+        raise UnsupportedModel("action models must be binary")
+    raw_model = [m.method == "binary-raw" for _, m in linear]
+    actions = _BinaryHeads(
+        size=len(action_clf.estimators_),
+        positions=np.array([j for j, _ in linear], dtype=np.intp),
+        cols=np.array([m.cols.start for _, m in linear], dtype=np.intp),
+        intercept=np.array([float(m.intercept[0]) for _, m in linear]),
+        a=np.array([-1.0 if r else float(m.a[0]) for r, (_, m) in zip(raw_model, linear, strict=True)]),
+        b=np.array([0.0 if r else float(m.b[0]) for r, (_, m) in zip(raw_model, linear, strict=True)]),
+        constants=constants,
+    )
     weights = np.hstack(columns) if columns else np.zeros((n_features, 0))
     action_classes = action_names(action_clf)
-    return FusedScorer(vectorizer, blocks, numeric, weights, severity, category, actions, action_classes)
+    return FusedScorer(features, weights, severity, category, actions, action_classes)
 
 
 def verify_scorer(
     scorer: FusedScorer,
-    vectorizer: Any,
-    severity_clf: Any,
-    category_clf: Any | None,
-    action_clf: Any,
+    reference: SklearnScorer,
     probes: Sequence[str],
+    expected: Sequence[Scores] | None = None,
     tol: float = 1e-6,
 ) -> float:
-    """Largest gap between the scorer and the scikit-learn objects on ``probes``; raises past ``tol``."""
-    X = vectorizer.transform(list(probes))
-    expected = [severity_clf.predict_proba(X), action_clf.predict_proba(X)]
-    if category_clf is not None:
-        expected.append(category_clf.predict_proba(X))
+    """Largest gap between the scorer and the scikit-learn objects on ``probes``; raises past ``tol``.
+
+    ``expected``: the reference's scores on ``probes`` when the caller already has them.
+    """
+    expected = expected if expected is not None else reference.score_many(probes)
     worst = 0.0
-    for i, text in enumerate(probes):
+    for text, want in zip(probes, expected, strict=True):
         got = scorer.score(text)
-        pairs = [(got.severity, expected[0][i]), (got.actions, expected[1][i])]
-        if got.category is not None:
-            pairs.append((got.category, expected[2][i]))
+        pairs = [(got.severity, want.severity), (got.actions, want.actions)]
+        if got.category is not None and want.category is not None:
+            pairs.append((got.category, want.category))
         for a, b in pairs:
             worst = max(worst, float(np.max(np.abs(a - b))))
     if worst > tol:

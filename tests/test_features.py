@@ -55,9 +55,9 @@ def test_ngram_table_counts_equal_the_vectorizer_counts(corpus: list[str]) -> No
 def test_fused_scorer_matches_scikit_learn_on_unseen_text(corpus: list[str]) -> None:
     models = fit_models(generate_incidents(1200, seed=4), small_config(4))
     scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
-    worst = verify_scorer(scorer, models.vectorizer, models.severity, models.category, models.actions, corpus)
+    worst = verify_scorer(scorer, models.scorer(), corpus)
     assert worst < 1e-9
-    idx, vals = scorer.features(corpus[0])
+    idx, vals = scorer.features.row(corpus[0])
     expected = models.vectorizer.transform([corpus[0]]).tocsr()
     np.testing.assert_allclose(np.sort(idx), np.sort(expected.indices))
     np.testing.assert_allclose(
@@ -88,3 +88,12 @@ def test_numeric_features_read_magnitudes_and_tier() -> None:
     assert bad["count"] > mild["count"]
     assert (bad["t1"], bad["t3"]) == (1.0, 0.0) and (mild["t1"], mild["t3"]) == (0.0, 1.0)
     assert all(np.isfinite(numeric_features("9" * 500 + "% " + "1" * 400 + "h")))
+
+
+def test_a_huge_alert_is_scored_on_its_head_only() -> None:
+    models = fit_models(generate_incidents(600, seed=2), small_config(2))
+    scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
+    head = "[FIRING:1] DiskFull backup-job disk 97% " * 100
+    huge = head + "x" * 1_000_000
+    assert verify_scorer(scorer, models.scorer(), [huge]) < 1e-9
+    np.testing.assert_array_equal(scorer.score(huge).severity, scorer.score(huge[:4000]).severity)
