@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# Array arithmetic on uint64 wraps silently (mod 2**64), which is what a rolling hash wants.
 _MULT = np.uint64(0x100000001B3)
 _SEED = np.uint64(0xCBF29CE484222325)
+_SEED_TIMES_MULT = np.uint64((0xCBF29CE484222325 * 0x100000001B3) % (1 << 64))
 _SPACE = 32
 _EMPTY = np.empty(0, dtype=np.intp)
 
@@ -34,13 +36,12 @@ def _hash_terms(terms: list[str]) -> np.ndarray:
     by_length: dict[int, list[int]] = {}
     for i, term in enumerate(terms):
         by_length.setdefault(len(term), []).append(i)
-    with np.errstate(over="ignore"):
-        for length, idx in by_length.items():
-            cp = _code_points("".join(terms[i] for i in idx)).reshape(len(idx), length)
-            h = np.full(len(idx), _SEED, dtype=np.uint64)
-            for k in range(length):
-                h = h * _MULT + cp[:, k]
-            out[idx] = _mix(h)
+    for length, idx in by_length.items():
+        cp = _code_points("".join(terms[i] for i in idx)).reshape(len(idx), length)
+        h = np.full(len(idx), _SEED, dtype=np.uint64)
+        for k in range(length):
+            h = h * _MULT + cp[:, k]
+        out[idx] = _mix(h)
     return out
 
 
@@ -54,7 +55,7 @@ class NgramTable:
         keys = _hash_terms(terms)
         if len(np.unique(keys)) != len(keys):
             raise ValueError("two vocabulary terms share a hash")
-        bits = max(8, int(np.ceil(np.log2(max(len(keys), 1) * 4))))
+        bits = max(8, int(np.ceil(np.log2(max(len(keys), 1) * 8))))  # load <= 1/8: probing is rare
         self._shift = np.uint64(64 - bits)
         self._mask = (1 << bits) - 1
         self._keys = np.zeros(1 << bits, dtype=np.uint64)
@@ -78,13 +79,13 @@ class NgramTable:
         self.max_n = max_n
 
     def _lookup(self, h: np.ndarray) -> np.ndarray:
-        """Columns of the hashes that are in the vocabulary (misses dropped)."""
-        slot = (h >> self._shift).astype(np.intp)
-        cols = self._cols[slot]
-        hit = self._keys[slot] == h
-        found = [cols[hit]]
-        # Only a query that met another key in an occupied slot probes further: few do at load 1/4.
-        rest = np.flatnonzero(~hit & (cols >= 0))
+        """Vocabulary column of each hash, -1 where it is not in the vocabulary."""
+        slot = (h >> self._shift).view(np.int64)
+        found = self._cols[slot]
+        miss = self._keys[slot] != h
+        found[miss] = -1
+        # Only a query that met another key in an occupied slot probes further: few do at load 1/8.
+        rest = np.flatnonzero(miss & (self._cols[slot] >= 0))
         for _ in range(self._probes):
             if not rest.size:
                 break
@@ -92,9 +93,9 @@ class NgramTable:
             slot[rest] = slot_r
             cols_r = self._cols[slot_r]
             hit_r = self._keys[slot_r] == h[rest]
-            found.append(cols_r[hit_r])
+            found[rest[hit_r]] = cols_r[hit_r]
             rest = rest[~hit_r & (cols_r >= 0)]
-        return np.concatenate(found) if len(found) > 1 else found[0]
+        return found
 
     def counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(vocabulary columns, counts) of the lowercased padded-word n-grams of ``text``."""
@@ -103,20 +104,20 @@ class NgramTable:
         spaces = np.cumsum(cp == _SPACE)
         size = cp.size
         found = []
-        with np.errstate(over="ignore"):
-            h = _SEED * _MULT + cp
-            for n in range(2, self.max_n + 1):
-                m = size - n + 1
-                if m <= 0:
-                    break
-                h = h[:m] * _MULT + cp[n - 1 : n - 1 + m]
-                if n < self.min_n:
-                    continue
-                # A window lies inside one padded word when no space sits strictly inside it.
-                inside = spaces[n - 2 : n - 2 + m] == spaces[:m]
-                found.append(h[inside])
+        h = cp + _SEED_TIMES_MULT
+        for n in range(2, self.max_n + 1):
+            m = size - n + 1
+            if m <= 0:
+                break
+            h = h[:m] * _MULT + cp[n - 1 : n - 1 + m]
+            if n < self.min_n:
+                continue
+            # A window lies inside one padded word when no space sits strictly inside it.
+            inside = spaces[n - 2 : n - 2 + m] == spaces[:m]
+            found.append(h[inside])
         if not found:
             return _EMPTY, _EMPTY
-        with np.errstate(over="ignore"):
-            cols = self._lookup(_mix(np.concatenate(found)))
-        return np.unique(cols, return_counts=True)
+        hashes, counts = np.unique(_mix(np.concatenate(found)), return_counts=True)
+        cols = self._lookup(hashes)  # distinct hashes: distinct columns
+        keep = cols >= 0
+        return cols[keep], counts[keep]

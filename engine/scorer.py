@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.special import expit, softmax
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -56,14 +57,9 @@ class _TextBlock:
         """(columns, term counts) of ``doc`` in this block's vocabulary."""
         if self.table is not None:
             return self.table.counts(doc)
-        get = self.vocabulary.get
-        counts: dict[int, int] = {}
-        for term in self.analyzer(doc):
-            col = get(term)
-            if col is not None:
-                counts[col] = counts.get(col, 0) + 1
-        cols = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-        return cols, np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        terms = self.analyzer(doc)
+        cols = np.fromiter(map(self.vocabulary.get, terms, repeat(-1)), dtype=np.intp, count=len(terms))
+        return np.unique(cols[cols >= 0], return_counts=True)
 
 
 @dataclass(slots=True)
@@ -117,7 +113,8 @@ class Scores:
     severity: np.ndarray  # probabilities over severity_classes
     category: np.ndarray | None
     actions: np.ndarray  # independent probabilities over action_classes
-    features: tuple[np.ndarray, np.ndarray] | None = None  # (indices, values), kept for explanations
+    # (feature indices, values, their severity weights): kept for explanations
+    features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class FeatureExtractor:
@@ -204,9 +201,12 @@ class FusedScorer:
     # -- scoring ----------------------------------------------------------------------------------------
     def score(self, text: str) -> Scores:
         idx, vals = self.features.row(text)
-        raw = vals @ self._weights[idx]  # one gather over contiguous rows: all models at once
+        rows = self._weights[idx]  # one gather over contiguous rows: every model's weights at once
+        raw = vals @ rows
         sev, cat, acts = self._calibrate(raw[np.newaxis, :])
-        return Scores(sev[0], None if cat is None else cat[0], acts[0], (idx, vals))
+        return Scores(
+            sev[0], None if cat is None else cat[0], acts[0], (idx, vals, rows[:, self._severity.cols])
+        )
 
     def score_many(self, texts: Sequence[str]) -> list[Scores]:
         """The batch path: one sparse matrix, one product scores every model."""
@@ -223,9 +223,8 @@ class FusedScorer:
         """The terms that pushed ``severity`` most: value x (its weight - the mean weight over classes)."""
         if scores.features is None:
             return []
-        idx, vals = scores.features
+        idx, vals, w = scores.features
         model = self._severity
-        w = self._weights[idx][:, model.cols]
         if w.shape[1] == 1:  # binary: one column for the positive class
             w = np.hstack([-w, w])
         k = model.classes.index(severity)
@@ -234,14 +233,20 @@ class FusedScorer:
         return [(self.features.feature_name(int(idx[i])), float(contrib[i])) for i in order if contrib[i] > 0]
 
 
+def softmax(s: np.ndarray) -> np.ndarray:
+    """Row-wise softmax (scipy's is slower for the one-row case that serving hits)."""
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def _apply(model: _Linear, raw: np.ndarray) -> np.ndarray:
     s = raw[:, model.cols] + model.intercept
     if model.method == "softmax":
-        return softmax(s, axis=1)
+        return softmax(s)
     if model.method == "temperature":
         if s.shape[1] == 1:
             s = np.hstack([-s, s])
-        return softmax(model.beta * s, axis=1)
+        return softmax(model.beta * s)
     if model.method == "sigmoid":
         p = expit(-(model.a * s + model.b))
         total = p.sum(axis=1, keepdims=True)
