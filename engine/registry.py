@@ -18,10 +18,12 @@ import io
 import json
 import logging
 import os
+import pickle
 import platform
 import secrets
 import shutil
 import tempfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -180,10 +182,28 @@ class ModelVersion:
                     "foreign file): refusing to unpickle it"
                 )
             try:
-                objects[name] = joblib.load(io.BytesIO(data))
+                objects[name] = load_artifact(data)
             except Exception as exc:  # any unpickling failure means the file is unusable
                 raise IntegrityError(f"{path} could not be loaded: {type(exc).__name__}: {exc}") from exc
         return objects, warnings
+
+
+def dump_artifact(obj: Any) -> bytes:
+    """A zlib-compressed protocol-5 pickle: a file ``joblib.load`` reads, that the C unpickler loads fast.
+
+    ``joblib.dump`` output can only be read by joblib's pure-Python unpickler, which takes ~5x longer on
+    the vectorizer's vocabularies (tens of thousands of short strings).
+    """
+    return zlib.compress(pickle.dumps(obj, protocol=5), 3)
+
+
+def load_artifact(data: bytes) -> Any:
+    """Load verified artifact bytes: ours with the C unpickler, anything else (a seed's file) with joblib."""
+    try:
+        raw = zlib.decompress(data)
+    except zlib.error:
+        return joblib.load(io.BytesIO(data))
+    return pickle.loads(raw)  # only bytes whose sha256 matched the metadata reach this
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -281,8 +301,9 @@ class ModelRegistry:
             recorded = {}
             for name, obj in artifacts.items():
                 path = staging / name
-                joblib.dump(obj, path, compress=("zlib", 3))
-                with path.open("rb") as fh:
+                with path.open("wb") as fh:
+                    fh.write(dump_artifact(obj))
+                    fh.flush()
                     os.fsync(fh.fileno())
                 recorded[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
             meta = {**metadata, "version": version_id, "artifacts": recorded}

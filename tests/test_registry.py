@@ -169,3 +169,13 @@ def test_the_flat_seed_layout_still_loads(models_dir: Path, tmp_path: Path) -> N
         registry.active().load_artifacts()
     objects, _ = registry.active().load_artifacts(allow_unverified=True)
     assert set(objects) >= set(REQUIRED_FILES)
+
+
+def test_artifacts_are_plain_joblib_files(registry_two_versions) -> None:
+    """Anyone can open a saved model with joblib, as the seed's tools did."""
+    import joblib
+
+    version = ModelRegistry(registry_two_versions[0]).active()
+    objects, _ = version.load_artifacts()
+    for name in REQUIRED_FILES:
+        assert type(joblib.load(version.path / name)) is type(objects[name])

@@ -254,7 +254,23 @@ def _fit_features(texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed
 
 def _fit_head(estimator: Any, X: Any, y: Any) -> Any:
     with threadpool_limits(1):  # also inside a worker process
-        return estimator.fit(X, y)
+        return _drop_sgd_averaging_state(estimator.fit(X, y))
+
+
+def _drop_sgd_averaging_state(model: Any) -> Any:
+    """SGD keeps two more coefficient copies only to resume training (partial_fit), which we never do;
+    prediction reads ``coef_`` and ``intercept_``. Dropping them keeps the artifacts a third of the size."""
+    for est in _sgd_models(model):
+        for attr in ("_standard_coef", "_standard_intercept", "_average_coef", "_average_intercept"):
+            if hasattr(est, attr):
+                delattr(est, attr)
+    return model
+
+
+def _sgd_models(model: Any) -> list[SGDClassifier]:
+    calibrated = list(getattr(model, "estimators_", [model]))
+    bases = [cc.estimator for c in calibrated for cc in getattr(c, "calibrated_classifiers_", [])]
+    return [b for b in bases if isinstance(b, SGDClassifier)]
 
 
 def _fit_models(
