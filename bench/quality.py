@@ -80,6 +80,7 @@ def cross_validate(
     return {
         "n": report["n"],
         "macro_f1": report["macro_f1"],
+        "macro_f1_union": report["macro_f1_union"],
         "accuracy": report["accuracy"],
         "ece": report["ece"],
         "per_class": report["per_class"],
@@ -121,7 +122,7 @@ def main() -> int:
         if key == "synthetic_only":
             continue
         print(
-            f"{key}: n={r['n']} macro-F1={r['macro_f1']:.3f} "
+            f"{key}: n={r['n']} macro-F1={r['macro_f1']:.3f} (union {r['macro_f1_union']:.3f}) "
             f"(TF-IDF+LR {r['baseline_tfidf_lr_macro_f1']:.3f}, majority {r['majority_macro_f1']:.3f}) "
             f"accuracy={r['accuracy']:.3f} ECE={r['ece']:.3f}"
         )

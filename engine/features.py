@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +27,25 @@ _DURATION = re.compile(
 _RATIO = re.compile(r"\b(\d{1,4})\s?/\s?(\d{1,4})\b")
 _NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
 _SERVICE = re.compile(r"service:(\S+)\s*$")
+# Status-update phrases: how far an incident got (investigating -> resolved) and how broad it was.
+STATUS_PHRASES: tuple[str, ...] = (
+    "investigat",
+    "identified",
+    "monitor",
+    "resolved",
+    "degraded",
+    "outage",
+    "partial",
+    "elevated",
+    "error",
+    "unavailable",
+    "delay",
+    "all users",
+    "some users",
+    "latency",
+    "fix",
+)
+_PHRASE = re.compile("|".join(re.escape(p) for p in STATUS_PHRASES), re.IGNORECASE)
 
 NUMERIC_FEATURES: tuple[str, ...] = (
     "max_percent",
@@ -37,6 +57,8 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "tier_3",
     "log_length",
     "n_lines",
+    "log_words",
+    *(f"phrase:{p}" for p in STATUS_PHRASES),
 )
 
 
@@ -64,6 +86,7 @@ def numeric_features(text: str) -> list[float]:
             continue
     match = _SERVICE.search(text)
     tier = service_tier(match.group(1)) if match else 2
+    phrases = Counter(m.lower() for m in _PHRASE.findall(text))
     return [
         max(percents, default=0.0) / 100.0,
         min(len(percents), 10) / 10.0,
@@ -74,6 +97,8 @@ def numeric_features(text: str) -> list[float]:
         1.0 if tier == 3 else 0.0,
         math.log1p(len(text)),
         math.log1p(text.count("\n")),
+        math.log1p(len(text.split())),
+        *(math.log1p(phrases[p]) for p in STATUS_PHRASES),
     ]
 
 
@@ -155,13 +180,13 @@ class LeadingWords(TransformerMixin, BaseEstimator):
 DEFAULT_FEATURE_CONFIG: dict[str, Any] = {
     "word_ngrams": (1, 2),
     "word_max_features": 25_000,
-    "char_ngrams": (3, 5),
+    "char_ngrams": (2, 5),
     "char_max_features": 25_000,
     "char_max_chars": 4000,  # character n-grams read only the head of the text: most of the cost
     "title_words": 12,
     "title_max_features": 5_000,
-    "title_weight": 1.5,
-    "numeric_weight": 0.5,
+    "title_weight": 0.5,
+    "numeric_weight": 0.1,
     "min_df": 2,
     "max_chars": 4000,
 }

@@ -153,8 +153,9 @@ class FeatureExtractor:
         if self._numeric is not None:
             num = self._numeric
             vals = (np.asarray(numeric_features(text)) - num.mean) / num.scale * num.weight
-            idx_parts.append(np.arange(num.offset, num.offset + vals.size))
-            val_parts.append(vals)
+            nonzero = np.flatnonzero(vals)  # as in the sparse matrix: a column constant in training is 0
+            idx_parts.append(nonzero + num.offset)
+            val_parts.append(vals[nonzero])
         if not idx_parts:
             return np.empty(0, dtype=np.intp), np.empty(0)
         return np.concatenate(idx_parts), np.concatenate(val_parts)

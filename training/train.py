@@ -45,7 +45,7 @@ from training.synthetic import generate_incidents
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_CONFIG: dict[str, Any] = {
-    "C_severity": 4.0,
+    "C_severity": 2.0,
     "C_category": 4.0,
     "C_actions": 2.0,
     # Temperature scaling keeps each multiclass model's ranking and fixes its confidence (one parameter, so
@@ -58,6 +58,9 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "cv_calibration_below": 3000,
     "calibration_share": 0.1,
     "max_iter": 2000,
+    # The share of the severity and category models' sample weight carried by real (non-synthetic) rows
+    # when both kinds are present: thousands of synthetic rows would otherwise drown a team's own history.
+    "real_weight_share": 0.5,
     "tol": 1e-3,
     "sgd_from_rows": 20_000,
     "sgd_updates": 200_000,  # SGD epochs = this / rows, within 5..50
@@ -219,6 +222,16 @@ def _calibrated(
     return CalibratedClassifierCV(base, method=method, cv=[(order[cut:], order[:cut])], ensemble=True)
 
 
+def source_weights(rows: Sequence[LabeledIncident], real_share: float) -> np.ndarray:
+    """Per-row weights (mean 1) giving real rows ``real_share`` of the total when both kinds are present."""
+    synthetic = np.array([r.source.startswith("synthetic/") for r in rows], dtype=bool)
+    n_synthetic = int(synthetic.sum())
+    n_real = len(rows) - n_synthetic
+    if not n_synthetic or not n_real:
+        return np.ones(len(rows))
+    return np.where(synthetic, (1.0 - real_share) / n_synthetic, real_share / n_real) * len(rows)
+
+
 def _frequent(labels: Sequence[str], allowed: Sequence[str]) -> tuple[list[str], list[str]]:
     counts = Counter(labels)
     keep = [c for c in allowed if counts[c] >= MIN_CLASS_ROWS]
@@ -252,9 +265,10 @@ def _fit_features(texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed
     return vectorizer, compile_features(vectorizer).matrix(texts)
 
 
-def _fit_head(estimator: Any, X: Any, y: Any) -> Any:
+def _fit_head(estimator: Any, X: Any, y: Any, weights: np.ndarray | None) -> Any:
     with threadpool_limits(1):  # also inside a worker process
-        return _drop_sgd_averaging_state(estimator.fit(X, y))
+        fitted = estimator.fit(X, y) if weights is None else estimator.fit(X, y, sample_weight=weights)
+        return _drop_sgd_averaging_state(fitted)
 
 
 def _drop_sgd_averaging_state(model: Any) -> Any:
@@ -283,7 +297,11 @@ def _fit_models(
         vectorizer, X = _fit_features([r.text for r in train_rows], fc, mc, config.seed)
 
     with progress.step("severity, category and action models"):
-        jobs: list[tuple[str, Any, Any, Any]] = []
+        jobs: list[tuple[str, Any, Any, Any, np.ndarray | None]] = []
+
+        def weights(idx: list[int]) -> np.ndarray:
+            return source_weights([train_rows[i] for i in idx], mc["real_weight_share"])
+
         keep, dropped["severity"] = _frequent([r.severity for r in train_rows if r.severity], SEVERITIES)
         if len(keep) < 2:
             raise TrainingError(
@@ -291,13 +309,13 @@ def _fit_models(
             )
         idx = [i for i, r in enumerate(train_rows) if r.severity in keep]
         model = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"])
-        jobs.append(("severity", model, X[idx], [train_rows[i].severity for i in idx]))
+        jobs.append(("severity", model, X[idx], [train_rows[i].severity for i in idx], weights(idx)))
 
         keep, dropped["category"] = _frequent([r.category for r in train_rows if r.category], CATEGORIES)
         idx = [i for i, r in enumerate(train_rows) if r.category in keep]
         if len(keep) >= 2:
             model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"])
-            jobs.append(("category", model, X[idx], [train_rows[i].category for i in idx]))
+            jobs.append(("category", model, X[idx], [train_rows[i].category for i in idx], weights(idx)))
         else:
             log.warning("no category model: fewer than two categories with 3+ labeled rows")
 
@@ -312,11 +330,11 @@ def _fit_models(
         model = ActionRecommender(
             _calibrated(mc["C_actions"], mc, config.seed, len(idx), mc["action_calibration"], binary=True)
         )
-        jobs.append(("actions", model, X[idx], taken))
+        jobs.append(("actions", model, X[idx], taken, None))  # one-vs-rest takes no sample weights
 
         # Large runs fit the heads in two worker processes (the matrix is memory-mapped, not copied).
         n_jobs = 2 if X.shape[0] >= mc["parallel_from_rows"] else 1
-        fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_head)(m, Xh, y) for _, m, Xh, y in jobs)
+        fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_head)(m, Xh, y, w) for _, m, Xh, y, w in jobs)
         heads = {name: model for (name, *_), model in zip(jobs, fitted, strict=True)}
 
     return TrainedModels(
