@@ -78,12 +78,7 @@ def numeric_features(text: str) -> list[float]:
     percents = [float(p) for p in _PERCENT.findall(text) if float(p) <= 100.0]
     durations = [float(v) * _unit_seconds(u) for v, u in _DURATION.findall(text)]
     ratios = [int(a) / int(b) for a, b in _RATIO.findall(text) if 0 < int(b) <= 1000 and int(a) <= int(b)]
-    counts = []
-    for raw in _NUMBER.findall(text):
-        try:
-            counts.append(float(raw.replace(",", "")))
-        except ValueError:
-            continue
+    largest = max(map(float, (n.replace(",", "") for n in _NUMBER.findall(text))), default=0.0)
     match = _SERVICE.search(text)
     tier = service_tier(match.group(1)) if match else 2
     phrases = Counter(m.lower() for m in _PHRASE.findall(text))
@@ -92,7 +87,7 @@ def numeric_features(text: str) -> list[float]:
         min(len(percents), 10) / 10.0,
         math.log1p(min(max(durations, default=0.0), 1e7)),
         min(ratios, default=1.0),
-        math.log1p(min(max(counts, default=0.0), 1e9)),
+        math.log1p(min(largest, 1e9)),
         1.0 if tier == 1 else 0.0,
         1.0 if tier == 3 else 0.0,
         math.log1p(len(text)),

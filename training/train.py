@@ -188,7 +188,8 @@ def split_rows(
 
 # -- models ---------------------------------------------------------------------------------------------
 def _linear(C: float, mc: dict[str, Any], seed: int, n_rows: int, binary: bool) -> Any:
-    """L2-regularised logistic regression with balanced class weights.
+    """L2-regularised logistic regression; classes are balanced (by sample weights for the multiclass
+    models, by class weights for the per-action ones).
 
     Exact (lbfgs) up to ``sgd_from_rows`` rows, where every real-history run falls; above it, the same loss
     by averaged SGD, whose cost is a few passes over the data (a 50,000-row synthetic run). The binary
@@ -199,15 +200,13 @@ def _linear(C: float, mc: dict[str, Any], seed: int, n_rows: int, binary: bool) 
         return SGDClassifier(
             loss="log_loss",
             alpha=1.0 / (C * max(n_rows, 1)),  # the same penalty as LogisticRegression's C
-            class_weight="balanced",
+            class_weight="balanced" if binary else None,
             average=True,
             max_iter=epochs,
             tol=None,
             random_state=seed,
         )
-    return LogisticRegression(
-        C=C, class_weight="balanced", max_iter=mc["max_iter"], tol=mc["tol"], random_state=seed
-    )
+    return LogisticRegression(C=C, max_iter=mc["max_iter"], tol=mc["tol"], random_state=seed)
 
 
 def _calibrated(
@@ -222,14 +221,23 @@ def _calibrated(
     return CalibratedClassifierCV(base, method=method, cv=[(order[cut:], order[:cut])], ensemble=True)
 
 
-def source_weights(rows: Sequence[LabeledIncident], real_share: float) -> np.ndarray:
-    """Per-row weights (mean 1) giving real rows ``real_share`` of the total when both kinds are present."""
+def balanced_weights(rows: Sequence[LabeledIncident], labels: Sequence[str], real_share: float) -> np.ndarray:
+    """Per-row weights (mean 1): real rows carry ``real_share`` of the total when both kinds are present,
+    and within each kind every class carries the same weight.
+
+    Balancing within each kind, not over the mix, matters: evenly spread synthetic classes would otherwise
+    mask how rare a class is in a team's own history.
+    """
     synthetic = np.array([r.source.startswith("synthetic/") for r in rows], dtype=bool)
-    n_synthetic = int(synthetic.sum())
-    n_real = len(rows) - n_synthetic
-    if not n_synthetic or not n_real:
-        return np.ones(len(rows))
-    return np.where(synthetic, (1.0 - real_share) / n_synthetic, real_share / n_real) * len(rows)
+    labels_a = np.asarray(labels, dtype=object)
+    weights = np.zeros(len(rows))
+    groups = [g for g in (synthetic, ~synthetic) if g.any()]
+    shares = [1.0 - real_share, real_share] if len(groups) == 2 else [1.0]
+    for group, share in zip(groups, shares, strict=True):
+        classes, counts = np.unique(labels_a[group], return_counts=True)
+        per_class = dict(zip(classes, share / (len(classes) * counts), strict=True))
+        weights[group] = [per_class[c] for c in labels_a[group]]
+    return weights * len(rows)
 
 
 def _frequent(labels: Sequence[str], allowed: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -299,8 +307,9 @@ def _fit_models(
     with progress.step("severity, category and action models"):
         jobs: list[tuple[str, Any, Any, Any, np.ndarray | None]] = []
 
-        def weights(idx: list[int]) -> np.ndarray:
-            return source_weights([train_rows[i] for i in idx], mc["real_weight_share"])
+        def weights(idx: list[int], label: str) -> np.ndarray:
+            rows = [train_rows[i] for i in idx]
+            return balanced_weights(rows, [getattr(r, label) for r in rows], mc["real_weight_share"])
 
         keep, dropped["severity"] = _frequent([r.severity for r in train_rows if r.severity], SEVERITIES)
         if len(keep) < 2:
@@ -309,13 +318,17 @@ def _fit_models(
             )
         idx = [i for i, r in enumerate(train_rows) if r.severity in keep]
         model = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"])
-        jobs.append(("severity", model, X[idx], [train_rows[i].severity for i in idx], weights(idx)))
+        jobs.append(
+            ("severity", model, X[idx], [train_rows[i].severity for i in idx], weights(idx, "severity"))
+        )
 
         keep, dropped["category"] = _frequent([r.category for r in train_rows if r.category], CATEGORIES)
         idx = [i for i, r in enumerate(train_rows) if r.category in keep]
         if len(keep) >= 2:
             model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"])
-            jobs.append(("category", model, X[idx], [train_rows[i].category for i in idx], weights(idx)))
+            jobs.append(
+                ("category", model, X[idx], [train_rows[i].category for i in idx], weights(idx, "category"))
+            )
         else:
             log.warning("no category model: fewer than two categories with 3+ labeled rows")
 
