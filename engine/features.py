@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,7 +44,6 @@ STATUS_PHRASES: tuple[str, ...] = (
     "latency",
     "fix",
 )
-_PHRASE = re.compile("|".join(re.escape(p) for p in STATUS_PHRASES), re.IGNORECASE)
 
 NUMERIC_FEATURES: tuple[str, ...] = (
     "max_percent",
@@ -81,7 +79,7 @@ def numeric_features(text: str) -> list[float]:
     largest = max(map(float, (n.replace(",", "") for n in _NUMBER.findall(text))), default=0.0)
     match = _SERVICE.search(text)
     tier = service_tier(match.group(1)) if match else 2
-    phrases = Counter(m.lower() for m in _PHRASE.findall(text))
+    lowered = text.lower()
     return [
         max(percents, default=0.0) / 100.0,
         min(len(percents), 10) / 10.0,
@@ -93,7 +91,7 @@ def numeric_features(text: str) -> list[float]:
         math.log1p(len(text)),
         math.log1p(text.count("\n")),
         math.log1p(len(text.split())),
-        *(math.log1p(phrases[p]) for p in STATUS_PHRASES),
+        *(math.log1p(lowered.count(p)) for p in STATUS_PHRASES),
     ]
 
 
