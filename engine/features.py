@@ -173,7 +173,7 @@ class LeadingWords(TransformerMixin, BaseEstimator):
 DEFAULT_FEATURE_CONFIG: dict[str, Any] = {
     "word_ngrams": (1, 2),
     "word_max_features": 25_000,
-    "char_ngrams": (2, 5),
+    "char_ngrams": (3, 5),
     "char_max_features": 25_000,
     "char_max_chars": 4000,  # character n-grams read only the head of the text: most of the cost
     "title_words": 12,
