@@ -33,7 +33,7 @@ from engine.registry import (
     NoModels,
     RegistryError,
 )
-from engine.scorer import FusedScorer, Scores, SklearnScorer, UnsupportedModel, compile_scorer, verify_scorer
+from engine.scorer import FusedScorer, Scores, SklearnScorer, serving_scorer
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +138,10 @@ def load_model_set(version: ModelVersion, allow_unverified: bool = False) -> Mod
         if not (np.all(np.isfinite(scores.severity)) and abs(float(scores.severity.sum()) - 1.0) < 1e-6):
             raise ModelLoadError(f"model {version.id} returns invalid severity probabilities")
     _check_recorded_probes(version, expected)
-    scorer: FusedScorer | SklearnScorer = reference
-    try:
-        fused = compile_scorer(vectorizer, severity, category, actions)
-        verify_scorer(fused, reference, PROBE_TEXTS, expected)
-        scorer = fused
-    except UnsupportedModel as exc:
-        warnings.append(f"serving with scikit-learn directly (slower): {exc}")
-        log.warning("model %s: %s", version.id, warnings[-1])
+    scorer, slower = serving_scorer(reference, PROBE_TEXTS, expected)
+    if slower:
+        warnings.append(slower)
+        log.warning("model %s: %s", version.id, slower)
     loaded = {name: file in objects for name, file in MODEL_NAMES.items()}
     return ModelSet(
         version.id,

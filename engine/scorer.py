@@ -169,12 +169,13 @@ class FeatureExtractor:
         data = np.concatenate([vals for _, vals in rows]) if rows else np.empty(0)
         return csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
 
-    def feature_name(self, col: int) -> str:
+    def feature_name(self, col: int, value: float = 0.0) -> str:
+        """A term as written, or a magnitude with whether it was above or below its training mean."""
         for block in self._blocks:
             if block.offset <= col < block.offset + len(block.names):
                 return str(block.names[col - block.offset])
         if self._numeric is not None and col >= self._numeric.offset:
-            return self._numeric.names[col - self._numeric.offset]
+            return f"{self._numeric.names[col - self._numeric.offset]} ({'high' if value > 0 else 'low'})"
         return f"f{col}"
 
 
@@ -231,7 +232,8 @@ class FusedScorer:
         k = model.classes.index(severity)
         contrib = vals * (w[:, k] - w.mean(axis=1))
         order = np.argsort(-contrib)[:top]
-        return [(self.features.feature_name(int(idx[i])), float(contrib[i])) for i in order if contrib[i] > 0]
+        name = self.features.feature_name
+        return [(name(int(idx[i]), float(vals[i])), float(contrib[i])) for i in order if contrib[i] > 0]
 
 
 def softmax(s: np.ndarray) -> np.ndarray:
@@ -433,10 +435,10 @@ class SklearnScorer:
     """Scores with the scikit-learn objects themselves: for saved models the fused scorer can't compile."""
 
     def __init__(self, vectorizer: Any, severity_clf: Any, category_clf: Any | None, action_clf: Any) -> None:
-        self._vectorizer = vectorizer
-        self._severity = severity_clf
-        self._category = category_clf
-        self._actions = action_clf
+        self.vectorizer = vectorizer
+        self.severity = severity_clf
+        self.category = category_clf
+        self.actions = action_clf
         self.severity_classes = tuple(str(c) for c in severity_clf.classes_)
         self.category_classes = (
             tuple(str(c) for c in category_clf.classes_) if category_clf is not None else ()
@@ -447,11 +449,26 @@ class SklearnScorer:
         return self.score_many([text])[0]
 
     def score_many(self, texts: Sequence[str]) -> list[Scores]:
-        X = self._vectorizer.transform(list(texts))
-        sev = self._severity.predict_proba(X)
-        cat = self._category.predict_proba(X) if self._category is not None else None
-        acts = self._actions.predict_proba(X)
+        X = self.vectorizer.transform(list(texts))
+        sev = self.severity.predict_proba(X)
+        cat = self.category.predict_proba(X) if self.category is not None else None
+        acts = self.actions.predict_proba(X)
         return [Scores(sev[i], None if cat is None else cat[i], acts[i]) for i in range(len(texts))]
 
     def explain(self, scores: Scores, severity: str, top: int = 5) -> list[tuple[str, float]]:
         return []
+
+
+def serving_scorer(
+    reference: SklearnScorer, probes: Sequence[str], expected: Sequence[Scores] | None = None
+) -> tuple[FusedScorer | SklearnScorer, str | None]:
+    """The fused scorer when it compiles and reproduces ``reference`` on ``probes``, else ``reference``;
+    with the reason when it is the slower one."""
+    try:
+        fused = compile_scorer(
+            reference.vectorizer, reference.severity, reference.category, reference.actions
+        )
+        verify_scorer(fused, reference, probes, expected)
+    except UnsupportedModel as exc:
+        return reference, f"serving with scikit-learn directly (slower): {exc}"
+    return fused, None

@@ -97,3 +97,12 @@ def test_a_huge_alert_is_scored_on_its_head_only() -> None:
     huge = head + "x" * 1_000_000
     assert verify_scorer(scorer, models.scorer(), [huge]) < 1e-9
     np.testing.assert_array_equal(scorer.score(huge).severity, scorer.score(huge[:4000]).severity)
+
+
+def test_the_training_matrix_built_in_two_processes_equals_the_pipelines_transform() -> None:
+    from training.train import DEFAULT_MODEL_CONFIG, _fit_features
+
+    rows = generate_incidents(400, seed=6)
+    mc = {**DEFAULT_MODEL_CONFIG, "parallel_from_rows": 100}
+    vectorizer, X = _fit_features([r.text for r in rows], {}, mc, seed=6)
+    assert abs(X - vectorizer.transform([r.text for r in rows])).max() < 1e-12
