@@ -213,7 +213,7 @@ def _linear(C: float, mc: dict[str, Any], seed: int, n_rows: int, binary: bool) 
 def _calibrated(
     C: float, mc: dict[str, Any], seed: int, n_rows: int, method: str, binary: bool = False
 ) -> CalibratedClassifierCV:
-    """Balanced class weights help the rare classes but bias probabilities; calibration undoes the bias."""
+    """Balancing classes helps the rare ones but biases probabilities; calibration undoes the bias."""
     base = _linear(C, mc, seed, n_rows, binary)
     if n_rows < mc["cv_calibration_below"]:
         return CalibratedClassifierCV(base, method=method, cv=mc["calibration_folds"], ensemble=False)
