@@ -265,11 +265,6 @@ def action_names(action_clf: Any) -> tuple[str, ...]:
 
 
 # -- compiling ------------------------------------------------------------------------------------------
-def _unwrap_frozen(est: Any) -> Any:
-    inner = getattr(est, "estimator", None)
-    return inner if type(est).__name__ == "FrozenEstimator" and inner is not None else est
-
-
 def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(coef (n_out, F), intercept, calibration) of a linear classifier, calibrated or not."""
     if isinstance(clf, LogisticRegression):
@@ -277,7 +272,7 @@ def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         return clf.coef_, clf.intercept_, {"method": method}
     if isinstance(clf, CalibratedClassifierCV) and len(clf.calibrated_classifiers_) == 1:
         cc = clf.calibrated_classifiers_[0]
-        base = _unwrap_frozen(cc.estimator)
+        base = cc.estimator
         if not isinstance(base, LogisticRegression | SGDClassifier):
             raise UnsupportedModel(f"calibrated {type(base).__name__}")
         binary = len(base.classes_) == 2
