@@ -165,7 +165,11 @@ class FeatureExtractor:
         rows = [self.row(t) for t in texts]
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([idx.size for idx, _ in rows], out=indptr[1:])
-        indices = np.concatenate([idx for idx, _ in rows]) if rows else np.empty(0, dtype=np.intp)
+        if indptr[-1] < np.iinfo(np.int32).max:  # scipy's own index type for such sizes: half the memory
+            indptr = indptr.astype(np.int32)
+        indices = (
+            np.concatenate([idx for idx, _ in rows]).astype(indptr.dtype) if rows else np.empty(0, np.int32)
+        )
         data = np.concatenate([vals for _, vals in rows]) if rows else np.empty(0)
         return csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
 

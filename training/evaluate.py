@@ -13,9 +13,15 @@ from training.dataset import BadLine, LabeledIncident, load_jsonl
 from training.metrics import action_report, classification_report, majority_macro_f1
 
 
-def score_rows(scorer: Any, rows: Sequence[LabeledIncident]) -> dict[str, Any]:
-    """Severity, category and action metrics of a scorer on labeled rows (each label where it is known)."""
-    scores = scorer.score_many([r.text for r in rows]) if rows else []
+def score_rows(
+    scorer: Any, rows: Sequence[LabeledIncident], scores: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """Severity, category and action metrics of a scorer on labeled rows (each label where it is known).
+
+    ``scores``: the scorer's scores of ``rows`` when the caller computed them already.
+    """
+    if scores is None:
+        scores = scorer.score_many([r.text for r in rows]) if rows else []
     out: dict[str, Any] = {}
     for label, classes_attr, all_classes in (
         ("severity", "severity_classes", SEVERITIES),

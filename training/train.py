@@ -65,7 +65,7 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "tol": 1e-3,
     "sgd_from_rows": 20_000,
     "sgd_updates": 120_000,  # SGD epochs = this / rows, within 3..50 (averaged SGD settles in a few)
-    "vocabulary_sample": 10_000,
+    "vocabulary_sample": 6_000,
     "parallel_from_rows": 10_000,
 }
 MIN_CLASS_ROWS = 3  # fewer examples than calibration folds cannot be calibrated; such labels are left out
@@ -355,7 +355,9 @@ def _fit_models(
         )
         jobs.append(("actions", model, X[idx], taken, None))  # one-vs-rest takes no sample weights
 
-        # Large runs fit the heads in two worker processes (the matrix is memory-mapped, not copied).
+        # Large runs fit the heads in two worker processes (the matrix is memory-mapped, not copied); the
+        # thirteen action models go first, alone on one worker, while the other fits the rest.
+        jobs.sort(key=lambda job: job[0] != "actions")
         n_jobs = 2 if X.shape[0] >= mc["parallel_from_rows"] else 1
         fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_head)(m, Xh, y, w) for _, m, Xh, y, w in jobs)
         heads = {name: model for (name, *_), model in zip(jobs, fitted, strict=True)}
@@ -368,6 +370,16 @@ def _fit_models(
         {},
         {k: v for k, v in dropped.items() if v},
     )
+
+
+def _score_in_parallel(scorer: Any, rows: Sequence[LabeledIncident]) -> list[Any]:
+    """Scores of many rows, in two processes when there are enough of them to pay for starting those."""
+    texts = [r.text for r in rows]
+    if len(texts) < DEFAULT_MODEL_CONFIG["parallel_from_rows"] // 2:
+        return scorer.score_many(texts)
+    half = len(texts) // 2
+    parts = Parallel(n_jobs=2)(delayed(scorer.score_many)(chunk) for chunk in (texts[:half], texts[half:]))
+    return [s for part in parts for s in part]
 
 
 def check_floor(metrics: dict[str, Any], config: TrainConfig) -> list[str]:
@@ -413,8 +425,9 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
         models = fit_models(train_rows, config, progress)
         with progress.step("validation"):
             # Scored by what will serve: the fused scorer, checked against scikit-learn on the probes.
+            scorer = serving_scorer(models.scorer(), PROBE_TEXTS)[0]
             metrics = (
-                score_rows(serving_scorer(models.scorer(), PROBE_TEXTS)[0], held_rows) if held_rows else {}
+                score_rows(scorer, held_rows, _score_in_parallel(scorer, held_rows)) if held_rows else {}
             )
             metrics["validation_rows"] = len(held_rows)
             metrics["train_rows"] = len(train_rows)
