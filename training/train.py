@@ -259,16 +259,17 @@ def fit_models(
 
 
 def _fit_features(texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed: int) -> tuple[Any, Any]:
-    """Fit the pipeline (on a seeded sample of a large corpus) and return it with the training matrix.
+    """Fit the pipeline and return it with the training matrix.
 
-    Vocabularies and idf are estimated on at most ``vocabulary_sample`` texts: more adds little but time.
+    In a large run (``parallel_from_rows``: a big synthetic corpus) vocabularies and idf are estimated on a
+    seeded sample of ``vocabulary_sample`` texts: more adds little but time. Smaller runs use every text.
     The matrix comes from the compiled extractor, equal to ``vectorizer.transform`` (tested) and faster.
     """
     vectorizer = build_feature_pipeline(fc)
     parallel = len(texts) >= mc["parallel_from_rows"]
     union = feature_union(vectorizer)
     union.set_params(n_jobs=2 if parallel else None)  # its blocks fit in two processes
-    if len(texts) > mc["vocabulary_sample"]:
+    if parallel and len(texts) > mc["vocabulary_sample"]:
         pick = np.random.default_rng(seed).choice(len(texts), mc["vocabulary_sample"], replace=False)
         vectorizer.fit([texts[i] for i in np.sort(pick)])
     else:
