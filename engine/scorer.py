@@ -330,7 +330,7 @@ def compile_features(vectorizer: Any) -> FeatureExtractor:
             block = _TextBlock(
                 first.max_chars if isinstance(first, TextHead) else None,
                 last.build_analyzer(),
-                dict(last.vocabulary_),
+                last.vocabulary_,  # read-only here: no copy
                 last.idf_.astype(np.float64),
                 bool(last.sublinear_tf),
                 weight,
