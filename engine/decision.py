@@ -70,7 +70,8 @@ class AIDecisionEngine:
 
     def analyze_many(self, incidents: Sequence[IncidentCreate]) -> list[Decision]:
         """Batch decisions (no explanations: they need the per-alert feature row)."""
-        return [self._decide(p, []) for p in self.ml.predict_many([i.text for i in incidents])]
+        predictions = self.ml.predict_many([i.text for i in incidents], top_actions=self.top_actions)
+        return [self._decide(p, []) for p in predictions]
 
     def _decide(self, p: Prediction, explanation: list[tuple[str, float]]) -> Decision:
         uncertain = p.fallback or min(p.severity_confidence, p.category_confidence) < self.uncertain_below

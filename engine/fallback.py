@@ -67,5 +67,9 @@ class RuleScorer:
     def score_many(self, texts: list[str]) -> list[Scores]:
         return [self.score(t) for t in texts]
 
+    def calibrated(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        scores = self.score_many(texts)
+        return tuple(np.array([getattr(s, k) for s in scores]) for k in ("severity", "category", "actions"))
+
     def explain(self, scores: Scores, severity: str, top: int = 5) -> list[tuple[str, float]]:
         return []

@@ -6,8 +6,6 @@ load what training saved without importing ``training``.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,15 +15,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from engine import _native
 from engine.services import service_tier
 
-_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
-_DURATION = re.compile(
-    r"(\d+(?:\.\d+)?)\s?(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b", re.IGNORECASE
-)
-_RATIO = re.compile(r"\b(\d{1,4})\s?/\s?(\d{1,4})\b")
-_NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
-_SERVICE = re.compile(r"service:(\S+)\s*$")
 # Status-update phrases: how far an incident got (investigating -> resolved) and how broad it was.
 STATUS_PHRASES: tuple[str, ...] = (
     "investigat",
@@ -60,39 +52,19 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 
 
-def _unit_seconds(unit: str) -> float:
-    u = unit.lower()
-    if u.startswith("ms") or u.startswith("milli"):
-        return 0.001
-    if u.startswith("s"):
-        return 1.0
-    if u.startswith("m"):
-        return 60.0
-    return 3600.0
-
-
 def numeric_features(text: str) -> list[float]:
-    """Magnitudes an SRE reads first: how high, how long, how many, how broken, how important."""
-    percents = [float(p) for p in _PERCENT.findall(text) if float(p) <= 100.0]
-    durations = [float(v) * _unit_seconds(u) for v, u in _DURATION.findall(text)]
-    ratios = [int(a) / int(b) for a, b in _RATIO.findall(text) if 0 < int(b) <= 1000 and int(a) <= int(b)]
-    largest = max(map(float, (n.replace(",", "") for n in _NUMBER.findall(text))), default=0.0)
-    match = _SERVICE.search(text)
-    tier = service_tier(match.group(1)) if match else 2
-    lowered = text.lower()
-    return [
-        max(percents, default=0.0) / 100.0,
-        min(len(percents), 10) / 10.0,
-        math.log1p(min(max(durations, default=0.0), 1e7)),
-        min(ratios, default=1.0),
-        math.log1p(min(largest, 1e9)),
-        1.0 if tier == 1 else 0.0,
-        1.0 if tier == 3 else 0.0,
-        math.log1p(len(text)),
-        math.log1p(text.count("\n")),
-        math.log1p(len(text.split())),
-        *(math.log1p(lowered.count(p)) for p in STATUS_PHRASES),
-    ]
+    """Magnitudes an SRE reads first: how high, how long, how many, how broken, how important.
+
+    In order: the largest percentage (``12%``, ``12.5 %``; at most 3 integer digits, only values <= 100) / 100
+    and how many there are (/10, capped); log1p of the longest duration in seconds (``250ms``, ``10 min``,
+    ``2h``; capped at 1e7 s); the smallest ratio ``a/b`` with 0 < b <= 1000 and a <= b (``1/6 pods ready``,
+    else 1); log1p of the largest number (``12,000``; capped at 1e9); whether the service named by the
+    trailing ``service:NAME`` is tier 1 or tier 3; log1p of the length, the line count and the word count;
+    then log1p of how often each of STATUS_PHRASES occurs in the lowercased text. The scanning is C
+    (``engine/_native.c``): this definition serves training and serving alike; ``tests/test_native.py``
+    holds the same rules as regular expressions and checks the two agree.
+    """
+    return _native.numeric_features(text, text.lower(), service_tier, STATUS_PHRASES)
 
 
 class NumericFeatures(TransformerMixin, BaseEstimator):
@@ -102,7 +74,8 @@ class NumericFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Iterable[str]) -> np.ndarray:
-        return np.array([numeric_features(t) for t in X], dtype=np.float64).reshape(-1, len(NUMERIC_FEATURES))
+        rows = [_native.numeric_features(t, t.lower(), service_tier, STATUS_PHRASES) for t in X]
+        return np.array(rows, dtype=np.float64).reshape(-1, len(NUMERIC_FEATURES))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.array(NUMERIC_FEATURES, dtype=object)
@@ -111,8 +84,8 @@ class NumericFeatures(TransformerMixin, BaseEstimator):
 class CharNgrams:
     """Character n-grams within words, padded with spaces: scikit-learn's ``char_wb`` analyzer, lowercased.
 
-    The same n-grams in the same order as ``TfidfVectorizer(analyzer="char_wb")`` produces, built with
-    list comprehensions instead of a while loop: this analyzer is most of the cost of training and serving.
+    The same n-grams in the same order as ``TfidfVectorizer(analyzer="char_wb")`` produces, built in C: this
+    analyzer is most of the cost of fitting, and serving hashes the very same n-grams without building them.
     """
 
     def __init__(self, min_n: int = 3, max_n: int = 5) -> None:
@@ -120,18 +93,7 @@ class CharNgrams:
         self.max_n = max_n
 
     def __call__(self, doc: str) -> list[str]:
-        out: list[str] = []
-        extend = out.extend
-        lo, hi = self.min_n, self.max_n
-        for word in doc.lower().split():
-            w = f" {word} "
-            size = len(w)
-            for n in range(lo, hi + 1):
-                if size <= n:  # a short word counts once, as a whole
-                    out.append(w)
-                    break
-                extend([w[i : i + n] for i in range(size - n + 1)])
-        return out
+        return _native.char_wb(doc.lower(), self.min_n, self.max_n)
 
     def __repr__(self) -> str:
         return f"CharNgrams({self.min_n}, {self.max_n})"

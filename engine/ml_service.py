@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ class Prediction:
     actions: list[tuple[str, float]]  # every action, best first
     model_version: str
     fallback: bool
-    scores: Scores = field(repr=False)
+    scores: Scores | None = field(default=None, repr=False)  # the single-alert path's, for explanations
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,11 +279,16 @@ class MLService:
     def predict(self, text: str) -> Prediction:
         """All three predictions from one feature pass, made by one consistent model set."""
         models = self._models
-        return _prediction(models, models.scorer, models.scorer.score(text))
+        s = models.scorer.score(text)
+        cat = None if s.category is None else s.category[np.newaxis]
+        [prediction] = _predictions(models, models.scorer, s.severity[np.newaxis], cat, s.actions[np.newaxis])
+        # the single-alert path keeps the feature row, for explanations
+        return replace(prediction, scores=s)
 
-    def predict_many(self, texts: Sequence[str]) -> list[Prediction]:
+    def predict_many(self, texts: Sequence[str], top_actions: int | None = None) -> list[Prediction]:
+        """Predictions for many texts in one pass (with the ``top_actions`` best actions, default all)."""
         models = self._models
-        return [_prediction(models, models.scorer, s) for s in models.scorer.score_many(list(texts))]
+        return _predictions(models, models.scorer, *models.scorer.calibrated(list(texts)), top=top_actions)
 
     def predict_incident_severity(self, text: str) -> tuple[str, float]:
         p = self.predict(text)
@@ -300,6 +305,8 @@ class MLService:
         return self.predict(text).actions[0]
 
     def explain(self, prediction: Prediction, top: int = 5) -> list[tuple[str, float]]:
+        if prediction.scores is None:
+            return []
         return self._models.scorer.explain(prediction.scores, prediction.severity, top)
 
     # -- introspection ------------------------------------------------------------------------------------
@@ -352,22 +359,39 @@ class MLService:
         }
 
 
-def _prediction(models: ModelSet, scorer: Any, scores: Scores) -> Prediction:
-    sev_i = int(np.argmax(scores.severity))
-    if scores.category is not None and len(scorer.category_classes):
-        cat_i = int(np.argmax(scores.category))
-        category, category_conf = scorer.category_classes[cat_i], float(scores.category[cat_i])
+def _predictions(
+    models: ModelSet,
+    scorer: Any,
+    sev: np.ndarray,
+    cat: np.ndarray | None,
+    acts: np.ndarray,
+    top: int | None = None,
+) -> list[Prediction]:
+    """Predictions from probability rows (with the ``top`` actions, default all); the argmax and the
+    ranking are done for all rows at once."""
+    n = sev.shape[0]
+    rows = np.arange(n)
+    sev_i = sev.argmax(axis=1)
+    severities = [scorer.severity_classes[i] for i in sev_i.tolist()]
+    sev_conf = sev[rows, sev_i].tolist()
+    if cat is not None and len(scorer.category_classes):
+        cat_i = cat.argmax(axis=1)
+        categories = [scorer.category_classes[i] for i in cat_i.tolist()]
+        cat_conf = cat[rows, cat_i].tolist()
     else:
-        category, category_conf = "unknown", 0.0
-    order = np.argsort(-scores.actions, kind="stable")
-    actions = [(scorer.action_classes[j], float(scores.actions[j])) for j in order]
-    return Prediction(
-        severity=scorer.severity_classes[sev_i],
-        severity_confidence=float(scores.severity[sev_i]),
-        category=category,
-        category_confidence=category_conf,
-        actions=actions,
-        model_version=models.version,
-        fallback=models.fallback,
-        scores=scores,
-    )
+        categories, cat_conf = ["unknown"] * n, [0.0] * n
+    order = np.argsort(-acts, axis=1, kind="stable")[:, :top]
+    ranked = np.take_along_axis(acts, order, axis=1).tolist()
+    names = scorer.action_classes
+    return [
+        Prediction(
+            severity=severities[i],
+            severity_confidence=sev_conf[i],
+            category=categories[i],
+            category_confidence=cat_conf[i],
+            actions=[(names[j], c) for j, c in zip(order_i, ranked[i], strict=True)],
+            model_version=models.version,
+            fallback=models.fallback,
+        )
+        for i, order_i in enumerate(order.tolist())
+    ]

@@ -1,18 +1,18 @@
 """A fused linear scorer compiled from the saved scikit-learn objects at load time.
 
-Calling a scikit-learn Pipeline once per alert spends most of its time on input validation and building
-sparse matrices. Every model here is linear over the same feature vector, so the scorer computes that
-vector once as (indices, values), gathers the rows of one fused, row-major coefficient matrix holding all
-models' weights, and applies each model's own calibration. The scikit-learn objects stay the truth: a
-scorer is only used after :func:`verify_scorer` shows it gives their probabilities on a probe set.
+Calling a scikit-learn Pipeline once per alert spends most of its time on input validation, building
+n-gram strings and sparse matrices. Every model here is linear over the same feature vector, so the
+scorer hands the text to C (``engine/_native.c``), which hashes the n-grams straight from the text, looks
+them up in the fitted vocabularies and multiplies the row into one fused, row-major coefficient matrix
+holding all models' weights; Python applies each model's own calibration. The scikit-learn objects stay
+the truth: a scorer is only used after :func:`verify_scorer` shows it gives their probabilities on a
+probe set.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -25,50 +25,42 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from engine import _native
 from engine.features import (
+    NUMERIC_FEATURES,
+    STATUS_PHRASES,
     CharNgrams,
     LeadingWords,
-    NumericFeatures,
     TextHead,
     leading_words,
-    numeric_features,
 )
-from engine.ngram_table import NgramTable
+from engine.services import service_tier
 
 
 class UnsupportedModel(Exception):
     """The saved objects are not the linear shapes the scorer knows; scikit-learn serves them directly."""
 
 
-@dataclass(slots=True)
-class _TextBlock:
-    max_chars: int | None  # only the head of the text is analysed
-    analyzer: Callable[[str], list[str]]
-    vocabulary: dict[str, int]
-    idf: np.ndarray
-    sublinear: bool
-    weight: float
-    offset: int
-    lead_words: int | None  # title block: only the leading words are analysed
-    names: np.ndarray
-    table: NgramTable | None = None  # vectorized counting for character n-grams
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Which text a block reads: the whole lowercased text, its first ``n`` characters, or its first ``n``
+    words (each lowercased after cutting, as the pipeline's steps do)."""
 
-    def counts(self, doc: str) -> tuple[np.ndarray, np.ndarray]:
-        """(columns, term counts) of ``doc`` in this block's vocabulary."""
-        if self.table is not None:
-            return self.table.counts(doc)
-        terms = self.analyzer(doc)
-        cols = np.fromiter(map(self.vocabulary.get, terms, repeat(-1)), dtype=np.intp, count=len(terms))
-        return np.unique(cols[cols >= 0], return_counts=True)
+    kind: str  # "all", "head" or "lead"
+    n: int | None = None
 
 
-@dataclass(slots=True)
-class _NumericBlock:
-    mean: np.ndarray
-    scale: np.ndarray
-    weight: float
-    offset: int
-    names: tuple[str, ...]
+@dataclass(frozen=True, slots=True)
+class _FeatureSpec:
+    """The fitted pipeline's feature layout, in the form :class:`engine._native.Featurizer` takes."""
+
+    max_chars: int | None
+    sources: tuple[_Source, ...]
+    blocks: list[tuple[Any, ...]]
+    numeric: tuple[np.ndarray, np.ndarray, float, int] | None
+    names: list[tuple[int, np.ndarray]]  # (offset, term names) per text block
+    numeric_names: tuple[str, ...]
+    n_features: int
 
 
 @dataclass(slots=True)
@@ -113,73 +105,77 @@ class Scores:
     severity: np.ndarray  # probabilities over severity_classes
     category: np.ndarray | None
     actions: np.ndarray  # independent probabilities over action_classes
-    # (feature indices, values, their severity weights): kept for explanations
-    features: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # (feature indices, values): kept for explanations
+    features: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class FeatureExtractor:
-    """The fitted pipeline's feature rows, computed without scikit-learn's per-call overhead."""
+    """The fitted pipeline's feature rows (and, given the fused weights, every model's raw scores)."""
 
-    def __init__(
-        self, max_chars: int | None, blocks: list[_TextBlock], numeric: _NumericBlock | None, n_features: int
-    ) -> None:
-        self._max_chars = max_chars
-        self._blocks = blocks
-        self._numeric = numeric
-        self.n_features = n_features
+    def __init__(self, spec: _FeatureSpec, weights: np.ndarray | None = None) -> None:
+        self._spec = spec
+        self.n_features = spec.n_features
+        self.width = 0 if weights is None else weights.shape[1]
+        self._native = _native.Featurizer(
+            spec.blocks,
+            spec.numeric,
+            weights,
+            self.width,
+            spec.n_features,
+            service_tier,
+            STATUS_PHRASES,
+        )
+
+    def docs(self, text: str) -> tuple[str, ...]:
+        """(head of the text, lowercased, one prepared text per block): what the C featurizer reads."""
+        spec = self._spec
+        t = text[: spec.max_chars] if spec.max_chars is not None else text
+        low = t.lower()
+        out = [t, low]
+        for source in spec.sources:
+            if source.kind == "lead":
+                out.append(leading_words(t, source.n or 0).lower())
+            elif source.kind == "head" and source.n is not None and len(t) > source.n:
+                out.append(t[: source.n].lower())
+            else:
+                out.append(low)
+        return tuple(out)
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The pipeline's feature row for ``text`` as (column indices, values)."""
-        if self._max_chars is not None:
-            text = text[: self._max_chars]
-        idx_parts: list[np.ndarray] = []
-        val_parts: list[np.ndarray] = []
-        for block in self._blocks:
-            if block.lead_words is not None:
-                doc = leading_words(text, block.lead_words)
-            elif block.max_chars is not None:
-                doc = text[: block.max_chars]
-            else:
-                doc = text
-            cols, tf = block.counts(doc)
-            if not cols.size:
-                continue
-            if block.sublinear:
-                tf = np.log(tf) + 1.0  # sublinear tf, as TfidfTransformer computes it
-            vals = tf * block.idf[cols]
-            vals *= block.weight / np.sqrt(vals @ vals)
-            idx_parts.append(cols + block.offset)
-            val_parts.append(vals)
-        if self._numeric is not None:
-            num = self._numeric
-            vals = (np.asarray(numeric_features(text)) - num.mean) / num.scale * num.weight
-            nonzero = np.flatnonzero(vals)  # as in the sparse matrix: a column constant in training is 0
-            idx_parts.append(nonzero + num.offset)
-            val_parts.append(vals[nonzero])
-        if not idx_parts:
-            return np.empty(0, dtype=np.intp), np.empty(0)
-        return np.concatenate(idx_parts), np.concatenate(val_parts)
+        idx, vals, _ = self._native.row(self.docs(text))
+        return np.frombuffer(idx, dtype=np.int64), np.frombuffer(vals)
+
+    def row_and_scores(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(column indices, values, raw scores of every fused model) for one text."""
+        idx, vals, raw = self._native.row(self.docs(text))
+        return np.frombuffer(idx, dtype=np.int64), np.frombuffer(vals), np.frombuffer(raw)
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw scores of every fused model, one row per text."""
+        raw = self._native.scores([self.docs(t) for t in texts])
+        return np.frombuffer(raw).reshape(len(texts), self.width)
 
     def matrix(self, texts: Sequence[str]) -> csr_matrix:
         """Feature rows of many texts as one CSR matrix (equal to the pipeline's ``transform``)."""
-        rows = [self.row(t) for t in texts]
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([idx.size for idx, _ in rows], out=indptr[1:])
+        indptr_b, indices_b, data_b = self._native.csr([self.docs(t) for t in texts])
+        indptr = np.frombuffer(indptr_b, dtype=np.int64)
+        indices = np.frombuffer(indices_b, dtype=np.int32)
         if indptr[-1] < np.iinfo(np.int32).max:  # scipy's own index type for such sizes: half the memory
             indptr = indptr.astype(np.int32)
-        indices = (
-            np.concatenate([idx for idx, _ in rows]).astype(indptr.dtype) if rows else np.empty(0, np.int32)
-        )
-        data = np.concatenate([vals for _, vals in rows]) if rows else np.empty(0)
-        return csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
+        else:
+            indices = indices.astype(np.int64)
+        data = np.frombuffer(data_b).copy()  # writable, as scikit-learn may scale it in place
+        return csr_matrix((data, indices.copy(), indptr), shape=(len(texts), self.n_features))
 
     def feature_name(self, col: int, value: float = 0.0) -> str:
         """A term as written, or a magnitude with whether it was above or below its training mean."""
-        for block in self._blocks:
-            if block.offset <= col < block.offset + len(block.names):
-                return str(block.names[col - block.offset])
-        if self._numeric is not None and col >= self._numeric.offset:
-            return f"{self._numeric.names[col - self._numeric.offset]} ({'high' if value > 0 else 'low'})"
+        for offset, names in self._spec.names:
+            if offset <= col < offset + len(names):
+                return str(names[col - offset])
+        if self._spec.numeric is not None and col >= self._spec.numeric[3]:
+            name = self._spec.numeric_names[col - self._spec.numeric[3]]
+            return f"{name} ({'high' if value > 0 else 'low'})"
         return f"f{col}"
 
 
@@ -206,19 +202,18 @@ class FusedScorer:
 
     # -- scoring ----------------------------------------------------------------------------------------
     def score(self, text: str) -> Scores:
-        idx, vals = self.features.row(text)
-        rows = self._weights[idx]  # one gather over contiguous rows: every model's weights at once
-        raw = vals @ rows
+        idx, vals, raw = self.features.row_and_scores(text)
         sev, cat, acts = self._calibrate(raw[np.newaxis, :])
-        return Scores(
-            sev[0], None if cat is None else cat[0], acts[0], (idx, vals, rows[:, self._severity.cols])
-        )
+        return Scores(sev[0], None if cat is None else cat[0], acts[0], (idx, vals))
 
     def score_many(self, texts: Sequence[str]) -> list[Scores]:
-        """The batch path: one sparse matrix, one product scores every model."""
-        raw = np.asarray(self.features.matrix(texts) @ self._weights)
-        sev, cat, acts = self._calibrate(raw)
+        """The batch path: C scores every text with every model, Python calibrates them all at once."""
+        sev, cat, acts = self.calibrated(texts)
         return [Scores(sev[i], None if cat is None else cat[i], acts[i]) for i in range(len(texts))]
+
+    def calibrated(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """(severity, category, action) probabilities of many texts, one row each."""
+        return self._calibrate(self.features.scores(texts))
 
     def _calibrate(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         sev = _apply(self._severity, raw)
@@ -229,8 +224,9 @@ class FusedScorer:
         """The terms that pushed ``severity`` most: value x (its weight - the mean weight over classes)."""
         if scores.features is None:
             return []
-        idx, vals, w = scores.features
+        idx, vals = scores.features
         model = self._severity
+        w = self._weights[idx, model.cols]
         if w.shape[1] == 1:  # binary: one column for the positive class
             w = np.hstack([-w, w])
         k = model.classes.index(severity)
@@ -300,8 +296,19 @@ def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     raise UnsupportedModel(type(clf).__name__)
 
 
-def compile_features(vectorizer: Any) -> FeatureExtractor:
-    """A :class:`FeatureExtractor` for ``[TextHead ->] FeatureUnion``; UnsupportedModel for other shapes."""
+_WORD_DEFAULTS = {
+    "analyzer": "word",
+    "tokenizer": None,
+    "preprocessor": None,
+    "strip_accents": None,
+    "stop_words": None,
+    "token_pattern": r"(?u)\b\w\w+\b",
+    "lowercase": True,
+}
+
+
+def _feature_spec(vectorizer: Any) -> _FeatureSpec:
+    """The layout of ``[TextHead ->] FeatureUnion``; UnsupportedModel for other shapes."""
     max_chars = None
     if (
         isinstance(vectorizer, Pipeline)
@@ -313,8 +320,10 @@ def compile_features(vectorizer: Any) -> FeatureExtractor:
     if not isinstance(vectorizer, FeatureUnion):
         raise UnsupportedModel(f"vectorizer {type(vectorizer).__name__}")
     weights = vectorizer.transformer_weights or {}
-    blocks: list[_TextBlock] = []
-    numeric: _NumericBlock | None = None
+    sources: list[_Source] = []
+    blocks: list[tuple[Any, ...]] = []
+    names: list[tuple[int, np.ndarray]] = []
+    numeric = None
     offset = 0
     for name, step in vectorizer.transformer_list:
         weight = float(weights.get(name, 1.0))
@@ -324,45 +333,64 @@ def compile_features(vectorizer: Any) -> FeatureExtractor:
         if isinstance(last, TfidfVectorizer) and kinds[:-1] in ([], ["LeadingWords"], ["TextHead"]):
             if last.norm != "l2" or not last.use_idf or last.binary:
                 raise UnsupportedModel("tf-idf options")
-            first = steps[0][1]
-            lead = first.n_words if isinstance(first, LeadingWords) else None
-            names = last.get_feature_names_out()
-            block = _TextBlock(
-                first.max_chars if isinstance(first, TextHead) else None,
-                last.build_analyzer(),
-                last.vocabulary_,  # read-only here: no copy
-                last.idf_.astype(np.float64),
-                bool(last.sublinear_tf),
-                weight,
-                offset,
-                lead,
-                names,
-            )
             if isinstance(last.analyzer, CharNgrams):
-                # On a hash clash the string analyzer serves instead: the same answer, only slower.
-                with contextlib.suppress(ValueError):
-                    block.table = NgramTable(block.vocabulary, last.analyzer.min_n, last.analyzer.max_n)
-            blocks.append(block)
-            offset += len(names)
+                kind, (min_n, max_n) = "chars", (last.analyzer.min_n, last.analyzer.max_n)
+            elif all(getattr(last, k) == v for k, v in _WORD_DEFAULTS.items()):
+                kind, (min_n, max_n) = "words", last.ngram_range
+            else:
+                raise UnsupportedModel(f"feature step {name}: analyzer {last.analyzer!r}")
+            first = steps[0][1]
+            if isinstance(first, LeadingWords):
+                sources.append(_Source("lead", first.n_words))
+            elif isinstance(first, TextHead):
+                sources.append(_Source("head", first.max_chars))
+            else:
+                sources.append(_Source("all"))
+            terms = last.get_feature_names_out()
+            idf = np.ascontiguousarray(last.idf_, dtype=np.float64)
+            source = 2 + len(blocks)  # FeatureExtractor.docs: (text, lowered, one text per block)
+            blocks.append(
+                (kind, min_n, max_n, source, terms.tolist(), idf, bool(last.sublinear_tf), weight, offset)
+            )
+            names.append((offset, terms))
+            offset += len(terms)
         elif kinds == ["NumericFeatures", "StandardScaler"]:
             scaler: StandardScaler = steps[1][1]
             n = scaler.n_features_in_
+            if n != len(NUMERIC_FEATURES):
+                raise UnsupportedModel(f"{n} numeric features, this version computes {len(NUMERIC_FEATURES)}")
             mean = scaler.mean_ if scaler.with_mean else np.zeros(n)
             scale = scaler.scale_ if scaler.with_std else np.ones(n)
-            names = tuple(str(x) for x in NumericFeatures().get_feature_names_out())
-            numeric = _NumericBlock(mean.astype(np.float64), scale.astype(np.float64), weight, offset, names)
+            numeric = (
+                np.ascontiguousarray(mean, dtype=np.float64),
+                np.ascontiguousarray(scale, dtype=np.float64),
+                weight,
+                offset,
+            )
             offset += n
         else:
             raise UnsupportedModel(f"feature step {name}: {kinds}")
-    return FeatureExtractor(max_chars, blocks, numeric, offset)
+    return _FeatureSpec(max_chars, tuple(sources), blocks, numeric, names, NUMERIC_FEATURES, offset)
+
+
+def _featurizer(spec: _FeatureSpec, weights: np.ndarray | None = None) -> FeatureExtractor:
+    try:
+        return FeatureExtractor(spec, weights)
+    except ValueError as exc:  # a hash clash between two vocabulary terms: scikit-learn serves instead
+        raise UnsupportedModel(str(exc)) from exc
+
+
+def compile_features(vectorizer: Any) -> FeatureExtractor:
+    """A :class:`FeatureExtractor` for ``[TextHead ->] FeatureUnion``; UnsupportedModel for other shapes."""
+    return _featurizer(_feature_spec(vectorizer))
 
 
 def compile_scorer(
     vectorizer: Any, severity_clf: Any, category_clf: Any | None, action_clf: Any
 ) -> FusedScorer:
     """Build a :class:`FusedScorer` from fitted objects; raises UnsupportedModel for shapes it can't fuse."""
-    features = compile_features(vectorizer)
-    n_features = features.n_features
+    spec = _feature_spec(vectorizer)
+    n_features = spec.n_features
     columns: list[np.ndarray] = []
     width = 0
 
@@ -400,9 +428,9 @@ def compile_scorer(
         b=np.array([0.0 if r else float(m.b[0]) for r, (_, m) in zip(raw_model, linear, strict=True)]),
         constants=constants,
     )
-    weights = np.hstack(columns) if columns else np.zeros((n_features, 0))
-    action_classes = action_names(action_clf)
-    return FusedScorer(features, weights, severity, category, actions, action_classes)
+    weights = np.ascontiguousarray(np.hstack(columns), dtype=np.float64)
+    features = _featurizer(spec, weights)
+    return FusedScorer(features, weights, severity, category, actions, action_names(action_clf))
 
 
 def verify_scorer(
@@ -448,11 +476,13 @@ class SklearnScorer:
         return self.score_many([text])[0]
 
     def score_many(self, texts: Sequence[str]) -> list[Scores]:
-        X = self.vectorizer.transform(list(texts))
-        sev = self.severity.predict_proba(X)
-        cat = self.category.predict_proba(X) if self.category is not None else None
-        acts = self.actions.predict_proba(X)
+        sev, cat, acts = self.calibrated(texts)
         return [Scores(sev[i], None if cat is None else cat[i], acts[i]) for i in range(len(texts))]
+
+    def calibrated(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        X = self.vectorizer.transform(list(texts))
+        cat = self.category.predict_proba(X) if self.category is not None else None
+        return self.severity.predict_proba(X), cat, self.actions.predict_proba(X)
 
     def explain(self, scores: Scores, severity: str, top: int = 5) -> list[tuple[str, float]]:
         return []

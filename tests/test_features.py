@@ -1,13 +1,11 @@
-"""Feature code: the fast paths must equal scikit-learn exactly, and magnitudes must be read right."""
+"""Feature code: the fused scorer must equal scikit-learn exactly, and magnitudes must be read right."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from engine.features import CharNgrams, numeric_features
-from engine.ngram_table import NgramTable
+from engine.features import numeric_features
 from engine.scorer import compile_scorer, verify_scorer
 from tests.conftest import small_config
 from training.synthetic import generate_incidents
@@ -29,27 +27,6 @@ ODD_TEXTS = [
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
     return [r.text for r in generate_incidents(800, seed=11)] + ODD_TEXTS
-
-
-def test_char_ngrams_equal_scikit_learns_char_wb(corpus: list[str]) -> None:
-    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
-    ours = CharNgrams(3, 5)
-    for text in corpus:
-        assert ours(text) == reference(text)
-
-
-def test_ngram_table_counts_equal_the_vectorizer_counts(corpus: list[str]) -> None:
-    vec = TfidfVectorizer(analyzer=CharNgrams(3, 5), max_features=5000).fit(corpus[:400])
-    table = NgramTable(vec.vocabulary_, 3, 5)
-    analyzer = vec.build_analyzer()
-    for text in corpus:
-        expected: dict[int, int] = {}
-        for term in analyzer(text):
-            col = vec.vocabulary_.get(term)
-            if col is not None:
-                expected[col] = expected.get(col, 0) + 1
-        cols, counts = table.counts(text)
-        assert dict(zip(cols.tolist(), counts.tolist(), strict=True)) == expected
 
 
 def test_fused_scorer_matches_scikit_learn_on_unseen_text(corpus: list[str]) -> None:
@@ -99,7 +76,7 @@ def test_a_huge_alert_is_scored_on_its_head_only() -> None:
     np.testing.assert_array_equal(scorer.score(huge).severity, scorer.score(huge[:4000]).severity)
 
 
-def test_the_training_matrix_built_in_two_processes_equals_the_pipelines_transform() -> None:
+def test_the_training_matrix_equals_the_pipelines_transform() -> None:
     from training.train import DEFAULT_MODEL_CONFIG, _fit_features
 
     rows = generate_incidents(400, seed=6)

@@ -1,0 +1,143 @@
+"""The C hot path (engine/_native.c) against readable definitions: regular expressions for the magnitudes,
+scikit-learn's own analyzers and transform for the feature rows."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from engine import _native
+from engine.features import STATUS_PHRASES, CharNgrams, build_feature_pipeline, numeric_features
+from engine.scorer import compile_features
+from engine.services import service_tier
+from training.synthetic import generate_incidents
+
+# The magnitude features as regular expressions: what the C scanner must find, match for match.
+_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
+_DURATION = re.compile(
+    r"(\d+(?:\.\d+)?)\s?(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b", re.IGNORECASE
+)
+_RATIO = re.compile(r"\b(\d{1,4})\s?/\s?(\d{1,4})\b")
+_NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
+_SERVICE = re.compile(r"service:(\S+)\s*$")
+
+
+def _unit_seconds(unit: str) -> float:
+    u = unit.lower()
+    if u.startswith(("ms", "milli")):
+        return 0.001
+    if u.startswith(("s", "\u017f")):  # re.IGNORECASE matches the long s to s
+        return 1.0
+    if u.startswith("m"):
+        return 60.0
+    return 3600.0
+
+
+def reference_numeric_features(text: str) -> list[float]:
+    percents = [float(p) for p in _PERCENT.findall(text) if float(p) <= 100.0]
+    durations = [float(v) * _unit_seconds(u) for v, u in _DURATION.findall(text)]
+    ratios = [int(a) / int(b) for a, b in _RATIO.findall(text) if 0 < int(b) <= 1000 and int(a) <= int(b)]
+    largest = max(map(float, (n.replace(",", "") for n in _NUMBER.findall(text))), default=0.0)
+    match = _SERVICE.search(text)
+    tier = service_tier(match.group(1) if match else None)
+    lowered = text.lower()
+    return [
+        max(percents, default=0.0) / 100.0,
+        min(len(percents), 10) / 10.0,
+        math.log1p(min(max(durations, default=0.0), 1e7)),
+        min(ratios, default=1.0),
+        math.log1p(min(largest, 1e9)),
+        1.0 if tier == 1 else 0.0,
+        1.0 if tier == 3 else 0.0,
+        math.log1p(len(text)),
+        math.log1p(text.count("\n")),
+        math.log1p(len(text.split())),
+        *(math.log1p(lowered.count(p)) for p in STATUS_PHRASES),
+    ]
+
+
+# Digits (ASCII and Arabic-Indic), the letters of every unit, the separators the patterns care about.
+_ALERTISH = st.lists(
+    st.sampled_from(
+        [*"0123456789\u0661\u0662 .,%/:_-\n\tsmhSMHrinutecodlaxy\u017f\u0131", "service:", "pay"]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_ALERTISH)
+@example("error rate 35% p99 9s, 1/6 pods ready, 12,000 requests failing service:payments")
+@example("1234% 1.5.5s 5ms2 1,2a 10.s x12/3 1/2/3 9999/9999 service:a service:b")
+@example("9" * 500 + "% " + "1" * 400 + "h")
+@example("2 HOURS 3 Mins 4 \u017fec 5 m\u0131ns service:")
+def test_magnitudes_follow_their_regular_expressions(text: str) -> None:
+    assert numeric_features(text) == reference_numeric_features(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(max_size=60))
+def test_magnitudes_of_any_text_are_finite_and_equal_the_reference(text: str) -> None:
+    got = numeric_features(text)
+    assert all(math.isfinite(v) for v in got)
+    assert got == reference_numeric_features(text)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(max_size=60))
+@example("ÜBER straße 🚨 x\x00ab\u2028y\x1cz")
+def test_char_ngrams_equal_scikit_learns_char_wb(text: str) -> None:
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
+    assert CharNgrams(3, 5)(text) == reference(text)
+    assert _native.char_wb(text.lower(), 2, 2) == TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 2)
+    ).build_analyzer()(text)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[object, object]:
+    texts = [r.text for r in generate_incidents(600, seed=9)]
+    config = {"word_max_features": 3000, "char_max_features": 3000, "min_df": 1, "char_max_chars": 120}
+    vectorizer = build_feature_pipeline(config).fit(texts)
+    return vectorizer, compile_features(vectorizer)
+
+
+_WORDS = ["checkout", "500s", "error", "rate", "p99", "latency", "disk", "97%", "pods", "service:payments"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.one_of(st.sampled_from(_WORDS), st.text(max_size=12)), max_size=40).map(" ".join),
+)
+@example("")
+@example("ÜBER-Straße 🚨 İstanbul ΟΔΟΣ checkout_api x" * 20)
+def test_feature_rows_equal_the_pipelines_transform(fitted: tuple, text: str) -> None:
+    vectorizer, extractor = fitted
+    expected = vectorizer.transform([text]).toarray()
+    got = extractor.matrix([text]).toarray()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    idx, vals = extractor.row(text)
+    assert np.allclose(expected[0, idx], vals, rtol=0, atol=1e-12)
+    assert np.count_nonzero(expected) == len(idx)
+
+
+def test_a_featurizer_refuses_inconsistent_inputs(fitted: tuple) -> None:
+    _, extractor = fitted
+    with pytest.raises(TypeError):
+        extractor._native.row(["not", "a", "tuple"])
+    with pytest.raises(ValueError, match="too short"):
+        extractor._native.row(("only text",))
+    with pytest.raises(ValueError, match="idf"):
+        _native.Featurizer(
+            [("words", 1, 1, 2, ["a", "b"], np.ones(3), True, 1.0, 0)], None, None, 0, 2, service_tier, ()
+        )
+    with pytest.raises(ValueError, match="share a hash"):
+        _native.Featurizer(
+            [("words", 1, 1, 2, ["a", "a"], np.ones(2), True, 1.0, 0)], None, None, 0, 2, service_tier, ()
+        )
