@@ -15,7 +15,9 @@
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE /* memmem */
 #include <Python.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -78,13 +80,16 @@ static Py_ssize_t digit_run(const Text *t, Py_ssize_t i) {
     return j - i;
 }
 
-/* float() of text[start:end] with commas dropped (digits may be any Unicode decimal, as float() allows). */
+static locale_t c_locale; /* numbers are read with '.' whatever the process's locale */
+
+/* float() of text[start:end] with commas dropped (digits may be any Unicode decimal, as float() allows).
+ * strtod rounds correctly, as float() does; overflow gives inf, as float() does. Needs no GIL. */
 static double parse_number(const Text *t, Py_ssize_t start, Py_ssize_t end) {
     char small[64];
     char *buf = small;
     if (end - start + 1 > (Py_ssize_t)sizeof small) {
-        buf = PyMem_Malloc(end - start + 1);
-        if (buf == NULL) return NAN;
+        buf = PyMem_RawMalloc(end - start + 1);
+        if (buf == NULL) return 0.0;
     }
     Py_ssize_t k = 0;
     for (Py_ssize_t i = start; i < end; i++) {
@@ -93,12 +98,8 @@ static double parse_number(const Text *t, Py_ssize_t start, Py_ssize_t end) {
         buf[k++] = c == '.' ? '.' : (char)('0' + Py_UNICODE_TODECIMAL(c));
     }
     buf[k] = '\0';
-    double v = PyOS_string_to_double(buf, NULL, NULL); /* overflow gives inf, as float() does */
-    if (buf != small) PyMem_Free(buf);
-    if (v == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0.0;
-    }
+    double v = strtod_l(buf, NULL, c_locale);
+    if (buf != small) PyMem_RawFree(buf);
     return v;
 }
 
@@ -185,6 +186,7 @@ static int table_build(Table *tb, PyObject *terms) {
 }
 
 /* -- analyzers: each found term is handed to a sink ------------------------------------------------- */
+/* They need no GIL; on running out of memory they return -1 and leave raising to a caller with the GIL. */
 
 typedef struct Sink Sink;
 struct Sink {
@@ -202,10 +204,10 @@ typedef struct {
 static int tokens_push(Tokens *tk, Py_ssize_t start, Py_ssize_t len) {
     if (tk->n == tk->cap) {
         Py_ssize_t cap = tk->cap ? 2 * tk->cap : 256;
-        Py_ssize_t *s = PyMem_Realloc(tk->start, cap * sizeof(Py_ssize_t));
+        Py_ssize_t *s = PyMem_RawRealloc(tk->start, cap * sizeof(Py_ssize_t));
         if (s == NULL) return -1;
         tk->start = s;
-        Py_ssize_t *l = PyMem_Realloc(tk->len, cap * sizeof(Py_ssize_t));
+        Py_ssize_t *l = PyMem_RawRealloc(tk->len, cap * sizeof(Py_ssize_t));
         if (l == NULL) return -1;
         tk->len = l;
         tk->cap = cap;
@@ -227,10 +229,7 @@ static int word_terms(const Text *t, int min_n, int max_n, Tokens *tk, Sink *sin
         }
         Py_ssize_t j = i + 1;
         while (j < t->n && is_word(PyUnicode_READ(t->kind, t->data, j))) j++;
-        if (j - i >= 2 && tokens_push(tk, i, j - i) < 0) {
-            PyErr_NoMemory();
-            return -1;
-        }
+        if (j - i >= 2 && tokens_push(tk, i, j - i) < 0) return -1;
         i = j;
     }
     for (Py_ssize_t s = 0; s < tk->n; s++) {
@@ -262,11 +261,8 @@ static int char_terms(const Text *t, int min_n, int max_n, int ordered, Tokens *
         while (i < t->n && !is_space(PyUnicode_READ(t->kind, t->data, i))) i++;
         Py_ssize_t size = i - ws + 2;
         if (size > tk->word_cap) {
-            Py_UCS4 *w = PyMem_Realloc(tk->word, size * sizeof(Py_UCS4));
-            if (w == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
+            Py_UCS4 *w = PyMem_RawRealloc(tk->word, size * sizeof(Py_UCS4));
+            if (w == NULL) return -1;
             tk->word = w;
             tk->word_cap = size;
         }
@@ -436,7 +432,7 @@ static Py_ssize_t match_number(const Text *t, Py_ssize_t p) {
     return -1;
 }
 
-/* The tier callable's answer for the name in `service:(\S+)\s*$`, or for None without one. */
+/* The tier callable's answer for the name in `service:(\S+)\s*$`, or for None without one (needs the GIL). */
 static long service_tier(const Text *t, PyObject *text, PyObject *tier_of) {
     Py_ssize_t end = t->n;
     while (end > 0 && is_space(ch(t, end - 1))) end--;
@@ -461,64 +457,73 @@ static long service_tier(const Text *t, PyObject *text, PyObject *tier_of) {
     return v;
 }
 
-/* Non-overlapping occurrences of each phrase in `lowered`, as str.count() counts them: one pass over the
- * text, each phrase resuming after its own last match. */
+/* The phrases counted in the lowered text, read once (a tuple of non-empty str, at most 64). */
 #define MAX_PHRASES 64
-static int count_phrases(const Text *low, PyObject *phrases, double *out) {
-    Py_ssize_t n_phrases = PyTuple_GET_SIZE(phrases);
-    if (n_phrases > MAX_PHRASES) {
-        PyErr_SetString(PyExc_ValueError, "too many phrases");
+typedef struct {
+    Text items[MAX_PHRASES];
+    Py_ssize_t n;
+} Phrases;
+
+static int phrases_of(PyObject *tuple, Phrases *ph) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) > MAX_PHRASES) {
+        PyErr_SetString(PyExc_ValueError, "phrases must be a tuple of at most 64 str");
         return -1;
     }
-    Text ph[MAX_PHRASES];
-    Py_ssize_t next[MAX_PHRASES];
-    long count[MAX_PHRASES];
-    uint64_t starts_with[129] = {0}; /* phrases by first character; [128]: a non-ASCII first character */
-    for (Py_ssize_t k = 0; k < n_phrases; k++) {
-        if (text_of(PyTuple_GET_ITEM(phrases, k), &ph[k]) < 0) return -1;
-        if (ph[k].n == 0) {
+    ph->n = PyTuple_GET_SIZE(tuple);
+    for (Py_ssize_t k = 0; k < ph->n; k++) {
+        if (text_of(PyTuple_GET_ITEM(tuple, k), &ph->items[k]) < 0) return -1;
+        if (ph->items[k].n == 0) {
             PyErr_SetString(PyExc_ValueError, "empty phrase");
             return -1;
         }
+    }
+    return 0;
+}
+
+/* Non-overlapping occurrences of each phrase in `lowered`, as str.count() counts them. */
+static void count_phrases(const Text *low, const Phrases *phrases, double *out) {
+    Py_ssize_t next[MAX_PHRASES];
+    long count[MAX_PHRASES];
+    uint64_t starts_with[129] = {0}; /* phrases by first character; [128]: a non-ASCII first character */
+    for (Py_ssize_t k = 0; k < phrases->n; k++) {
+        const Text *ph = &phrases->items[k];
         next[k] = 0;
         count[k] = 0;
-        if (low->kind == PyUnicode_1BYTE_KIND && ph[k].kind == PyUnicode_1BYTE_KIND) {
+        if (low->kind == PyUnicode_1BYTE_KIND && ph->kind == PyUnicode_1BYTE_KIND) {
             /* the common case, one byte per character: libc's substring search */
             const char *at = low->data, *end = (const char *)low->data + low->n;
-            while ((at = memmem(at, end - at, ph[k].data, ph[k].n)) != NULL) {
+            while ((at = memmem(at, end - at, ph->data, ph->n)) != NULL) {
                 count[k]++;
-                at += ph[k].n;
+                at += ph->n;
             }
             continue;
         }
-        Py_UCS4 first = PyUnicode_READ(ph[k].kind, ph[k].data, 0);
+        Py_UCS4 first = PyUnicode_READ(ph->kind, ph->data, 0);
         starts_with[first < 128 ? first : 128] |= 1ULL << k;
     }
+    /* otherwise one pass over the text, each phrase resuming after its own last match */
     for (Py_ssize_t i = 0; i < low->n; i++) {
         Py_UCS4 c = PyUnicode_READ(low->kind, low->data, i);
         for (uint64_t m = starts_with[c < 128 ? c : 128]; m; m &= m - 1) {
             int k = __builtin_ctzll(m);
-            if (i < next[k] || i + ph[k].n > low->n || c != PyUnicode_READ(ph[k].kind, ph[k].data, 0))
-                continue;
+            const Text *ph = &phrases->items[k];
+            if (i < next[k] || i + ph->n > low->n || c != PyUnicode_READ(ph->kind, ph->data, 0)) continue;
             Py_ssize_t j = 1;
-            while (j < ph[k].n &&
-                   PyUnicode_READ(low->kind, low->data, i + j) == PyUnicode_READ(ph[k].kind, ph[k].data, j))
+            while (j < ph->n &&
+                   PyUnicode_READ(low->kind, low->data, i + j) == PyUnicode_READ(ph->kind, ph->data, j))
                 j++;
-            if (j == ph[k].n) {
+            if (j == ph->n) {
                 count[k]++;
-                next[k] = i + ph[k].n;
+                next[k] = i + ph->n;
             }
         }
     }
-    for (Py_ssize_t k = 0; k < n_phrases; k++) out[k] = log1p((double)count[k]);
-    return 0;
+    for (Py_ssize_t k = 0; k < phrases->n; k++) out[k] = log1p((double)count[k]);
 }
 
 /* What an SRE reads first: how high, how long, how many, how broken, how important; then phrase counts.
- * Writes N_MAGNITUDES + len(phrases) values. */
-static int magnitudes(PyObject *text, PyObject *lowered, PyObject *tier_of, PyObject *phrases, double *out) {
-    Text t, low;
-    if (text_of(text, &t) < 0 || text_of(lowered, &low) < 0) return -1;
+ * Writes N_MAGNITUDES + phrases->n values. Needs no GIL (the service's tier is looked up before). */
+static void magnitudes(const Text *t, const Text *low, long tier, const Phrases *phrases, double *out) {
     double max_pct = 0.0, max_dur = 0.0, min_ratio = 1.0, largest = 0.0;
     int any_dur = 0, any_ratio = 0, any_number = 0;
     long n_pct = 0;
@@ -528,17 +533,17 @@ static int magnitudes(PyObject *text, PyObject *lowered, PyObject *tier_of, PyOb
      * the end of the run, fail at every later start if they fail at the first (percent: the last three). */
     Py_ssize_t pct_at = 0, dur_at = 0, ratio_at = 0, number_at = 0, num_end, lines = 0, words = 0;
     int in_word = 0;
-    for (Py_ssize_t p = 0; p < t.n; p++) {
-        Py_UCS4 c = PyUnicode_READ(t.kind, t.data, p);
+    for (Py_ssize_t p = 0; p < t->n; p++) {
+        Py_UCS4 c = PyUnicode_READ(t->kind, t->data, p);
         if (c == '\n') lines++;
         int space = is_space(c);
         if (!space && !in_word) words++;
         in_word = !space;
-        if (!is_digit(c) || is_digit(ch(&t, p - 1))) continue;
-        Py_ssize_t run_end = p + digit_run(&t, p), e;
+        if (!is_digit(c) || is_digit(ch(t, p - 1))) continue;
+        Py_ssize_t run_end = p + digit_run(t, p), e;
         Py_ssize_t last3 = run_end - p > 3 ? run_end - 3 : p;
-        if (p >= pct_at && (e = match_percent(&t, last3, &num_end)) >= 0) {
-            double v = parse_number(&t, last3, num_end);
+        if (p >= pct_at && (e = match_percent(t, last3, &num_end)) >= 0) {
+            double v = parse_number(t, last3, num_end);
             if (v <= 100.0) {
                 n_pct++;
                 if (v > max_pct) max_pct = v;
@@ -546,14 +551,14 @@ static int magnitudes(PyObject *text, PyObject *lowered, PyObject *tier_of, PyOb
             pct_at = e;
         }
         double seconds;
-        if (p >= dur_at && (e = match_duration(&t, p, &num_end, &seconds)) >= 0) {
-            double v = parse_number(&t, p, num_end) * seconds;
+        if (p >= dur_at && (e = match_duration(t, p, &num_end, &seconds)) >= 0) {
+            double v = parse_number(t, p, num_end) * seconds;
             if (!any_dur || v > max_dur) max_dur = v;
             any_dur = 1;
             dur_at = e;
         }
         long a, b;
-        if (p >= ratio_at && (e = match_ratio(&t, p, &a, &b)) >= 0) {
+        if (p >= ratio_at && (e = match_ratio(t, p, &a, &b)) >= 0) {
             if (b > 0 && b <= 1000 && a <= b) {
                 double r = (double)a / (double)b;
                 if (!any_ratio || r < min_ratio) min_ratio = r;
@@ -561,15 +566,13 @@ static int magnitudes(PyObject *text, PyObject *lowered, PyObject *tier_of, PyOb
             }
             ratio_at = e;
         }
-        if (p >= number_at && (e = match_number(&t, p)) >= 0) {
-            double v = parse_number(&t, p, e);
+        if (p >= number_at && (e = match_number(t, p)) >= 0) {
+            double v = parse_number(t, p, e);
             if (!any_number || v > largest) largest = v;
             any_number = 1;
             number_at = e;
         }
     }
-    long tier = service_tier(&t, text, tier_of);
-    if (tier == -1 && PyErr_Occurred()) return -1;
     out[0] = max_pct / 100.0;
     out[1] = (double)(n_pct < 10 ? n_pct : 10) / 10.0;
     out[2] = log1p(max_dur < 1e7 ? max_dur : 1e7);
@@ -577,40 +580,34 @@ static int magnitudes(PyObject *text, PyObject *lowered, PyObject *tier_of, PyOb
     out[4] = log1p(largest < 1e9 ? largest : 1e9);
     out[5] = tier == 1 ? 1.0 : 0.0;
     out[6] = tier == 3 ? 1.0 : 0.0;
-    out[7] = log1p((double)t.n);
+    out[7] = log1p((double)t->n);
     out[8] = log1p((double)lines);
     out[9] = log1p((double)words);
-    return count_phrases(&low, phrases, out + N_MAGNITUDES);
-}
-
-static int check_phrases(PyObject *phrases) {
-    if (!PyTuple_Check(phrases)) {
-        PyErr_SetString(PyExc_TypeError, "phrases must be a tuple of str");
-        return -1;
-    }
-    return 0;
+    count_phrases(low, phrases, out + N_MAGNITUDES);
 }
 
 static PyObject *py_numeric_features(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *text, *lowered, *tier_of, *phrases;
-    if (!PyArg_ParseTuple(args, "UUOO", &text, &lowered, &tier_of, &phrases) || check_phrases(phrases) < 0)
+    PyObject *text, *lowered, *tier_of, *phrase_tuple;
+    Text t, low;
+    Phrases phrases;
+    if (!PyArg_ParseTuple(args, "UUOO", &text, &lowered, &tier_of, &phrase_tuple) || text_of(text, &t) < 0 ||
+        text_of(lowered, &low) < 0 || phrases_of(phrase_tuple, &phrases) < 0)
         return NULL;
-    Py_ssize_t n = N_MAGNITUDES + PyTuple_GET_SIZE(phrases);
-    double *out = PyMem_Malloc(n * sizeof(double));
-    if (out == NULL) return PyErr_NoMemory();
-    PyObject *list = NULL;
-    if (magnitudes(text, lowered, tier_of, phrases, out) == 0 && (list = PyList_New(n)) != NULL) {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *f = PyFloat_FromDouble(out[i]);
-            if (f == NULL) {
-                Py_CLEAR(list);
-                break;
-            }
-            PyList_SET_ITEM(list, i, f);
+    long tier = service_tier(&t, text, tier_of);
+    if (tier == -1 && PyErr_Occurred()) return NULL;
+    double out[N_MAGNITUDES + MAX_PHRASES];
+    magnitudes(&t, &low, tier, &phrases, out);
+    Py_ssize_t n = N_MAGNITUDES + phrases.n;
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+        PyObject *f = PyFloat_FromDouble(out[i]);
+        if (f == NULL) {
+            Py_CLEAR(list);
+            break;
         }
+        PyList_SET_ITEM(list, i, f);
     }
-    PyMem_Free(out);
     return list;
 }
 
@@ -623,21 +620,21 @@ typedef struct {
 
 static int list_term(Sink *s, uint64_t key, const Text *t, Py_ssize_t start, Py_ssize_t len, int pad) {
     (void)key;
-    Py_UCS4 buf[64];
-    Py_UCS4 *cps = len <= 64 ? buf : PyMem_Malloc(len * sizeof(Py_UCS4));
+    Py_UCS4 small[64];
+    Py_UCS4 *cps = len <= 64 ? small : PyMem_Malloc(len * sizeof(Py_UCS4));
     if (cps == NULL) {
         PyErr_NoMemory();
         return -1;
     }
     /* Padded n-grams: text position start + i - 1; the pads fall on whitespace or outside the text. */
-    Py_ssize_t shift = pad ? 1 : 0, size = 0;
+    Py_ssize_t shift = pad ? 1 : 0;
     for (Py_ssize_t i = 0; i < len; i++) {
         Py_ssize_t pos = start + i - shift;
         Py_UCS4 c = ch(t, pos);
-        cps[size++] = pad && (pos < 0 || pos >= t->n || is_space(c)) ? ' ' : c;
+        cps[i] = pad && (pos < 0 || pos >= t->n || is_space(c)) ? ' ' : c;
     }
-    PyObject *term = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, cps, size);
-    if (cps != buf) PyMem_Free(cps);
+    PyObject *term = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, cps, len);
+    if (cps != small) PyMem_Free(cps);
     if (term == NULL) return -1;
     int rc = PyList_Append(((ListSink *)s)->list, term);
     Py_DECREF(term);
@@ -657,8 +654,11 @@ static PyObject *py_char_wb(PyObject *self, PyObject *args) {
     ListSink sink = {{list_term}, PyList_New(0)};
     if (sink.list == NULL) return NULL;
     Tokens scratch = {0};
-    if (char_terms(&t, min_n, max_n, 1, &scratch, &sink.base) < 0) Py_CLEAR(sink.list);
-    PyMem_Free(scratch.word);
+    if (char_terms(&t, min_n, max_n, 1, &scratch, &sink.base) < 0) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        Py_CLEAR(sink.list);
+    }
+    PyMem_RawFree(scratch.word);
     return sink.list;
 }
 
@@ -676,238 +676,455 @@ typedef struct {
     Py_ssize_t offset;
 } Block;
 
+/* One thread's scratch: feature counts, the current block's term hashes, the row being built. */
 typedef struct {
-    PyObject_HEAD
-    Block *blocks;
-    Py_ssize_t n_blocks, n_features, width;
-    int has_numeric, has_weights;
-    Py_buffer mean, scale, weights;
-    double numeric_weight;
-    Py_ssize_t numeric_offset, numeric_size;
-    PyObject *tier_of, *phrases;
-    /* scratch, reused: the GIL is held throughout, so calls never overlap */
     uint32_t *counts;
     int32_t *touched;
     Py_ssize_t n_touched;
-    uint64_t *keys; /* hashes of the current block's terms */
+    uint64_t *keys;
     Py_ssize_t n_keys, keys_cap;
     Tokens tokens;
-    double *magnitudes;
     int64_t *idx;
     double *vals;
     Py_ssize_t row_n, row_cap;
+    /* Alerts repeat their words: the vocabulary columns of each word's character n-grams, remembered. */
+    struct WordSlot {
+        uint64_t key;
+        int32_t start, len; /* a slice of `pool`; len -1: empty slot */
+    } *words;
+    int32_t *pool;
+    Py_ssize_t n_words, pool_n;
+} Work;
+
+#define WORD_SLOTS (1 << 15) /* at most half of them used */
+#define POOL_SIZE (1 << 20)
+
+typedef struct {
+    PyObject_HEAD
+    Block *blocks;
+    Py_ssize_t n_blocks, n_features, width, n_sources;
+    int has_numeric, has_weights, weights_f32;
+    Py_buffer mean, scale, weights;
+    double numeric_weight;
+    Py_ssize_t numeric_offset, numeric_size;
+    PyObject *tier_of, *phrase_tuple;
+    Phrases phrases;
+    Work work; /* for calls made holding the GIL, which never overlap */
 } Featurizer;
+
+static void forget_words(Work *w) {
+    for (Py_ssize_t i = 0; i < WORD_SLOTS; i++) w->words[i].len = -1;
+    w->n_words = 0;
+    w->pool_n = 0;
+}
+
+static int work_init(Work *w, Py_ssize_t n_features) {
+    memset(w, 0, sizeof *w);
+    w->counts = PyMem_RawCalloc(n_features, sizeof(uint32_t));
+    w->touched = PyMem_RawMalloc(n_features * sizeof(int32_t));
+    w->words = PyMem_RawMalloc(WORD_SLOTS * sizeof(struct WordSlot));
+    w->pool = PyMem_RawMalloc(POOL_SIZE * sizeof(int32_t));
+    if (!(w->counts && w->touched && w->words && w->pool)) return -1;
+    forget_words(w);
+    return 0;
+}
+
+static void work_free(Work *w) {
+    PyMem_RawFree(w->words);
+    PyMem_RawFree(w->pool);
+    PyMem_RawFree(w->counts);
+    PyMem_RawFree(w->touched);
+    PyMem_RawFree(w->keys);
+    PyMem_RawFree(w->tokens.start);
+    PyMem_RawFree(w->tokens.len);
+    PyMem_RawFree(w->tokens.word);
+    PyMem_RawFree(w->idx);
+    PyMem_RawFree(w->vals);
+    memset(w, 0, sizeof *w);
+}
 
 typedef struct {
     Sink base;
-    Featurizer *f;
+    Work *w;
 } CountSink;
 
 /* Terms are hashed first and looked up after, with the table slots prefetched a few terms ahead: the
  * lookups are cache misses, and this way many are in flight at once. */
 static int collect_term(Sink *s, uint64_t key, const Text *t, Py_ssize_t start, Py_ssize_t len, int pad) {
     (void)t, (void)start, (void)len, (void)pad;
-    Featurizer *f = ((CountSink *)s)->f;
-    if (f->n_keys == f->keys_cap) {
-        Py_ssize_t cap = f->keys_cap ? 2 * f->keys_cap : 4096;
-        uint64_t *keys = PyMem_Realloc(f->keys, cap * sizeof(uint64_t));
-        if (keys == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        f->keys = keys;
-        f->keys_cap = cap;
+    Work *w = ((CountSink *)s)->w;
+    if (w->n_keys == w->keys_cap) {
+        Py_ssize_t cap = w->keys_cap ? 2 * w->keys_cap : 4096;
+        uint64_t *keys = PyMem_RawRealloc(w->keys, cap * sizeof(uint64_t));
+        if (keys == NULL) return -1;
+        w->keys = keys;
+        w->keys_cap = cap;
     }
-    f->keys[f->n_keys++] = key;
+    w->keys[w->n_keys++] = key;
     return 0;
 }
 
 #define AHEAD 16
 
-static void count_keys(Featurizer *f, const Block *blk) {
+static void count_keys(Work *w, const Block *blk) {
     const Table *tb = &blk->table;
-    for (Py_ssize_t i = 0; i < f->n_keys; i++) {
-        if (i + AHEAD < f->n_keys) __builtin_prefetch(&tb->slots[f->keys[i + AHEAD] & tb->mask]);
-        int64_t col = lookup(tb, f->keys[i]);
+    for (Py_ssize_t i = 0; i < w->n_keys; i++) {
+        if (i + AHEAD < w->n_keys) __builtin_prefetch(&tb->slots[w->keys[i + AHEAD] & tb->mask]);
+        int64_t col = lookup(tb, w->keys[i]);
         if (col >= 0) {
             Py_ssize_t g = blk->offset + col;
-            if (f->counts[g]++ == 0) f->touched[f->n_touched++] = (int32_t)g;
+            if (w->counts[g]++ == 0) w->touched[w->n_touched++] = (int32_t)g;
         }
     }
 }
 
-static int row_push(Featurizer *f, int64_t col, double v) {
-    if (f->row_n == f->row_cap) {
-        Py_ssize_t cap = f->row_cap ? 2 * f->row_cap : 1024;
-        int64_t *idx = PyMem_Realloc(f->idx, cap * sizeof(int64_t));
-        if (idx == NULL) return -1;
-        f->idx = idx;
-        double *vals = PyMem_Realloc(f->vals, cap * sizeof(double));
-        if (vals == NULL) return -1;
-        f->vals = vals;
-        f->row_cap = cap;
+static inline void count_col(Work *w, Py_ssize_t g) {
+    if (w->counts[g]++ == 0) w->touched[w->n_touched++] = (int32_t)g;
+}
+
+/* The character n-gram counts of a block, a word at a time: a word seen before adds its remembered
+ * columns; a new one is cut into n-grams (as char_terms does), looked up and remembered. */
+static int char_counts(Work *w, const Block *blk, Py_ssize_t block_no, const Text *t) {
+    Py_ssize_t i = 0;
+    while (i < t->n) {
+        if (is_space(PyUnicode_READ(t->kind, t->data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t ws = i;
+        uint64_t h = fnv(FNV_OFFSET, ' ');
+        while (i < t->n) {
+            Py_UCS4 c = PyUnicode_READ(t->kind, t->data, i);
+            if (is_space(c)) break;
+            h = fnv(h, c);
+            i++;
+        }
+        uint64_t key = finish(fnv(h, ' ') ^ (uint64_t)block_no);
+        uint64_t slot = key & (WORD_SLOTS - 1);
+        while (w->words[slot].len >= 0 && w->words[slot].key != key) slot = (slot + 1) & (WORD_SLOTS - 1);
+        if (w->words[slot].len >= 0) {
+            const int32_t *cols = w->pool + w->words[slot].start;
+            for (int32_t k = 0; k < w->words[slot].len; k++) count_col(w, blk->offset + cols[k]);
+            continue;
+        }
+        Text word = {t->kind, (const char *)t->data + ws * t->kind, i - ws};
+        w->n_keys = 0;
+        CountSink sink = {{collect_term}, w};
+        if (char_terms(&word, blk->min_n, blk->max_n, 0, &w->tokens, &sink.base) < 0) return -1;
+        if (w->n_words >= WORD_SLOTS / 2 || w->pool_n + w->n_keys > POOL_SIZE) {
+            forget_words(w); /* full: start over */
+            slot = key & (WORD_SLOTS - 1);
+        }
+        int remember = w->pool_n + w->n_keys <= POOL_SIZE;
+        int32_t start = (int32_t)w->pool_n;
+        for (Py_ssize_t k = 0; k < w->n_keys; k++) {
+            int64_t col = lookup(&blk->table, w->keys[k]);
+            if (col < 0) continue;
+            count_col(w, blk->offset + col);
+            if (remember) w->pool[w->pool_n++] = (int32_t)col;
+        }
+        if (remember) {
+            w->words[slot] = (struct WordSlot){key, start, (int32_t)(w->pool_n - start)};
+            w->n_words++;
+        }
     }
-    f->idx[f->row_n] = col;
-    f->vals[f->row_n] = v;
-    f->row_n++;
     return 0;
 }
 
-/* The feature row of one document tuple (text, lowered text, one prepared text per block) into idx/vals. */
-static int featurize(Featurizer *f, PyObject *doc) {
+static int row_push(Work *w, int64_t col, double v) {
+    if (w->row_n == w->row_cap) {
+        Py_ssize_t cap = w->row_cap ? 2 * w->row_cap : 1024;
+        int64_t *idx = PyMem_RawRealloc(w->idx, cap * sizeof(int64_t));
+        if (idx == NULL) return -1;
+        w->idx = idx;
+        double *vals = PyMem_RawRealloc(w->vals, cap * sizeof(double));
+        if (vals == NULL) return -1;
+        w->vals = vals;
+        w->row_cap = cap;
+    }
+    w->idx[w->row_n] = col;
+    w->vals[w->row_n] = v;
+    w->row_n++;
+    return 0;
+}
+
+/* With the GIL: is `doc` a tuple holding a str wherever a block reads one? */
+static int check_doc(const Featurizer *f, PyObject *doc) {
     if (!PyTuple_Check(doc)) {
         PyErr_SetString(PyExc_TypeError, "a document is a tuple of str");
         return -1;
     }
-    f->row_n = 0;
-    CountSink sink = {{collect_term}, f};
+    if (PyTuple_GET_SIZE(doc) < f->n_sources) {
+        PyErr_SetString(PyExc_ValueError, "document tuple too short");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < f->n_sources; i++) {
+        Text t;
+        if (text_of(PyTuple_GET_ITEM(doc, i), &t) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The service tier of a checked document (with the GIL); 0 when there is no numeric block. */
+static long doc_tier(const Featurizer *f, PyObject *doc) {
+    if (!f->has_numeric) return 0;
+    Text t;
+    text_of(PyTuple_GET_ITEM(doc, 0), &t);
+    return service_tier(&t, PyTuple_GET_ITEM(doc, 0), f->tier_of);
+}
+
+static inline void doc_text(PyObject *doc, Py_ssize_t i, Text *t) { /* a checked item: no GIL needed */
+    PyObject *o = PyTuple_GET_ITEM(doc, i);
+    t->kind = PyUnicode_KIND(o);
+    t->data = PyUnicode_DATA(o);
+    t->n = PyUnicode_GET_LENGTH(o);
+}
+
+/* The feature row of a checked document tuple (text, lowered text, one prepared text per block) into
+ * w->idx / w->vals. Needs no GIL; -1 only when memory runs out. */
+static int featurize(const Featurizer *f, Work *w, PyObject *doc, long tier) {
+    w->row_n = 0;
+    CountSink sink = {{collect_term}, w};
     for (Py_ssize_t b = 0; b < f->n_blocks; b++) {
         const Block *blk = &f->blocks[b];
-        if (blk->source >= PyTuple_GET_SIZE(doc)) {
-            PyErr_SetString(PyExc_ValueError, "document tuple too short");
-            return -1;
-        }
         Text t;
-        if (text_of(PyTuple_GET_ITEM(doc, blk->source), &t) < 0) return -1;
-        f->n_touched = 0;
-        f->n_keys = 0;
-        int rc = blk->kind == WORDS ? word_terms(&t, blk->min_n, blk->max_n, &f->tokens, &sink.base)
-                                    : char_terms(&t, blk->min_n, blk->max_n, 0, &f->tokens, &sink.base);
-        if (rc == 0) count_keys(f, blk);
+        doc_text(doc, blk->source, &t);
+        w->n_touched = 0;
+        w->n_keys = 0;
+        int rc;
+        if (blk->kind == WORDS) {
+            rc = word_terms(&t, blk->min_n, blk->max_n, &w->tokens, &sink.base);
+            if (rc == 0) count_keys(w, blk);
+        } else {
+            rc = char_counts(w, blk, b, &t);
+        }
         const double *idf = blk->idf.buf;
         double ss = 0.0;
-        Py_ssize_t first = f->row_n;
-        for (Py_ssize_t i = 0; rc == 0 && i < f->n_touched; i++) {
-            int32_t g = f->touched[i];
-            double tf = (double)f->counts[g];
+        Py_ssize_t first = w->row_n;
+        for (Py_ssize_t i = 0; rc == 0 && i < w->n_touched; i++) {
+            int32_t g = w->touched[i];
+            double tf = (double)w->counts[g];
             double v = (blk->sublinear ? log(tf) + 1.0 : tf) * idf[g - blk->offset];
             ss += v * v;
-            if (row_push(f, g, v) < 0) {
-                PyErr_NoMemory();
-                rc = -1;
-            }
+            rc = row_push(w, g, v);
         }
-        for (Py_ssize_t i = 0; i < f->n_touched; i++) f->counts[f->touched[i]] = 0;
+        for (Py_ssize_t i = 0; i < w->n_touched; i++) w->counts[w->touched[i]] = 0;
         if (rc < 0) return -1;
-        if (ss > 0.0) {
+        if (ss > 0.0) { /* L2 norm per block, then the block's weight in the union */
             double scale = blk->weight / sqrt(ss);
-            for (Py_ssize_t i = first; i < f->row_n; i++) f->vals[i] *= scale;
+            for (Py_ssize_t i = first; i < w->row_n; i++) w->vals[i] *= scale;
         }
     }
     if (f->has_numeric) {
-        if (PyTuple_GET_SIZE(doc) < 2) {
-            PyErr_SetString(PyExc_ValueError, "document tuple too short");
-            return -1;
-        }
-        if (magnitudes(PyTuple_GET_ITEM(doc, 0), PyTuple_GET_ITEM(doc, 1), f->tier_of, f->phrases,
-                       f->magnitudes) < 0)
-            return -1;
+        Text t, low;
+        doc_text(doc, 0, &t);
+        doc_text(doc, 1, &low);
+        double m[N_MAGNITUDES + MAX_PHRASES];
+        magnitudes(&t, &low, tier, &f->phrases, m);
         const double *mean = f->mean.buf, *scale = f->scale.buf;
         for (Py_ssize_t j = 0; j < f->numeric_size; j++) {
-            double v = (f->magnitudes[j] - mean[j]) / scale[j] * f->numeric_weight;
-            if (v != 0.0 && row_push(f, f->numeric_offset + j, v) < 0) {
-                PyErr_NoMemory();
-                return -1;
-            }
+            double v = (m[j] - mean[j]) / scale[j] * f->numeric_weight;
+            if (v != 0.0 && row_push(w, f->numeric_offset + j, v) < 0) return -1;
         }
     }
     return 0;
 }
 
-/* raw[k] = sum over the row of value * weights[col, k]: every model's decision function at once. */
-static void raw_scores(const Featurizer *f, double *raw) {
-    const double *w = f->weights.buf;
-    Py_ssize_t width = f->width;
-    memset(raw, 0, width * sizeof(double));
-    for (Py_ssize_t i = 0; i < f->row_n; i++) {
-        if (i + AHEAD < f->row_n) {
-            const char *ahead = (const char *)(w + f->idx[i + AHEAD] * width);
-            for (Py_ssize_t b = 0; b < width * (Py_ssize_t)sizeof(double); b += 64) __builtin_prefetch(ahead + b);
-        }
-        const double *row = w + f->idx[i] * width;
-        double v = f->vals[i];
-        for (Py_ssize_t k = 0; k < width; k++) raw[k] += v * row[k];
+/* raw[k] = sum over the row of value * weights[col, k]: every model's decision function at once. The rows
+ * are read a few ahead (prefetched): this gather is the other half of the cache misses. Weights are
+ * float32 when the models' coefficients are (training rounds them so): half the memory to read. */
+#define RAW_SCORES(T)                                                                                      \
+    static void raw_scores_##T(const T *weights, Py_ssize_t width, const Work *w, double *raw) {            \
+        memset(raw, 0, width * sizeof(double));                                                            \
+        for (Py_ssize_t i = 0; i < w->row_n; i++) {                                                        \
+            if (i + AHEAD < w->row_n) {                                                                    \
+                const char *ahead = (const char *)(weights + w->idx[i + AHEAD] * width);                   \
+                for (Py_ssize_t b = 0; b < width * (Py_ssize_t)sizeof(T); b += 64) __builtin_prefetch(ahead + b); \
+            }                                                                                              \
+            const T *row = weights + w->idx[i] * width;                                                    \
+            double v = w->vals[i];                                                                         \
+            for (Py_ssize_t k = 0; k < width; k++) raw[k] += v * (double)row[k];                           \
+        }                                                                                                  \
     }
+RAW_SCORES(float)
+RAW_SCORES(double)
+
+static void raw_scores(const Featurizer *f, const Work *w, double *raw) {
+    if (f->weights_f32)
+        raw_scores_float(f->weights.buf, f->width, w, raw);
+    else
+        raw_scores_double(f->weights.buf, f->width, w, raw);
 }
 
 static PyObject *Featurizer_row(Featurizer *f, PyObject *doc) {
-    if (featurize(f, doc) < 0) return NULL;
+    if (check_doc(f, doc) < 0) return NULL;
+    long tier = doc_tier(f, doc);
+    if (tier == -1 && PyErr_Occurred()) return NULL;
+    if (featurize(f, &f->work, doc, tier) < 0) return PyErr_NoMemory();
     PyObject *raw = PyBytes_FromStringAndSize(NULL, f->width * sizeof(double));
     if (raw == NULL) return NULL;
-    if (f->has_weights) raw_scores(f, (double *)PyBytes_AS_STRING(raw));
-    return Py_BuildValue("(y#y#N)", (const char *)f->idx, f->row_n * (Py_ssize_t)sizeof(int64_t),
-                         (const char *)f->vals, f->row_n * (Py_ssize_t)sizeof(double), raw);
+    if (f->has_weights) raw_scores(f, &f->work, (double *)PyBytes_AS_STRING(raw));
+    Work *w = &f->work;
+    return Py_BuildValue("(y#y#N)", (const char *)w->idx, w->row_n * (Py_ssize_t)sizeof(int64_t),
+                         (const char *)w->vals, w->row_n * (Py_ssize_t)sizeof(double), raw);
 }
 
-static PyObject *Featurizer_scores(Featurizer *f, PyObject *docs) {
+/* Checked documents and their tiers, for work done without the GIL. */
+typedef struct {
+    PyObject *docs; /* a tuple: nobody can change it while threads read it */
+    long *tiers;
+    Py_ssize_t n;
+} Batch;
+
+static int batch_init(const Featurizer *f, PyObject *docs, Batch *batch) {
+    batch->tiers = NULL;
+    batch->docs = PySequence_Tuple(docs);
+    if (batch->docs == NULL) return -1;
+    batch->n = PyTuple_GET_SIZE(batch->docs);
+    batch->tiers = PyMem_RawMalloc((batch->n ? batch->n : 1) * sizeof(long));
+    if (batch->tiers == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < batch->n; i++) {
+        PyObject *doc = PyTuple_GET_ITEM(batch->docs, i);
+        if (check_doc(f, doc) < 0) return -1;
+        batch->tiers[i] = doc_tier(f, doc);
+        if (batch->tiers[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static void batch_free(Batch *batch) {
+    Py_CLEAR(batch->docs);
+    PyMem_RawFree(batch->tiers);
+    batch->tiers = NULL;
+}
+
+typedef struct {
+    const Featurizer *f;
+    const Batch *batch;
+    Py_ssize_t start, stop;
+    double *out;
+    int failed;
+} Slice;
+
+static void *score_slice(void *arg) {
+    Slice *s = arg;
+    Work w;
+    if (work_init(&w, s->f->n_features) < 0) {
+        s->failed = 1;
+    } else {
+        for (Py_ssize_t i = s->start; i < s->stop; i++) {
+            if (featurize(s->f, &w, PyTuple_GET_ITEM(s->batch->docs, i), s->batch->tiers[i]) < 0) {
+                s->failed = 1;
+                break;
+            }
+            raw_scores(s->f, &w, s->out + i * s->f->width);
+        }
+    }
+    work_free(&w);
+    return NULL;
+}
+
+#define MAX_THREADS 16
+
+/* scores(docs, threads=1): raw scores (n x width float64) as bytes. The texts are read without the GIL,
+ * in `threads` threads, each on its own slice of the batch. */
+static PyObject *Featurizer_scores(Featurizer *f, PyObject *args) {
+    PyObject *docs;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "O|i", &docs, &threads)) return NULL;
     if (!f->has_weights) {
         PyErr_SetString(PyExc_ValueError, "this featurizer has no weights");
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(docs, "documents must be a sequence");
-    if (seq == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject *out = PyBytes_FromStringAndSize(NULL, n * f->width * sizeof(double));
-    if (out != NULL) {
-        double *raw = (double *)PyBytes_AS_STRING(out);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            if (featurize(f, PySequence_Fast_GET_ITEM(seq, i)) < 0) {
-                Py_CLEAR(out);
-                break;
-            }
-            raw_scores(f, raw + i * f->width);
-        }
+    Batch batch;
+    if (batch_init(f, docs, &batch) < 0) {
+        batch_free(&batch);
+        return NULL;
     }
-    Py_DECREF(seq);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, batch.n * f->width * sizeof(double));
+    if (out == NULL) {
+        batch_free(&batch);
+        return NULL;
+    }
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > batch.n) threads = batch.n ? (int)batch.n : 1;
+    Slice slices[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    int started[MAX_THREADS] = {0}, failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int k = 0; k < threads; k++) {
+        slices[k] = (Slice){f, &batch, batch.n * k / threads, batch.n * (k + 1) / threads,
+                            (double *)PyBytes_AS_STRING(out), 0};
+        if (k > 0) started[k] = pthread_create(&ids[k], NULL, score_slice, &slices[k]) == 0;
+    }
+    for (int k = 1; k < threads; k++) {
+        if (!started[k]) score_slice(&slices[k]); /* could not start a thread: do it here */
+    }
+    score_slice(&slices[0]);
+    for (int k = 1; k < threads; k++) {
+        if (started[k]) pthread_join(ids[k], NULL);
+    }
+    for (int k = 0; k < threads; k++) failed |= slices[k].failed;
+    Py_END_ALLOW_THREADS
+    batch_free(&batch);
+    if (failed) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
     return out;
 }
 
 /* Many rows as CSR arrays: (indptr int64, indices int32, data float64) as bytes. */
 static PyObject *Featurizer_csr(Featurizer *f, PyObject *docs) {
-    PyObject *seq = PySequence_Fast(docs, "documents must be a sequence");
-    if (seq == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), nnz = 0, cap = 1 << 16;
-    int64_t *indptr = PyMem_Malloc((n + 1) * sizeof(int64_t));
-    int32_t *indices = PyMem_Malloc(cap * sizeof(int32_t));
-    double *data = PyMem_Malloc(cap * sizeof(double));
+    Batch batch;
     PyObject *result = NULL;
+    Py_ssize_t nnz = 0, cap = 1 << 16;
+    int64_t *indptr = NULL;
+    int32_t *indices = PyMem_RawMalloc(cap * sizeof(int32_t));
+    double *data = PyMem_RawMalloc(cap * sizeof(double));
+    if (batch_init(f, docs, &batch) < 0) goto done;
+    indptr = PyMem_RawMalloc((batch.n + 1) * sizeof(int64_t));
     if (indptr == NULL || indices == NULL || data == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     indptr[0] = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (featurize(f, PySequence_Fast_GET_ITEM(seq, i)) < 0) goto done;
-        if (nnz + f->row_n > cap) {
-            while (nnz + f->row_n > cap) cap *= 2;
-            int32_t *ind2 = PyMem_Realloc(indices, cap * sizeof(int32_t));
-            if (ind2 == NULL) {
+    Work *w = &f->work;
+    for (Py_ssize_t i = 0; i < batch.n; i++) {
+        if (featurize(f, w, PyTuple_GET_ITEM(batch.docs, i), batch.tiers[i]) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (nnz + w->row_n > cap) {
+            while (nnz + w->row_n > cap) cap *= 2;
+            int32_t *indices2 = PyMem_RawRealloc(indices, cap * sizeof(int32_t));
+            if (indices2 != NULL) indices = indices2;
+            double *data2 = PyMem_RawRealloc(data, cap * sizeof(double));
+            if (data2 != NULL) data = data2;
+            if (indices2 == NULL || data2 == NULL) {
                 PyErr_NoMemory();
                 goto done;
             }
-            indices = ind2;
-            double *data2 = PyMem_Realloc(data, cap * sizeof(double));
-            if (data2 == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            data = data2;
         }
-        for (Py_ssize_t j = 0; j < f->row_n; j++) {
-            indices[nnz + j] = (int32_t)f->idx[j];
-            data[nnz + j] = f->vals[j];
+        for (Py_ssize_t j = 0; j < w->row_n; j++) {
+            indices[nnz + j] = (int32_t)w->idx[j];
+            data[nnz + j] = w->vals[j];
         }
-        nnz += f->row_n;
+        nnz += w->row_n;
         indptr[i + 1] = nnz;
     }
-    result = Py_BuildValue("(y#y#y#)", (const char *)indptr, (n + 1) * (Py_ssize_t)sizeof(int64_t),
+    result = Py_BuildValue("(y#y#y#)", (const char *)indptr, (batch.n + 1) * (Py_ssize_t)sizeof(int64_t),
                            (const char *)indices, nnz * (Py_ssize_t)sizeof(int32_t), (const char *)data,
                            nnz * (Py_ssize_t)sizeof(double));
 done:
-    PyMem_Free(indptr);
-    PyMem_Free(indices);
-    PyMem_Free(data);
-    Py_DECREF(seq);
+    batch_free(&batch);
+    PyMem_RawFree(indptr);
+    PyMem_RawFree(indices);
+    PyMem_RawFree(data);
     return result;
 }
 
@@ -916,6 +1133,7 @@ static int get_doubles(PyObject *obj, Py_buffer *view, Py_ssize_t count, const c
     if (view->itemsize != 8 || view->format == NULL || strcmp(view->format, "d") != 0 ||
         view->len != count * 8) {
         PyBuffer_Release(view);
+        view->obj = NULL;
         PyErr_Format(PyExc_ValueError, "%s must be %zd contiguous float64 values", what, count);
         return -1;
     }
@@ -932,28 +1150,20 @@ static void Featurizer_dealloc(Featurizer *f) {
     if (f->scale.obj) PyBuffer_Release(&f->scale);
     if (f->weights.obj) PyBuffer_Release(&f->weights);
     Py_XDECREF(f->tier_of);
-    Py_XDECREF(f->phrases);
-    PyMem_Free(f->counts);
-    PyMem_Free(f->touched);
-    PyMem_Free(f->keys);
-    PyMem_Free(f->tokens.start);
-    PyMem_Free(f->tokens.len);
-    PyMem_Free(f->tokens.word);
-    PyMem_Free(f->magnitudes);
-    PyMem_Free(f->idx);
-    PyMem_Free(f->vals);
+    Py_XDECREF(f->phrase_tuple);
+    work_free(&f->work);
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
 /* Featurizer(blocks, numeric, weights, width, n_features, tier_of, phrases)
  *   blocks:  [(kind "words"|"chars", min_n, max_n, source, terms, idf, sublinear, weight, offset), ...]
- *   numeric: None or (mean, scale, weight, offset)
+ *   numeric: None or (mean, scale, weight, offset); reads the document's items 0 (text) and 1 (lowered)
  *   weights: None or float64 (n_features, width), C order: the fused models' coefficients */
 static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
     PyObject *blocks, *numeric, *weights, *tier_of, *phrases;
     Py_ssize_t width, n_features;
     static char *kwlist[] = {"blocks", "numeric", "weights", "width", "n_features", "tier_of", "phrases", NULL};
-    if (f->blocks != NULL || f->counts != NULL) {
+    if (f->blocks != NULL || f->work.counts != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Featurizer is already initialised");
         return -1;
     }
@@ -969,13 +1179,11 @@ static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
     Py_INCREF(tier_of);
     f->tier_of = tier_of;
     Py_INCREF(phrases);
-    f->phrases = phrases;
+    f->phrase_tuple = phrases;
+    if (phrases_of(phrases, &f->phrases) < 0) return -1;
     f->n_blocks = PyList_GET_SIZE(blocks);
     f->blocks = PyMem_Calloc(f->n_blocks ? f->n_blocks : 1, sizeof(Block));
-    f->counts = PyMem_Calloc(n_features, sizeof(uint32_t));
-    f->touched = PyMem_Malloc(n_features * sizeof(int32_t));
-    f->magnitudes = PyMem_Malloc((N_MAGNITUDES + PyTuple_GET_SIZE(phrases)) * sizeof(double));
-    if (f->blocks == NULL || f->counts == NULL || f->touched == NULL || f->magnitudes == NULL) {
+    if (f->blocks == NULL || work_init(&f->work, n_features) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -998,6 +1206,7 @@ static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
             PyErr_SetString(PyExc_ValueError, "bad n-gram range or source");
             return -1;
         }
+        if (blk->source + 1 > f->n_sources) f->n_sources = blk->source + 1;
         Py_ssize_t size = PyObject_Length(terms);
         if (size < 0) return -1;
         if (blk->offset < 0 || blk->offset + size > n_features) {
@@ -1010,7 +1219,7 @@ static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
         PyObject *mean, *scale;
         if (!PyArg_ParseTuple(numeric, "OOdn", &mean, &scale, &f->numeric_weight, &f->numeric_offset))
             return -1;
-        f->numeric_size = N_MAGNITUDES + PyTuple_GET_SIZE(phrases);
+        f->numeric_size = N_MAGNITUDES + f->phrases.n;
         if (f->numeric_offset < 0 || f->numeric_offset + f->numeric_size > n_features) {
             PyErr_SetString(PyExc_ValueError, "numeric block outside the feature range");
             return -1;
@@ -1019,9 +1228,20 @@ static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
             get_doubles(scale, &f->scale, f->numeric_size, "scale") < 0)
             return -1;
         f->has_numeric = 1;
+        if (f->n_sources < 2) f->n_sources = 2;
     }
     if (weights != Py_None) {
-        if (get_doubles(weights, &f->weights, n_features * width, "weights") < 0) return -1;
+        if (PyObject_GetBuffer(weights, &f->weights, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+        const char *fmt = f->weights.format ? f->weights.format : "";
+        f->weights_f32 = strcmp(fmt, "f") == 0;
+        if (!(f->weights_f32 || strcmp(fmt, "d") == 0) ||
+            f->weights.len != n_features * width * f->weights.itemsize) {
+            PyBuffer_Release(&f->weights);
+            f->weights.obj = NULL;
+            PyErr_Format(PyExc_ValueError, "weights must be %zd x %zd contiguous float32 or float64 values",
+                         n_features, width);
+            return -1;
+        }
         f->has_weights = 1;
     }
     return 0;
@@ -1030,7 +1250,8 @@ static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
 static PyMethodDef Featurizer_methods[] = {
     {"row", (PyCFunction)Featurizer_row, METH_O,
      "row(doc) -> (indices int64, values float64, raw scores float64) as bytes"},
-    {"scores", (PyCFunction)Featurizer_scores, METH_O, "scores(docs) -> raw scores (n x width float64) as bytes"},
+    {"scores", (PyCFunction)Featurizer_scores, METH_VARARGS,
+     "scores(docs, threads=1) -> raw scores (n x width float64) as bytes"},
     {"csr", (PyCFunction)Featurizer_csr, METH_O,
      "csr(docs) -> (indptr int64, indices int32, data float64) as bytes"},
     {NULL, NULL, 0, NULL},
@@ -1054,12 +1275,15 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "engine._native",
-                                    "The serving hot path: feature rows and fused scores.", -1,
-                                    module_methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "engine._native", "The serving hot path: feature rows and fused scores.", -1,
+    module_methods,        NULL,             NULL,                                                   NULL,
+    NULL};
 
 PyMODINIT_FUNC PyInit__native(void) {
     init_classes();
+    c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (c_locale == (locale_t)0) return PyErr_SetFromErrno(PyExc_OSError);
     if (PyType_Ready(&FeaturizerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

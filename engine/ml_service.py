@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -48,6 +49,7 @@ MODEL_NAMES = {
     "text_vectorizer": VECTORIZER_FILE,
 }
 _PROBE_TOLERANCE = 1e-6
+BATCH_CHUNK = 2048  # alerts scored at a time by predict_chunks
 
 
 def builtin_trainer() -> Trainer | None:
@@ -72,7 +74,7 @@ class ModelLoadError(Exception):
     """A version could not be made to serve; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: five times faster to build, and batches build many
 class Prediction:
     severity: str
     severity_confidence: float
@@ -286,9 +288,28 @@ class MLService:
         return replace(prediction, scores=s)
 
     def predict_many(self, texts: Sequence[str], top_actions: int | None = None) -> list[Prediction]:
-        """Predictions for many texts in one pass (with the ``top_actions`` best actions, default all)."""
+        """Predictions for many texts (with the ``top_actions`` best actions, default all)."""
+        return [p for chunk in self.predict_chunks(texts, top_actions) for p in chunk]
+
+    def predict_chunks(
+        self, texts: Sequence[str], top_actions: int | None = None, chunk: int = BATCH_CHUNK
+    ) -> Iterator[list[Prediction]]:
+        """Predictions for many texts, a chunk at a time, all from one model set. While the caller works
+        on one chunk, a worker thread scores the next (in C, without the GIL, on every core)."""
         models = self._models
-        return _predictions(models, models.scorer, *models.scorer.calibrated(list(texts)), top=top_actions)
+        scorer = models.scorer
+        parts = [list(texts[i : i + chunk]) for i in range(0, len(texts), chunk)]
+        if len(parts) <= 1:
+            for part in parts:
+                yield _predictions(models, scorer, *scorer.calibrated(part), top=top_actions)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="oncall-score") as pool:
+            pending = pool.submit(scorer.calibrated, parts[0])
+            for following in [*parts[1:], None]:
+                scored = pending.result()
+                if following is not None:
+                    pending = pool.submit(scorer.calibrated, following)
+                yield _predictions(models, scorer, *scored, top=top_actions)
 
     def predict_incident_severity(self, text: str) -> tuple[str, float]:
         p = self.predict(text)

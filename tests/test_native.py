@@ -28,11 +28,15 @@ _NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
 _SERVICE = re.compile(r"service:(\S+)\s*$")
 
 
+# re.IGNORECASE matches these to ASCII letters, so the unit they spell is the ASCII one.
+_FOLD = {"\u017f": "s", "\u0131": "i", "\u0130": "i", "\u212a": "k"}
+
+
 def _unit_seconds(unit: str) -> float:
-    u = unit.lower()
+    u = "".join(_FOLD.get(c, c.lower()) for c in unit)
     if u.startswith(("ms", "milli")):
         return 0.001
-    if u.startswith(("s", "\u017f")):  # re.IGNORECASE matches the long s to s
+    if u.startswith("s"):
         return 1.0
     if u.startswith("m"):
         return 60.0
@@ -76,7 +80,7 @@ _ALERTISH = st.lists(
 @example("error rate 35% p99 9s, 1/6 pods ready, 12,000 requests failing service:payments")
 @example("1234% 1.5.5s 5ms2 1,2a 10.s x12/3 1/2/3 9999/9999 service:a service:b")
 @example("9" * 500 + "% " + "1" * 400 + "h")
-@example("2 HOURS 3 Mins 4 \u017fec 5 m\u0131ns service:")
+@example("2 HOURS 3 Mins 4 \u017fec 5 m\u0131ns 1m\u017f 7 m\u0130ll\u0131seconds service:")
 def test_magnitudes_follow_their_regular_expressions(text: str) -> None:
     assert numeric_features(text) == reference_numeric_features(text)
 
