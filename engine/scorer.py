@@ -63,7 +63,7 @@ class _FeatureSpec:
     sources: tuple[_Source, ...]
     blocks: list[tuple[Any, ...]]
     numeric: tuple[np.ndarray, np.ndarray, float, int] | None
-    names: list[tuple[int, np.ndarray]]  # (offset, term names) per text block
+    names: list[tuple[int, list[str]]]  # (offset, term names) per text block
     numeric_names: tuple[str, ...]
     n_features: int
 
@@ -334,7 +334,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
     weights = vectorizer.transformer_weights or {}
     sources: list[_Source] = []
     blocks: list[tuple[Any, ...]] = []
-    names: list[tuple[int, np.ndarray]] = []
+    names: list[tuple[int, list[str]]] = []
     numeric = None
     offset = 0
     for name, step in vectorizer.transformer_list:
@@ -358,11 +358,11 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
                 sources.append(_Source("head", first.max_chars))
             else:
                 sources.append(_Source("all"))
-            terms = last.get_feature_names_out()
+            terms = _terms_by_column(last.vocabulary_)
             idf = np.ascontiguousarray(last.idf_, dtype=np.float64)
             source = 2 + len(blocks)  # FeatureExtractor.docs: (text, lowered, one text per block)
             blocks.append(
-                (kind, min_n, max_n, source, terms.tolist(), idf, bool(last.sublinear_tf), weight, offset)
+                (kind, min_n, max_n, source, terms, idf, bool(last.sublinear_tf), weight, offset)
             )
             names.append((offset, terms))
             offset += len(terms)
@@ -383,6 +383,14 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
         else:
             raise UnsupportedModel(f"feature step {name}: {kinds}")
     return _FeatureSpec(max_chars, tuple(sources), blocks, numeric, names, NUMERIC_FEATURES, offset)
+
+
+def _terms_by_column(vocabulary: dict[str, int]) -> list[str]:
+    """Term i is column i (what get_feature_names_out gives, without its sort of the whole vocabulary)."""
+    terms = [""] * len(vocabulary)
+    for term, col in vocabulary.items():
+        terms[col] = term
+    return terms
 
 
 def _featurizer(spec: _FeatureSpec, weights: np.ndarray | None = None) -> FeatureExtractor:
