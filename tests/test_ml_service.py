@@ -196,3 +196,25 @@ def test_decision_carries_three_actions_confidence_and_an_explanation(registry_t
     assert [a for a, _ in engine._recommend_action_types(incident)] == [a.action for a in d.actions]
     assert engine.ml.predict_incident_severity(incident.text)[0] == d.severity
     assert engine.ml.recommend_action(incident.text)[0] == d.actions[0].action
+
+
+def test_a_large_batch_decides_exactly_as_one_alert_at_a_time(registry_two_versions) -> None:
+    """The batch path (scored in C on several threads, in chunks, pipelined) against analyze()."""
+    root = registry_two_versions[0]
+    engine = AIDecisionEngine(_service(root))
+    incidents = [IncidentCreate(r.title, r.description, r.service) for r in generate_incidents(2600, seed=8)]
+    incidents += [IncidentCreate("", "", ""), IncidentCreate("x" * 9000, "ünïcödé 🚨", "payments")]
+    batch = engine.analyze_many(incidents)
+    assert len(batch) == len(incidents)
+    for incident, got in zip(incidents, batch, strict=True):
+        one = engine.analyze(incident)
+        assert (got.severity, got.category, got.model_version) == (
+            one.severity,
+            one.category,
+            one.model_version,
+        )
+        assert got.severity_confidence == pytest.approx(one.severity_confidence, abs=1e-12)
+        assert [a.action for a in got.actions] == [a.action for a in one.actions]
+        assert [a.confidence for a in got.actions] == pytest.approx(
+            [a.confidence for a in one.actions], abs=1e-12
+        )
