@@ -361,9 +361,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
             terms = _terms_by_column(last.vocabulary_)
             idf = np.ascontiguousarray(last.idf_, dtype=np.float64)
             source = 2 + len(blocks)  # FeatureExtractor.docs: (text, lowered, one text per block)
-            blocks.append(
-                (kind, min_n, max_n, source, terms, idf, bool(last.sublinear_tf), weight, offset)
-            )
+            blocks.append((kind, min_n, max_n, source, terms, idf, bool(last.sublinear_tf), weight, offset))
             names.append((offset, terms))
             offset += len(terms)
         elif kinds == ["NumericFeatures", "StandardScaler"]:
