@@ -257,6 +257,21 @@ async def test_channels_users_join_permalink_and_home(
     path = f"/archives/C0INCIDENTS/p{reply['ts'].replace('.', '')}"
     assert link == f"{emu.url}{path}?thread_ts={parent['ts']}&cid=C0INCIDENTS"
 
+    whisper = await client.chat_postEphemeral(channel="C0INCIDENTS", user="U0BOB", text="only bob")
+    assert TS.match(whisper["message_ts"])
+    assert emu.ephemeral == [
+        {
+            "channel": "C0INCIDENTS",
+            "user": "U0BOB",
+            "ts": whisper["message_ts"],
+            "thread_ts": None,
+            "text": "only bob",
+        }
+    ]
+    assert "only bob" not in [m["text"] for m in await emu.history("#incidents")]
+    await emu.settle()
+    assert "only bob" not in [e["event"].get("text") for e in bot.events("message")]  # no event for it
+
     view = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "on call"}}]}
     published = await client.views_publish(user_id="U0ALICE", view=view)
     assert published["view"]["type"] == "home" and published["view"]["blocks"] == view["blocks"]
