@@ -1,0 +1,88 @@
+"""Incoming webhooks: `POST /services/T.../B.../<secret>` with Slack's JSON (or a legacy `payload=` form)
+becomes a `bot_message` in the webhook's channel, so Alertmanager, Grafana or curl can post into it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.emulator import events
+from bot.emulator.errors import SlackApiError
+from bot.emulator.limits import check_content
+from bot.emulator.state import TEAM_ID, Bot, Workspace, is_ts
+
+Emit = Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    channel: str
+    bot: Bot
+    secret: str
+
+    @property
+    def path(self) -> str:
+        return f"/services/{TEAM_ID}/{self.bot.id}/{self.secret}"
+
+
+def _refuse(status: int, error: str) -> web.Response:
+    """Webhooks answer in plain text: 'ok', or an error string with a 4xx status."""
+    return web.Response(status=status, text=error)
+
+
+class Webhooks:
+    def __init__(self, workspace: Workspace, emit: Emit, public_url: Callable[[], str]) -> None:
+        self.ws = workspace
+        self.emit = emit
+        self.public_url = public_url
+        self._by_path: dict[str, Webhook] = {}
+
+    def create(self, channel: str, name: str = "incoming-webhook") -> str:
+        """A new webhook posting into `channel` (id or name) as its own bot; its URL."""
+        webhook = Webhook(self.ws.channel(channel).id, self.ws.new_bot(name), secrets.token_urlsafe(18))
+        self._by_path[webhook.path] = webhook
+        return self.public_url() + webhook.path
+
+    async def handle(self, request: web.Request) -> web.Response:
+        webhook = self._by_path.get(request.path)
+        if webhook is None:
+            return _refuse(404, "no_service")
+        raw = await request.read()
+        if request.content_type == "application/x-www-form-urlencoded":
+            raw = str((await request.post()).get("payload", "")).encode()
+        try:
+            payload = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            return _refuse(400, "invalid_payload")
+        channel = self.ws.channels[webhook.channel]
+        if channel.is_archived:
+            return _refuse(410, "channel_is_archived")
+        try:
+            content = check_content(payload.get("text"), payload.get("blocks"), payload.get("attachments"))
+        except SlackApiError as e:
+            return _refuse(400, e.code)
+        thread_ts = payload.get("thread_ts")
+        if thread_ts is not None and not is_ts(thread_ts):
+            return _refuse(400, "invalid_thread_ts")
+        icons = {"emoji": payload["icon_emoji"]} if payload.get("icon_emoji") else {}
+        if payload.get("icon_url"):
+            icons = {"image_48": payload["icon_url"]}
+        message = self.ws.add_message(
+            channel.id,
+            content.pop("text"),
+            bot_id=webhook.bot.id,
+            subtype="bot_message",
+            thread_ts=thread_ts,
+            username=str(payload.get("username") or webhook.bot.name),
+            **({"icons": icons} if icons else {}),
+            **content,
+        )
+        self.emit(events.message_posted(message))
+        return web.Response(text="ok")
