@@ -58,10 +58,11 @@ def test_decode_entities(raw: str, plain: str) -> None:
 
 def test_flatten_reads_attachments_blocks_and_rich_text_but_not_buttons() -> None:
     event = bot(
-        text="fallback text",
+        text="notification only",  # with blocks, Slack shows the blocks
         blocks=[
             {"type": "header", "text": {"type": "plain_text", "text": "Header here"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": "fallback text"}},  # repeated: once
+            {"type": "section", "text": {"type": "mrkdwn", "text": "shown text"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": "shown text"}},  # repeated: read once
             {"type": "section", "fields": [{"type": "mrkdwn", "text": "*Service:* payments"}]},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": "ctx <https://x.example/a|link>"}]},
             {
@@ -105,18 +106,25 @@ def test_flatten_reads_attachments_blocks_and_rich_text_but_not_buttons() -> Non
     flat = flatten(event)
     lines = flat.text.split("\n")
     assert lines[:5] == [
-        "fallback text",
         "Header here",
+        "shown text",
         "Service: payments",
         "ctx link",
         "db is down@U1runbook",
     ]
     assert ":fire:" in lines
     assert lines[-6:] == ["pre", "Att title", "att text", "Level: error", "Env: error", "Foot 1.0"]
-    assert "Resolve" not in flat.text and "not read" not in flat.text
+    assert "Resolve" not in flat.text and "not read" not in flat.text and "notification" not in flat.text
     assert flat.urls == ["https://x.example/a", "https://runbook.example/db", "https://t.example/1"]
     assert flat.colors == ["danger"]
     assert "foot 1.0" in flat.sender
+
+
+def test_flatten_reads_text_when_blocks_show_nothing() -> None:
+    buttons_only = [
+        {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Ack"}}]}
+    ]
+    assert flatten(bot(text="[FIRING:1] X", blocks=buttons_only)).text == "[FIRING:1] X"
 
 
 def test_flatten_uses_fallback_when_an_attachment_has_nothing_else() -> None:
@@ -516,7 +524,7 @@ def test_sentry_blocks_format() -> None:
         )
 
     firing = check(blocks("New"), "sentry", "firing", fingerprint="sentry:issue:55501")
-    assert firing.incident.title == "[checkout] TimeoutError: upstream timed out"
+    assert firing.incident.title == "TimeoutError: upstream timed out"  # blocks shown, text only notifies
     assert firing.incident.service == "checkout"
     same_alert(firing, check(blocks("Resolved"), "sentry", "resolved"))
 

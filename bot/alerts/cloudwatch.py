@@ -110,7 +110,10 @@ def parse(message: dict[str, Any], flat: Flat) -> Alert:
     if not state:  # Chatbot says it without words
         ok = "good" in flat.colors or any(e in flat.head for e in _OK_EMOJI) or _NOT_CROSSED.search(flat.text)
         state = "OK" if ok else "ALARM"
-    title_line = found.group(0).strip() if found else (f"{state}: {name}" if name else lines[0])
+    if found:  # the whole line: Chatbot's goes on with "| Account: ..."
+        title_line = next((line for line in lines if found.group(0).strip() in line), lines[0])
+    else:
+        title_line = f"{state}: {name}" if name else lines[0]
     rest = remove_line(lines, title_line) if found else lines
     dimension = _DIMENSION.search(flat.text[:5_000])
     description = as_description(rest)

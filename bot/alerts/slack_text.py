@@ -236,12 +236,13 @@ def _sender(message: dict[str, Any]) -> str:
 
 
 def flatten(message: Any) -> Flat:
-    """The message as plain text (top-level text, then blocks, then attachments), never raising."""
+    """The message as plain text (blocks, else top-level text; then attachments), never raising."""
     if not isinstance(message, dict):
         return Flat("")
     out = _Collector()
-    out.add(message.get("text"))
     _blocks(out, message.get("blocks"))
+    if not out.lines:  # with blocks, Slack shows them and keeps ``text`` for notifications only
+        out.add(message.get("text"))
     colors: list[str] = []
     attachments = message.get("attachments")
     if isinstance(attachments, list):
