@@ -947,4 +947,5 @@ def test_a_megabyte_of_garbage_attachments_is_quick() -> None:
     for attachments in (junk, one_string):
         alert, seconds = timed(bot(text="", attachments=attachments))
         assert alert is not None and len(alert.incident.text) <= TEXT_BOUND
+        assert "[truncated]" in alert.incident.text  # read up to the budget, and said so
         assert seconds < 0.5

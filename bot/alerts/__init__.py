@@ -82,7 +82,7 @@ def classify(
     flat = flatten(event)
     if not flat.text.strip():
         return None, "empty"
-    parser = next((p for p in _PARSERS if p.detect(event, flat)), human)
+    parser = next(p for p in (*_PARSERS, human) if p.detect(event, flat))  # human takes any text
     return parser.parse(event, flat), parser.SOURCE
 
 

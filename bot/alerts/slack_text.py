@@ -13,6 +13,7 @@ from typing import Any
 
 MAX_TEXT = 20_000  # characters of flattened text kept
 TRUNCATED = " …[truncated]"
+_MAX_READ = 4 * MAX_TEXT  # raw characters decoded per message: repeated lines are dropped, not free
 _MAX_NODES = 4_000  # dicts/lists visited per message: 1 MB of junk stops here, not at the end
 _MAX_DEPTH = 12  # rich_text nests lists in lists; real messages stay far below this
 _MAX_URLS = 50
@@ -89,13 +90,18 @@ class _Collector:
         self.urls: list[str] = []
         self.full = False
         self.rich_size = 0  # characters gathered from the current rich_text block
+        self.read = 0  # raw characters decoded so far
 
     def add(self, value: Any, prefix: str = "") -> bool:
         """Add a string's decoded lines; False when it added nothing (not a string, empty, duplicate)."""
-        if self.full or not isinstance(value, str) or not value.strip():
+        if self.full or not isinstance(value, str) or not value or value.isspace():
+            return False
+        if self.read >= _MAX_READ:
+            self._stop()
             return False
         # Slice before decoding so a 1 MB string costs what 40 kB do (links shrink when decoded: twice).
-        raw = value[: 2 * (MAX_TEXT - self.size) + 2_000]
+        raw = value[: min(2 * (MAX_TEXT - self.size) + 2_000, _MAX_READ - self.read)]
+        self.read += len(raw)
         text = decode(raw, self.urls)
         cut = len(raw) < len(value)
         for url in _BARE_URL.findall(raw, 0, 5_000):
@@ -116,10 +122,15 @@ class _Collector:
             self.lines.append(line)
             self.size += len(line) + 1
             added = True
-        if cut and self.lines:  # what was sliced off is lost: say so
-            self.lines[-1] += TRUNCATED
-            self.full = True
+        if cut:
+            self._stop()
         return added
+
+    def _stop(self) -> None:
+        """Read no more, and say that something was left unread."""
+        if self.lines and not self.full:
+            self.lines[-1] += TRUNCATED
+        self.full = True
 
     def visit(self) -> bool:
         """Count one node; False once the budget is spent."""
