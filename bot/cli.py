@@ -202,6 +202,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 2
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.config import ConfigError, load_settings
+    from bot.runner import serve
+
+    try:
+        settings = load_settings(
+            port=args.port,
+            host=args.host,
+            model_path=args.model_path,
+            db_url=args.db_url,
+            channels=tuple(args.channel) or None,
+        )
+        asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oncall", description="AI on-call agent for Slack")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check the model directory end to end")
     _model_path_arg(p)
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("serve", help="run the Slack bot (the local Slack emulator when no tokens are set)")
+    p.add_argument("--port", type=int, help="HTTP port (default $ONCALL_PORT or 3000)")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.add_argument("--channel", action="append", default=[], help="channel ID or name to watch (repeatable)")
+    _model_path_arg(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="list | status | promote VERSION | rollback")
     p.add_argument("action", choices=["list", "status", "promote", "rollback"])

@@ -196,12 +196,13 @@ struct Sink {
 /* Scratch reused between calls: the word analyzer's token spans, the character analyzer's padded word. */
 typedef struct {
     Py_ssize_t *start, *len;
+    uint64_t *key; /* the character analyzer's word keys */
     Py_ssize_t n, cap;
     Py_UCS4 *word;
     Py_ssize_t word_cap;
 } Tokens;
 
-static int tokens_push(Tokens *tk, Py_ssize_t start, Py_ssize_t len) {
+static int tokens_push(Tokens *tk, Py_ssize_t start, Py_ssize_t len, uint64_t key) {
     if (tk->n == tk->cap) {
         Py_ssize_t cap = tk->cap ? 2 * tk->cap : 256;
         Py_ssize_t *s = PyMem_RawRealloc(tk->start, cap * sizeof(Py_ssize_t));
@@ -210,10 +211,14 @@ static int tokens_push(Tokens *tk, Py_ssize_t start, Py_ssize_t len) {
         Py_ssize_t *l = PyMem_RawRealloc(tk->len, cap * sizeof(Py_ssize_t));
         if (l == NULL) return -1;
         tk->len = l;
+        uint64_t *k = PyMem_RawRealloc(tk->key, cap * sizeof(uint64_t));
+        if (k == NULL) return -1;
+        tk->key = k;
         tk->cap = cap;
     }
     tk->start[tk->n] = start;
     tk->len[tk->n] = len;
+    tk->key[tk->n] = key;
     tk->n++;
     return 0;
 }
@@ -229,7 +234,7 @@ static int word_terms(const Text *t, int min_n, int max_n, Tokens *tk, Sink *sin
         }
         Py_ssize_t j = i + 1;
         while (j < t->n && is_word(PyUnicode_READ(t->kind, t->data, j))) j++;
-        if (j - i >= 2 && tokens_push(tk, i, j - i) < 0) return -1;
+        if (j - i >= 2 && tokens_push(tk, i, j - i, 0) < 0) return -1;
         i = j;
     }
     for (Py_ssize_t s = 0; s < tk->n; s++) {
@@ -321,6 +326,8 @@ static double unit_seconds(const Text *t, Py_ssize_t y, Py_ssize_t *end) {
                  {"m", 60.0},     {"min", 60.0},          {"mins", 60.0},          {"minute", 60.0},
                  {"minutes", 60.0}, {"h", 3600.0},        {"hr", 3600.0},          {"hrs", 3600.0},
                  {"hour", 3600.0}, {"hours", 3600.0}};
+    Py_UCS4 first = fold(ch(t, y));
+    if (first != 'm' && first != 's' && first != 'h') return 0.0; /* most numbers are followed by no unit */
     Py_ssize_t e = y;
     while (is_word(ch(t, e))) e++;
     Py_ssize_t len = e - y;
@@ -668,6 +675,7 @@ enum { WORDS = 0, CHARS = 1 };
 
 typedef struct {
     int kind, min_n, max_n;
+    int lead_words;    /* > 0: only the first this many whitespace-separated words (the title block) */
     Py_ssize_t source; /* index of this block's (prepared, lowercased) text in a document tuple */
     Table table;
     Py_buffer idf;
@@ -694,6 +702,7 @@ typedef struct {
     } *words;
     int32_t *pool;
     Py_ssize_t n_words, pool_n;
+    Tokens words_seen; /* the current text's words */
 } Work;
 
 #define WORD_SLOTS (1 << 15) /* at most half of them used */
@@ -738,6 +747,11 @@ static void work_free(Work *w) {
     PyMem_RawFree(w->tokens.start);
     PyMem_RawFree(w->tokens.len);
     PyMem_RawFree(w->tokens.word);
+    PyMem_RawFree(w->tokens.key);
+    PyMem_RawFree(w->words_seen.start);
+    PyMem_RawFree(w->words_seen.len);
+    PyMem_RawFree(w->words_seen.key);
+    PyMem_RawFree(w->words_seen.word);
     PyMem_RawFree(w->idx);
     PyMem_RawFree(w->vals);
     memset(w, 0, sizeof *w);
@@ -785,6 +799,9 @@ static inline void count_col(Work *w, Py_ssize_t g) {
 /* The character n-gram counts of a block, a word at a time: a word seen before adds its remembered
  * columns; a new one is cut into n-grams (as char_terms does), looked up and remembered. */
 static int char_counts(Work *w, const Block *blk, Py_ssize_t block_no, const Text *t) {
+    /* First the words and their keys, each word's memory slot prefetched; then the counting. */
+    Tokens *words = &w->words_seen;
+    words->n = 0;
     Py_ssize_t i = 0;
     while (i < t->n) {
         if (is_space(PyUnicode_READ(t->kind, t->data, i))) {
@@ -800,14 +817,19 @@ static int char_counts(Work *w, const Block *blk, Py_ssize_t block_no, const Tex
             i++;
         }
         uint64_t key = finish(fnv(h, ' ') ^ (uint64_t)block_no);
+        __builtin_prefetch(&w->words[key & (WORD_SLOTS - 1)]);
+        if (tokens_push(words, ws, i - ws, key) < 0) return -1;
+    }
+    for (Py_ssize_t k = 0; k < words->n; k++) {
+        uint64_t key = words->key[k];
         uint64_t slot = key & (WORD_SLOTS - 1);
         while (w->words[slot].len >= 0 && w->words[slot].key != key) slot = (slot + 1) & (WORD_SLOTS - 1);
         if (w->words[slot].len >= 0) {
             const int32_t *cols = w->pool + w->words[slot].start;
-            for (int32_t k = 0; k < w->words[slot].len; k++) count_col(w, blk->offset + cols[k]);
+            for (int32_t c = 0; c < w->words[slot].len; c++) count_col(w, blk->offset + cols[c]);
             continue;
         }
-        Text word = {t->kind, (const char *)t->data + ws * t->kind, i - ws};
+        Text word = {t->kind, (const char *)t->data + words->start[k] * t->kind, words->len[k]};
         w->n_keys = 0;
         CountSink sink = {{collect_term}, w};
         if (char_terms(&word, blk->min_n, blk->max_n, 0, &w->tokens, &sink.base) < 0) return -1;
@@ -817,8 +839,8 @@ static int char_counts(Work *w, const Block *blk, Py_ssize_t block_no, const Tex
         }
         int remember = w->pool_n + w->n_keys <= POOL_SIZE;
         int32_t start = (int32_t)w->pool_n;
-        for (Py_ssize_t k = 0; k < w->n_keys; k++) {
-            int64_t col = lookup(&blk->table, w->keys[k]);
+        for (Py_ssize_t n = 0; n < w->n_keys; n++) {
+            int64_t col = lookup(&blk->table, w->keys[n]);
             if (col < 0) continue;
             count_col(w, blk->offset + col);
             if (remember) w->pool[w->pool_n++] = (int32_t)col;
@@ -880,6 +902,18 @@ static inline void doc_text(PyObject *doc, Py_ssize_t i, Text *t) { /* a checked
     t->n = PyUnicode_GET_LENGTH(o);
 }
 
+/* Where the first `n` whitespace-separated words end: their word n-grams are those of
+ * " ".join(text.split()[:n]), since whitespace separates tokens either way. */
+static Py_ssize_t leading_words_end(const Text *t, int n) {
+    Py_ssize_t i = 0;
+    for (int k = 0; k < n; k++) {
+        while (i < t->n && is_space(PyUnicode_READ(t->kind, t->data, i))) i++;
+        if (i == t->n) break;
+        while (i < t->n && !is_space(PyUnicode_READ(t->kind, t->data, i))) i++;
+    }
+    return i;
+}
+
 /* The feature row of a checked document tuple (text, lowered text, one prepared text per block) into
  * w->idx / w->vals. Needs no GIL; -1 only when memory runs out. */
 static int featurize(const Featurizer *f, Work *w, PyObject *doc, long tier) {
@@ -889,6 +923,7 @@ static int featurize(const Featurizer *f, Work *w, PyObject *doc, long tier) {
         const Block *blk = &f->blocks[b];
         Text t;
         doc_text(doc, blk->source, &t);
+        if (blk->lead_words > 0) t.n = leading_words_end(&t, blk->lead_words);
         w->n_touched = 0;
         w->n_keys = 0;
         int rc;
@@ -1156,7 +1191,8 @@ static void Featurizer_dealloc(Featurizer *f) {
 }
 
 /* Featurizer(blocks, numeric, weights, width, n_features, tier_of, phrases)
- *   blocks:  [(kind "words"|"chars", min_n, max_n, source, terms, idf, sublinear, weight, offset), ...]
+ *   blocks:  [(kind "words"|"chars", min_n, max_n, source, terms, idf, sublinear, weight, offset,
+ *              lead_words), ...]
  *   numeric: None or (mean, scale, weight, offset); reads the document's items 0 (text) and 1 (lowered)
  *   weights: None or float64 (n_features, width), C order: the fused models' coefficients */
 static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
@@ -1191,8 +1227,9 @@ static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
         Block *blk = &f->blocks[b];
         const char *kind;
         PyObject *terms, *idf;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(blocks, b), "siinOOpdn", &kind, &blk->min_n, &blk->max_n,
-                              &blk->source, &terms, &idf, &blk->sublinear, &blk->weight, &blk->offset))
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(blocks, b), "siinOOpdni", &kind, &blk->min_n, &blk->max_n,
+                              &blk->source, &terms, &idf, &blk->sublinear, &blk->weight, &blk->offset,
+                              &blk->lead_words))
             return -1;
         if (strcmp(kind, "words") == 0) {
             blk->kind = WORDS;

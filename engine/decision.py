@@ -93,23 +93,56 @@ class AIDecisionEngine:
     def analyze_many(self, incidents: Sequence[IncidentCreate]) -> list[Decision]:
         """Batch decisions (no explanations: they need the per-alert feature row)."""
         texts = [i.text for i in incidents]
+        decisions: list[Decision] = []
         with _collector_paused():
-            return [
-                self._decide(p, [])
-                for chunk in self.ml.predict_chunks(texts, self.top_actions)
-                for p in chunk
-            ]
+            for b in self.ml.predict_chunks(texts, self.top_actions):
+                decisions += [
+                    _decision(sev, sc, cat, cc, acts, b.model_version, b.fallback, self.uncertain_below)
+                    for sev, sc, cat, cc, acts in zip(
+                        b.severity,
+                        b.severity_confidence,
+                        b.category,
+                        b.category_confidence,
+                        b.actions,
+                        strict=True,
+                    )
+                ]
+        return decisions
 
     def _decide(self, p: Prediction, explanation: list[tuple[str, float]]) -> Decision:
-        uncertain = p.fallback or min(p.severity_confidence, p.category_confidence) < self.uncertain_below
-        return Decision(
-            severity=p.severity,
-            severity_confidence=p.severity_confidence,
-            category=p.category,
-            category_confidence=p.category_confidence,
-            actions=[ActionScore(a, c) for a, c in p.actions[: self.top_actions]],
-            uncertain=uncertain,
-            model_version=p.model_version,
-            explanation=[term for term, _ in explanation],
-            fallback=p.fallback,
+        return _decision(
+            p.severity,
+            p.severity_confidence,
+            p.category,
+            p.category_confidence,
+            p.actions[: self.top_actions],
+            p.model_version,
+            p.fallback,
+            self.uncertain_below,
+            [term for term, _ in explanation],
         )
+
+
+def _decision(
+    severity: str,
+    severity_confidence: float,
+    category: str,
+    category_confidence: float,
+    actions: list[tuple[str, float]],
+    model_version: str,
+    fallback: bool,
+    uncertain_below: float,
+    explanation: list[str] | None = None,
+) -> Decision:
+    uncertain = fallback or min(severity_confidence, category_confidence) < uncertain_below
+    return Decision(
+        severity,
+        severity_confidence,
+        category,
+        category_confidence,
+        [ActionScore(a, c) for a, c in actions],
+        uncertain,
+        model_version,
+        explanation or [],
+        fallback,
+    )

@@ -86,6 +86,33 @@ class Prediction:
     scores: Scores | None = field(default=None, repr=False)  # the single-alert path's, for explanations
 
 
+@dataclass(slots=True)
+class ScoredBatch:
+    """Many predictions by one model set, column by column: a batch of decisions is built from the
+    columns without a Prediction object per alert."""
+
+    model_version: str
+    fallback: bool
+    severity: list[str]
+    severity_confidence: list[float]
+    category: list[str]
+    category_confidence: list[float]
+    actions: list[list[tuple[str, float]]]  # best first
+
+    def predictions(self) -> list[Prediction]:
+        return [
+            Prediction(sev, sc, cat, cc, acts, self.model_version, self.fallback)
+            for sev, sc, cat, cc, acts in zip(
+                self.severity,
+                self.severity_confidence,
+                self.category,
+                self.category_confidence,
+                self.actions,
+                strict=True,
+            )
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class ModelSet:
     """Everything one version needs to serve; immutable, swapped as a whole."""
@@ -283,17 +310,18 @@ class MLService:
         models = self._models
         s = models.scorer.score(text)
         cat = None if s.category is None else s.category[np.newaxis]
-        [prediction] = _predictions(models, models.scorer, s.severity[np.newaxis], cat, s.actions[np.newaxis])
+        batch = _scored(models, models.scorer, s.severity[np.newaxis], cat, s.actions[np.newaxis])
+        [prediction] = batch.predictions()
         # the single-alert path keeps the feature row, for explanations
         return replace(prediction, scores=s)
 
     def predict_many(self, texts: Sequence[str], top_actions: int | None = None) -> list[Prediction]:
         """Predictions for many texts (with the ``top_actions`` best actions, default all)."""
-        return [p for chunk in self.predict_chunks(texts, top_actions) for p in chunk]
+        return [p for chunk in self.predict_chunks(texts, top_actions) for p in chunk.predictions()]
 
     def predict_chunks(
         self, texts: Sequence[str], top_actions: int | None = None, chunk: int = BATCH_CHUNK
-    ) -> Iterator[list[Prediction]]:
+    ) -> Iterator[ScoredBatch]:
         """Predictions for many texts, a chunk at a time, all from one model set. While the caller works
         on one chunk, a worker thread scores the next (in C, without the GIL, on every core)."""
         models = self._models
@@ -301,7 +329,7 @@ class MLService:
         parts = [list(texts[i : i + chunk]) for i in range(0, len(texts), chunk)]
         if len(parts) <= 1:
             for part in parts:
-                yield _predictions(models, scorer, *scorer.calibrated(part), top=top_actions)
+                yield _scored(models, scorer, *scorer.calibrated(part), top=top_actions)
             return
         with ThreadPoolExecutor(1, thread_name_prefix="oncall-score") as pool:
             pending = pool.submit(scorer.calibrated, parts[0])
@@ -309,7 +337,7 @@ class MLService:
                 scored = pending.result()
                 if following is not None:
                     pending = pool.submit(scorer.calibrated, following)
-                yield _predictions(models, scorer, *scored, top=top_actions)
+                yield _scored(models, scorer, *scored, top=top_actions)
 
     def predict_incident_severity(self, text: str) -> tuple[str, float]:
         p = self.predict(text)
@@ -380,21 +408,19 @@ class MLService:
         }
 
 
-def _predictions(
+def _scored(
     models: ModelSet,
     scorer: Any,
     sev: np.ndarray,
     cat: np.ndarray | None,
     acts: np.ndarray,
     top: int | None = None,
-) -> list[Prediction]:
-    """Predictions from probability rows (with the ``top`` actions, default all); the argmax and the
-    ranking are done for all rows at once."""
+) -> ScoredBatch:
+    """A batch from probability rows (with the ``top`` actions, default all); the argmax and the ranking
+    are done for all rows at once."""
     n = sev.shape[0]
     rows = np.arange(n)
     sev_i = sev.argmax(axis=1)
-    severities = [scorer.severity_classes[i] for i in sev_i.tolist()]
-    sev_conf = sev[rows, sev_i].tolist()
     if cat is not None and len(scorer.category_classes):
         cat_i = cat.argmax(axis=1)
         categories = [scorer.category_classes[i] for i in cat_i.tolist()]
@@ -404,15 +430,15 @@ def _predictions(
     order = np.argsort(-acts, axis=1, kind="stable")[:, :top]
     ranked = np.take_along_axis(acts, order, axis=1).tolist()
     names = scorer.action_classes
-    return [
-        Prediction(
-            severity=severities[i],
-            severity_confidence=sev_conf[i],
-            category=categories[i],
-            category_confidence=cat_conf[i],
-            actions=[(names[j], c) for j, c in zip(order_i, ranked[i], strict=True)],
-            model_version=models.version,
-            fallback=models.fallback,
-        )
-        for i, order_i in enumerate(order.tolist())
-    ]
+    return ScoredBatch(
+        models.version,
+        models.fallback,
+        [scorer.severity_classes[i] for i in sev_i.tolist()],
+        sev[rows, sev_i].tolist(),
+        categories,
+        cat_conf,
+        [
+            [(names[j], c) for j, c in zip(order_i, ranked_i, strict=True)]
+            for order_i, ranked_i in zip(order.tolist(), ranked, strict=True)
+        ],
+    )

@@ -11,6 +11,7 @@ probe set.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,13 +34,14 @@ from engine.features import (
     CharNgrams,
     LeadingWords,
     TextHead,
-    leading_words,
 )
 from engine.services import service_tier
 
 # Batch scoring runs in C without the GIL, in up to this many threads, each with at least this many texts.
 _CORES = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 _TEXTS_PER_THREAD = 256
+# A service's tier is looked up for every alert (holding the GIL, before the threads start): remember them.
+_cached_tier = functools.lru_cache(maxsize=65_536)(service_tier)
 
 
 class UnsupportedModel(Exception):
@@ -47,20 +49,11 @@ class UnsupportedModel(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class _Source:
-    """Which text a block reads: the whole lowercased text, its first ``n`` characters, or its first ``n``
-    words (each lowercased after cutting, as the pipeline's steps do)."""
-
-    kind: str  # "all", "head" or "lead"
-    n: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class _FeatureSpec:
     """The fitted pipeline's feature layout, in the form :class:`engine._native.Featurizer` takes."""
 
     max_chars: int | None
-    sources: tuple[_Source, ...]
+    heads: tuple[int, ...]  # character limits of blocks that read only the head of the text
     blocks: list[tuple[Any, ...]]
     numeric: tuple[np.ndarray, np.ndarray, float, int] | None
     names: list[tuple[int, list[str]]]  # (offset, term names) per text block
@@ -128,23 +121,18 @@ class FeatureExtractor:
             weights,
             self.width,
             spec.n_features,
-            service_tier,
+            _cached_tier,
             STATUS_PHRASES,
         )
 
     def docs(self, text: str) -> tuple[str, ...]:
-        """(head of the text, lowercased, one prepared text per block): what the C featurizer reads."""
+        """(head of the text, lowercased, one text per character block): what the C featurizer reads."""
         spec = self._spec
         t = text[: spec.max_chars] if spec.max_chars is not None else text
         low = t.lower()
         out = [t, low]
-        for source in spec.sources:
-            if source.kind == "lead":
-                out.append(leading_words(t, source.n or 0).lower())
-            elif source.kind == "head" and source.n is not None and len(t) > source.n:
-                out.append(t[: source.n].lower())
-            else:
-                out.append(low)
+        for n in spec.heads:  # cut before lowercasing, as the pipeline does
+            out.append(t[:n].lower() if len(t) > n else low)
         return tuple(out)
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -332,7 +320,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
     if not isinstance(vectorizer, FeatureUnion):
         raise UnsupportedModel(f"vectorizer {type(vectorizer).__name__}")
     weights = vectorizer.transformer_weights or {}
-    sources: list[_Source] = []
+    heads: list[int] = []
     blocks: list[tuple[Any, ...]] = []
     names: list[tuple[int, list[str]]] = []
     numeric = None
@@ -351,17 +339,19 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
                 kind, (min_n, max_n) = "words", last.ngram_range
             else:
                 raise UnsupportedModel(f"feature step {name}: analyzer {last.analyzer!r}")
+            # FeatureExtractor.docs: (text, lowered, then one lowered head per TextHead block); a title
+            # block reads the lowered text's first words (C cuts them).
             first = steps[0][1]
+            source, lead = 1, 0
             if isinstance(first, LeadingWords):
-                sources.append(_Source("lead", first.n_words))
+                lead = first.n_words
             elif isinstance(first, TextHead):
-                sources.append(_Source("head", first.max_chars))
-            else:
-                sources.append(_Source("all"))
+                heads.append(first.max_chars)
+                source = 1 + len(heads)
             terms = _terms_by_column(last.vocabulary_)
             idf = np.ascontiguousarray(last.idf_, dtype=np.float64)
-            source = 2 + len(blocks)  # FeatureExtractor.docs: (text, lowered, one text per block)
-            blocks.append((kind, min_n, max_n, source, terms, idf, bool(last.sublinear_tf), weight, offset))
+            sublinear = bool(last.sublinear_tf)
+            blocks.append((kind, min_n, max_n, source, terms, idf, sublinear, weight, offset, lead))
             names.append((offset, terms))
             offset += len(terms)
         elif kinds == ["NumericFeatures", "StandardScaler"]:
@@ -380,7 +370,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
             offset += n
         else:
             raise UnsupportedModel(f"feature step {name}: {kinds}")
-    return _FeatureSpec(max_chars, tuple(sources), blocks, numeric, names, NUMERIC_FEATURES, offset)
+    return _FeatureSpec(max_chars, tuple(heads), blocks, numeric, names, NUMERIC_FEATURES, offset)
 
 
 def _terms_by_column(vocabulary: dict[str, int]) -> list[str]:

@@ -139,9 +139,9 @@ def test_a_featurizer_refuses_inconsistent_inputs(fitted: tuple) -> None:
         extractor._native.row(("only text",))
     with pytest.raises(ValueError, match="idf"):
         _native.Featurizer(
-            [("words", 1, 1, 2, ["a", "b"], np.ones(3), True, 1.0, 0)], None, None, 0, 2, service_tier, ()
+            [("words", 1, 1, 2, ["a", "b"], np.ones(3), True, 1.0, 0, 0)], None, None, 0, 2, service_tier, ()
         )
     with pytest.raises(ValueError, match="share a hash"):
         _native.Featurizer(
-            [("words", 1, 1, 2, ["a", "a"], np.ones(2), True, 1.0, 0)], None, None, 0, 2, service_tier, ()
+            [("words", 1, 1, 2, ["a", "a"], np.ones(2), True, 1.0, 0, 0)], None, None, 0, 2, service_tier, ()
         )

@@ -382,16 +382,6 @@ def _fit_models(
     )
 
 
-def _score_in_parallel(scorer: Any, rows: Sequence[LabeledIncident]) -> list[Any]:
-    """Scores of many rows, in two processes when there are enough of them to pay for starting those."""
-    texts = [r.text for r in rows]
-    if len(texts) < DEFAULT_MODEL_CONFIG["parallel_from_rows"] // 2:
-        return scorer.score_many(texts)
-    half = len(texts) // 2
-    parts = Parallel(n_jobs=2)(delayed(scorer.score_many)(chunk) for chunk in (texts[:half], texts[half:]))
-    return [s for part in parts for s in part]
-
-
 def check_floor(metrics: dict[str, Any], config: TrainConfig) -> list[str]:
     """Reasons to refuse the model: below the configured floor, or no better than the majority class."""
     failures = []
@@ -434,11 +424,10 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
             train_rows, held_rows = split_rows(rows, config.validation_share, config.seed)
         models = fit_models(train_rows, config, progress)
         with progress.step("validation"):
-            # Scored by what will serve: the fused scorer, checked against scikit-learn on the probes.
+            # Scored by what will serve: the fused scorer (in C, on every core), checked against
+            # scikit-learn on the probes.
             scorer = serving_scorer(models.scorer(), PROBE_TEXTS)[0]
-            metrics = (
-                score_rows(scorer, held_rows, _score_in_parallel(scorer, held_rows)) if held_rows else {}
-            )
+            metrics = score_rows(scorer, held_rows) if held_rows else {}
             metrics["validation_rows"] = len(held_rows)
             metrics["train_rows"] = len(train_rows)
             failures = check_floor(metrics, config)

@@ -30,6 +30,11 @@ def _with_channel(message: Message) -> dict[str, Any]:
     return message.to_api() | {"channel": message.channel}
 
 
+def _check_bot_url(url: str | None) -> None:
+    if url is not None and not url.startswith(("http://127.", "http://localhost", "http://[::1]")):
+        raise ValueError(f"bot_url must be an http URL on this machine (127.0.0.1), got {url!r}")
+
+
 class SlackEmulator:
     """A Slack workspace on 127.0.0.1: Web API at `api_url`, events, commands and clicks signed to `bot_url`.
 
@@ -54,10 +59,7 @@ class SlackEmulator:
             raise ValueError(f"port must be 0 (any free port) to 65535, got {port}")
         if not signing_secret or not bot_token:
             raise ValueError("signing_secret and bot_token must be non-empty")
-        if bot_url is not None and not bot_url.startswith(
-            ("http://127.", "http://localhost", "http://[::1]")
-        ):
-            raise ValueError(f"bot_url must be an http URL on this machine (127.0.0.1), got {bot_url!r}")
+        _check_bot_url(bot_url)
         self.workspace = Workspace()
         self.faults = Faults()
         self.delivery = Delivery(
@@ -75,6 +77,16 @@ class SlackEmulator:
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def bot_url(self) -> str | None:
+        return self.delivery.bot_url
+
+    @bot_url.setter
+    def bot_url(self, url: str | None) -> None:
+        """Where events, commands and clicks go (set once the bot knows its port)."""
+        _check_bot_url(url)
+        self.delivery.bot_url = url
 
     # --- lifecycle ------------------------------------------------------------------------------
 

@@ -1,0 +1,132 @@
+"""Settings for `oncall serve`, from the environment (flags override): every problem is one sentence naming
+the setting, raised before anything starts."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PORT = 3000
+DEFAULT_DB_URL = "sqlite:///oncall.db"
+# Channels watched when ONCALL_CHANNELS is not set: the names incident channels are usually given.
+DEFAULT_CHANNEL_PREFIXES = ("inc", "incident", "alert")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one sentence that names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    bot_token: str | None = None
+    signing_secret: str | None = None
+    app_token: str | None = None  # Socket Mode when set
+    api_url: str | None = None  # the Web API base URL (an emulator or a proxy); None: Slack's
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    model_path: Path = Path("models")
+    channels: tuple[str, ...] = ()  # IDs or names; empty: names starting with DEFAULT_CHANNEL_PREFIXES
+    admins: frozenset[str] = field(default_factory=frozenset)
+    db_url: str = DEFAULT_DB_URL
+    runbooks: Path | None = None
+
+    @property
+    def local(self) -> bool:
+        """No Slack credentials: run against the built-in emulator."""
+        return not (self.bot_token or self.app_token)
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.app_token)
+
+    @property
+    def db_path(self) -> Path:
+        return sqlite_path(self.db_url)
+
+
+def sqlite_path(db_url: str) -> Path:
+    """The file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URL."""
+    if not db_url.startswith("sqlite:///"):
+        raise ConfigError(
+            f"ONCALL_DB_URL must be a sqlite:///path URL (PostgreSQL support is coming), got {db_url!r}."
+        )
+    path = db_url.removeprefix("sqlite:///")
+    if not path:
+        raise ConfigError("ONCALL_DB_URL names no file: use sqlite:///oncall.db or sqlite:////abs/path.db.")
+    return Path(path)
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``env`` (default os.environ), then ``overrides`` (flags) where they are not None."""
+    env = os.environ if env is None else env
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        return value.strip() if value and value.strip() else None
+
+    bot_token = get("SLACK_BOT_TOKEN")
+    signing_secret = get("SLACK_SIGNING_SECRET")
+    app_token = get("SLACK_APP_TOKEN")
+    port_text = get("ONCALL_PORT")
+    values: dict[str, object] = {
+        "bot_token": bot_token,
+        "signing_secret": signing_secret,
+        "app_token": app_token,
+        "api_url": get("SLACK_API_URL"),
+        "model_path": Path(get("ML_MODEL_PATH") or "models"),
+        "channels": _split(get("ONCALL_CHANNELS") or ""),
+        "admins": frozenset(_split(get("ONCALL_ADMINS") or "")),
+        "db_url": get("ONCALL_DB_URL") or DEFAULT_DB_URL,
+        "runbooks": Path(r) if (r := get("ONCALL_RUNBOOKS")) else None,
+    }
+    if port_text is not None:
+        if not port_text.isdigit():
+            raise ConfigError(f"ONCALL_PORT must be a port number (1-65535), got {port_text!r}.")
+        values["port"] = int(port_text)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)  # type: ignore[arg-type]
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    """Raise ConfigError for the first thing wrong, in the order an operator would fix them."""
+    if s.bot_token and not s.bot_token.startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-.")
+    if s.app_token and not s.app_token.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp- (Socket Mode).")
+    if s.app_token and not s.bot_token:
+        raise ConfigError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both.")
+    if s.bot_token and not s.app_token and not s.signing_secret:
+        raise ConfigError("SLACK_SIGNING_SECRET is required in HTTP mode, to verify Slack's requests.")
+    if s.api_url and not re.match(r"^https?://[^/\s]+(/\S*)?$", s.api_url):
+        raise ConfigError(f"SLACK_API_URL must be an http(s) URL, got {s.api_url!r}.")
+    if not 1 <= s.port <= 65535:
+        raise ConfigError(f"ONCALL_PORT must be a port number (1-65535), got {s.port}.")
+    for admin in s.admins:
+        if not _USER_ID.match(admin):
+            raise ConfigError(f"ONCALL_ADMINS must list Slack user IDs (like U024BE7LH), got {admin!r}.")
+    for channel in s.channels:
+        name = channel.removeprefix("#")
+        if not (_CHANNEL_ID.match(channel) or re.match(r"^[a-z0-9][a-z0-9_-]{0,79}$", name)):
+            raise ConfigError(f"ONCALL_CHANNELS must list channel IDs or names, got {channel!r}.")
+    sqlite_path(s.db_url)
+    if s.runbooks is not None and not s.runbooks.is_file():
+        raise ConfigError(f"ONCALL_RUNBOOKS names {str(s.runbooks)!r}, which is not a readable file.")
+
+
+def watches(settings: Settings, channel_id: str, channel_name: str | None) -> bool:
+    """Is this channel an incident channel the bot answers in?"""
+    if settings.channels:
+        wanted = {c.removeprefix("#") for c in settings.channels}
+        return channel_id in wanted or (channel_name is not None and channel_name in wanted)
+    return channel_name is not None and channel_name.startswith(DEFAULT_CHANNEL_PREFIXES)

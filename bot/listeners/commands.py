@@ -1,0 +1,144 @@
+"""/oncall-predict and /oncall-models. Each acks at once (Slack waits 3 seconds, no more); the work runs
+after the ack and answers through `respond`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import decision_blocks, escape, text_blocks
+from bot.services import Services
+from engine.incident import IncidentCreate
+from engine.registry import RegistryError
+
+log = logging.getLogger(__name__)
+COMMANDS = ("/oncall-predict", "/oncall-models")
+MAX_PREDICT_CHARS = 4000  # the model reads no more than this
+PREDICT_USAGE = (
+    "*Usage:* `/oncall-predict ALERT TEXT` — the severity, category and actions the bot would post, "
+    "shown only to you. Example: `/oncall-predict checkout 5xx at 35% since the 14:05 deploy`"
+)
+MODELS_USAGE = (
+    "*Usage:* `/oncall-models [status]` — the serving version, its models and ratings\n"
+    "`/oncall-models history` — the kept versions\n"
+    "`/oncall-models reload` — load the active version from disk (admins)\n"
+    "`/oncall-models rollback` — back to the previous version (admins)"
+)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def oncall_predict(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await predict(services, command, respond)
+
+    async def oncall_models(
+        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await models(services, command, respond, client)
+
+    for command, handler in zip(COMMANDS, (oncall_predict, oncall_models), strict=True):
+        app.command(command)(handler)
+
+
+async def predict(services: Services, command: dict[str, Any], respond: AsyncRespond) -> None:
+    text = str(command.get("text") or "").strip()
+    services.metrics.commands.inc(command="/oncall-predict", sub="predict" if text else "help")
+    if not text:
+        await respond(response_type="ephemeral", text=PREDICT_USAGE, blocks=text_blocks(PREDICT_USAGE))
+        return
+    await services.ready.wait()
+    incident = IncidentCreate(title=text[:MAX_PREDICT_CHARS])
+    decision = services.engine.analyze(incident)
+    fallback, blocks = decision_blocks(decision, services.runbooks)
+    await respond(response_type="ephemeral", text=fallback, blocks=blocks)
+
+
+async def models(
+    services: Services, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+) -> None:
+    words = str(command.get("text") or "").split()
+    sub = words[0].lower() if words else "status"
+    known = sub in ("status", "history", "reload", "rollback")
+    services.metrics.commands.inc(command="/oncall-models", sub=sub if known else "help")
+    if sub == "status":
+        text = await _status(services)
+    elif sub == "history":
+        text = _history(services)
+    elif sub in ("reload", "rollback"):
+        user = str(command.get("user_id") or "")
+        if not await services.is_admin(client, user):
+            text = f"Sorry, only on-call admins can {sub} models. Ask one of them, or see `/oncall-models`."
+        elif sub == "reload":
+            text = await _reload(services)
+        else:
+            text = await _rollback(services)
+    else:
+        text = MODELS_USAGE
+    await respond(response_type="ephemeral", text=text, blocks=text_blocks(text))
+
+
+async def _status(services: Services) -> str:
+    ml = services.engine.ml
+    health = ml.health()
+    meta = ml.models.metadata
+    versions = meta.get("versions") or {}
+    lines = [
+        f"*Serving:* `{escape(str(health['serving_version']))}` (active: "
+        f"`{escape(str(health['active_version']))}`, status {health['status']})",
+        f"trained {escape(str(meta.get('trained_at', 'unknown')))} · scikit-learn "
+        f"{escape(str(versions.get('scikit-learn', 'unknown')))}",
+    ]
+    for name, info in health["models"].items():
+        accuracy = info.get("accuracy")
+        shown = f"{accuracy:.3f}" if isinstance(accuracy, float) else "n/a"
+        lines.append(f"• {name}: {'loaded' if info['loaded'] else 'not loaded'}, held-out score {shown}")
+    counts = await services.store.rating_counts(str(health["serving_version"]))
+    lines.append(
+        f"*Ratings for this version:* {counts['decisions']} decisions, {counts['confirm']} :+1:, "
+        f"{counts['reject']} :-1:, {counts['action']} action picks"
+    )
+    if health.get("last_error"):
+        lines.append(f":warning: {escape(str(health['last_error']))}")
+    return "\n".join(lines)
+
+
+def _history(services: Services) -> str:
+    registry = services.engine.ml.registry
+    try:
+        active = registry.active_id()
+        versions = registry.list_versions()
+    except RegistryError as exc:
+        return f":x: Cannot read the model registry: {escape(str(exc))}"
+    if not versions:
+        return "No model versions are stored yet (the built-in model trains on first start)."
+    lines = ["*Kept versions* (newest first):"]
+    for v in reversed(versions):
+        f1 = (v.metadata.get("metrics", {}).get("severity") or {}).get("macro_f1")
+        score = f", severity macro-F1 {f1:.3f}" if isinstance(f1, float) else ""
+        mark = " ← active" if v.id == active else ""
+        lines.append(f"• `{escape(v.id)}` trained {escape(str(v.trained_at))}{score}{mark}")
+    return "\n".join(lines)
+
+
+async def _reload(services: Services) -> str:
+    result = await services.engine.ml.reload_models()
+    if result.ok:
+        return f":white_check_mark: Reloaded: `{result.old_version}` → `{result.new_version}`."
+    return f":x: Reload failed: {escape(str(result.error))}"
+
+
+async def _rollback(services: Services) -> str:
+    ml = services.engine.ml
+    try:
+        version = await asyncio.to_thread(ml.registry.rollback)
+    except RegistryError as exc:
+        return f":x: Rollback refused: {escape(str(exc))}"
+    result = await ml.reload_models()
+    if result.ok:
+        return f":rewind: Rolled back: `{result.old_version}` → `{result.new_version}`."
+    return f":x: Rolled the pointer back to `{version.id}` but it does not load: {escape(str(result.error))}"

@@ -1,0 +1,85 @@
+"""Posting to Slack without tripping its limits: a retrying Web API client and per-channel pacing.
+
+Slack allows about one message per second per channel, with short bursts; above that it answers 429.
+slack_sdk's retry handlers already wait out a 429's Retry-After and retry 5xx and dropped connections;
+pacing keeps a storm in one channel from hitting the limit in the first place, in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+SLACK_API_URL = "https://slack.com/api/"
+BURST = 3  # messages a channel may take at once
+PER_SECOND = 1.0  # then this many a second
+MAX_CHANNELS = 10_000  # pacing state kept for this many channels (least recently used dropped)
+
+
+def web_client(token: str, api_url: str | None = None, timeout: float = 10.0) -> AsyncWebClient:
+    """A Web API client that retries what Slack asks to be retried."""
+    return AsyncWebClient(
+        token=token,
+        base_url=api_url or SLACK_API_URL,
+        timeout=int(timeout),
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncServerErrorRetryHandler(max_retry_count=4),
+            AsyncConnectionErrorRetryHandler(max_retry_count=4),
+        ],
+    )
+
+
+class _Bucket:
+    __slots__ = ("lock", "tokens", "updated")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()  # FIFO: posts leave in the order they arrived
+        self.tokens = float(BURST)
+        self.updated = time.monotonic()
+
+
+class ChannelPacer:
+    """A token bucket per channel: BURST posts at once, then PER_SECOND."""
+
+    def __init__(self, burst: int = BURST, per_second: float = PER_SECOND) -> None:
+        self.burst = burst
+        self.per_second = per_second
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+
+    def _bucket(self, channel: str) -> _Bucket:
+        bucket = self._buckets.get(channel)
+        if bucket is None:
+            bucket = self._buckets[channel] = _Bucket()
+            bucket.tokens = float(self.burst)
+            if len(self._buckets) > MAX_CHANNELS:
+                oldest, old = next(iter(self._buckets.items()))
+                if not old.lock.locked():
+                    del self._buckets[oldest]
+        self._buckets.move_to_end(channel)
+        return bucket
+
+    @asynccontextmanager
+    async def turn(self, channel: str) -> AsyncIterator[None]:
+        """Wait for the channel's turn; the post happens inside the block, one at a time per channel."""
+        bucket = self._bucket(channel)
+        async with bucket.lock:
+            now = time.monotonic()
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.per_second)
+            bucket.updated = now
+            if bucket.tokens < 1.0:
+                await asyncio.sleep((1.0 - bucket.tokens) / self.per_second)
+                bucket.tokens = 1.0
+                bucket.updated = time.monotonic()
+            bucket.tokens -= 1.0
+            yield

@@ -1,0 +1,140 @@
+"""`oncall serve`: the bot's lifecycle. Opens the store, starts the HTTP server (and Socket Mode, or the
+local Slack emulator when there are no Slack tokens), loads the models in the background, and stops
+cleanly. The HTTP server answers /healthz at once; /readyz turns ready when the models are loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from dataclasses import replace
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from bot.app import build_app
+from bot.config import Settings
+from bot.emulator import SlackEmulator
+from bot.posting import web_client
+from bot.runbooks import load_runbooks
+from bot.server import EVENTS_PATH, build_web_app
+from bot.services import Services
+from bot.store import Store
+from engine.decision import AIDecisionEngine
+from engine.ml_service import MLService
+
+log = logging.getLogger(__name__)
+
+
+class OncallBot:
+    """The whole bot in one process; ``start()`` returns once it listens (models may still be loading)."""
+
+    def __init__(self, settings: Settings, ml: MLService | None = None) -> None:
+        self.settings = settings
+        self.ml = ml or MLService(settings.model_path)
+        self.emulator: SlackEmulator | None = None
+        self.services: Services | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def events_url(self) -> str:
+        return self.url + EVENTS_PATH
+
+    async def start(self) -> None:
+        settings = self.settings
+        runbooks = load_runbooks(settings.runbooks)
+        if settings.local:
+            self.emulator = SlackEmulator(
+                signing_secret=secrets.token_hex(16), bot_token=f"xoxb-local-{secrets.token_hex(8)}"
+            )
+            await self.emulator.start()
+            settings = replace(
+                settings,
+                bot_token=self.emulator.web_api.bot_token,
+                signing_secret=self.emulator.delivery.signing_secret,
+                api_url=self.emulator.api_url,
+            )
+            self.settings = settings
+        store = await Store(settings.db_path).open()
+        client = web_client(settings.bot_token or "", settings.api_url)
+        self.services = Services(settings, AIDecisionEngine(self.ml), store, runbooks)
+        bolt = build_app(self.services, client)
+        self._runner = web.AppRunner(
+            build_web_app(bolt, self.services), access_log=None, handle_signals=False
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, settings.host, settings.port).start()
+        self.port = self._runner.addresses[0][1]
+        if self.emulator is not None:
+            self.emulator.bot_url = self.events_url
+        if settings.socket_mode:
+            self._socket = AsyncSocketModeHandler(bolt, settings.app_token)
+            await self._socket.connect_async()
+        self._loading = asyncio.create_task(self._load_models())
+
+    async def _load_models(self) -> None:
+        assert self.services is not None
+        await self.ml.initialize()  # trains the built-in model if the directory is empty
+        self.services.ready.set()
+        log.info("models ready: %s", self.ml.models.version)
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        assert self._loading is not None, "start() first"
+        await asyncio.wait_for(asyncio.shield(self._loading), timeout)
+
+    async def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        if self._socket is not None:
+            await self._socket.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.emulator is not None:
+            await self.emulator.stop()
+        if self.services is not None:
+            await self.services.store.close()
+
+
+def local_instructions(bot: OncallBot) -> str:
+    """What to do next in local mode: post an alert into the emulated channel and see the reply."""
+    assert bot.emulator is not None
+    hook = bot.emulator.create_webhook("#incidents")
+    emu = bot.emulator.url
+    return "\n".join(
+        [
+            f"oncall bot listening on {bot.url} (local mode: no Slack tokens, so a built-in Slack emulator)",
+            f"  emulated Slack: {emu}   health: {bot.url}/healthz   ready: {bot.url}/readyz",
+            "Post an alert into #incidents like a real alert sender would:",
+            f"  curl -s -X POST -H 'Content-Type: application/json' {hook} \\",
+            '    -d \'{"text": "[FIRING:1] HighErrorRate checkout 5xx at 35% for 10m (critical)"}\'',
+            "Then read the bot's reply in the alert's thread:",
+            f"  curl -s {emu}/_emulator/channels/incidents/history",
+        ]
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM."""
+    bot = OncallBot(settings)
+    await bot.start()
+    if bot.emulator is not None:
+        print(local_instructions(bot), flush=True)
+    else:
+        mode = "Socket Mode" if settings.socket_mode else f"HTTP, Slack requests at {bot.events_url}"
+        print(f"oncall bot listening on {bot.url} ({mode})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await bot.stop()

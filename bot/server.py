@@ -1,0 +1,43 @@
+"""The HTTP face of the bot: Slack's requests at POST /slack/events; /healthz, /readyz and /metrics for
+whoever runs it. Nothing else is exposed."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+
+from bot.services import Services
+
+EVENTS_PATH = "/slack/events"
+MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
+
+
+def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
+    async def slack_events(request: web.Request) -> web.Response:
+        response = await bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        health = services.engine.ml.health() if services.ready.is_set() else {}
+        body = {
+            "ready": services.ready.is_set(),
+            "serving_version": health.get("serving_version"),
+            "status": health.get("status", "loading models"),
+        }
+        return web.json_response(body, status=200 if body["ready"] else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        version = services.engine.ml.models.version if services.ready.is_set() else "none"
+        text = services.metrics.render(version, services.ready.is_set())
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post(EVENTS_PATH, slack_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

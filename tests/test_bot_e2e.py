@@ -1,0 +1,233 @@
+"""The real bot (slack_bolt over aiohttp, the real store and models) against the local Slack emulator, over
+HTTP on 127.0.0.1 with signed requests: alerts answered in their thread, exactly once; commands; ratings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from bot.config import Settings
+from bot.emulator import SlackEmulator
+from bot.runner import OncallBot
+from bot.store import VERDICTS
+from engine.ml_service import MLService
+from engine.registry import ModelRegistry
+
+pytestmark = pytest.mark.asyncio
+
+SECRET = "e2e-signing-secret"
+TOKEN = "xoxb-e2e-token"
+ADMIN, PERSON = "U0ALICE", "U0BOB"
+ALERTMANAGER = {
+    "attachments": [
+        {
+            "color": "danger",
+            "title": "[FIRING:2] HighErrorRate payments (critical)",
+            "text": "*Alert:* HighErrorRate - critical\n"
+            "*Description:* error rate 38% on payments-api for 12m\n*Details:*\n"
+            "• *alertname:* `HighErrorRate`\n• *service:* `payments`\n• *severity:* `critical`",
+            "fallback": "[FIRING:2] HighErrorRate payments (critical)",
+        }
+    ]
+}
+
+
+class Running:
+    def __init__(self, emulator: SlackEmulator, bot: OncallBot, models: Path) -> None:
+        self.emulator = emulator
+        self.bot = bot
+        self.models = models
+
+    async def decision_for(self, alert: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        """The bot's reply in the alert's thread."""
+        channel, ts = alert["channel"], alert["ts"]
+        return await self.emulator.wait_for_bot_message(channel, thread_ts=ts, timeout=timeout)
+
+    def bot_posts(self) -> list[Any]:
+        return [c for c in self.emulator.calls if c.method == "chat.postMessage" and c.ok]
+
+
+@pytest_asyncio.fixture
+async def running(models_dir: Path, tmp_path: Path) -> AsyncIterator[Running]:
+    emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
+    await emulator.start()
+    settings = Settings(
+        bot_token=TOKEN,
+        signing_secret=SECRET,
+        api_url=emulator.api_url,
+        port=0,
+        model_path=models_dir,
+        admins=frozenset({ADMIN}),
+        db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
+    )
+    bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    await bot.start()
+    emulator.bot_url = bot.events_url
+    await bot.wait_ready(timeout=30)
+    try:
+        yield Running(emulator, bot, models_dir)
+    finally:
+        await emulator.settle()
+        await bot.stop()
+        await emulator.stop()
+
+
+async def test_every_alert_format_gets_one_decision_in_its_thread(running: Running) -> None:
+    emu = running.emulator
+    hook = emu.create_webhook("#alerts-prod")
+    async with aiohttp.ClientSession() as http:
+        await http.post(hook, json=ALERTMANAGER)
+    alerts = [(await emu.history("#alerts-prod"))[-1]]
+    alerts.append(await emu.post_message(PERSON, "#incidents", "checkout is throwing 500s for everyone"))
+    for alert in alerts:
+        reply = await running.decision_for(alert)
+        assert reply["thread_ts"] == alert["ts"]
+        blocks = reply["blocks"]
+        body = json.dumps(blocks)
+        assert "*Severity:*" in body and "*Category:*" in body and "Recommended actions" in body
+        assert body.count("%)") >= 5, "severity, category and three actions carry their confidence"
+        context = blocks[-1]["elements"]
+        assert any(running.bot.ml.models.version in e["text"] for e in context), "the model version shows"
+        assert any(":+1:" in e["text"] for e in context), "how to rate"
+        assert reply["text"] and len(reply["text"]) <= 3000, "a plain-text fallback for notifications"
+    await emu.settle()
+    assert len(running.bot_posts()) == len(alerts), "own messages are delivered back and must be ignored"
+
+
+async def test_unwatched_channels_thread_replies_and_edits_get_no_reply(running: Running) -> None:
+    emu = running.emulator
+    await emu.post_message(ADMIN, "#general", "[FIRING:1] DiskFull db-1 97%")  # not an incident channel
+    parent = await emu.post_message(PERSON, "#incidents", "latency p99 2.5s on search for 10m")
+    await running.decision_for(parent)
+    await emu.post_message(PERSON, "#incidents", "looking into it", thread_ts=parent["ts"])
+    await emu.settle()
+    await asyncio.sleep(0.2)
+    assert len(running.bot_posts()) == 1
+
+
+async def test_a_redelivered_event_is_answered_once(running: Running) -> None:
+    emu = running.emulator
+    alert = await emu.post_message(PERSON, "#incidents", "[P1] Triggered: orders-db replication lag 900s")
+    await running.decision_for(alert)
+    event_id = next(eid for eid, env in emu.events.items() if env["event"].get("ts") == alert["ts"])
+    await emu.redeliver(event_id)
+    await emu.redeliver(event_id)
+    await emu.settle()
+    await asyncio.sleep(0.2)
+    assert len(running.bot_posts()) == 1
+    retried = [a for a in emu.attempts if a.event_id == event_id]
+    assert len(retried) == 3 and all(a.status == 200 for a in retried)
+
+
+async def test_bad_signatures_and_stale_requests_are_rejected(running: Running) -> None:
+    emu = running.emulator
+    body = {"type": "event_callback", "event_id": "Ev0FORGED", "event": {"type": "message", "text": "x"}}
+    assert (await emu.deliver_raw(body, signature="v0=" + "0" * 64)).status == 401
+    assert (await emu.deliver_raw(body, timestamp=str(int(time.time()) - 600))).status == 401
+    assert (await emu.deliver_raw(body)).status == 200  # the same body, signed now: accepted
+
+
+async def test_a_429_then_success_delivers_the_reply_once(running: Running) -> None:
+    emu = running.emulator
+    emu.faults.fail("chat.postMessage", status=429, retry_after=1, times=1)
+    alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] KubePodCrashLooping checkout-7d9f")
+    reply = await running.decision_for(alert, timeout=15)
+    assert reply["thread_ts"] == alert["ts"]
+    await emu.settle()
+    assert len(running.bot_posts()) == 1
+    assert [m for m, _ in emu.faults.injected] == ["chat.postMessage"], "the 429 was served, then retried"
+
+
+async def test_huge_and_garbage_messages_get_a_reply_without_a_crash(running: Running) -> None:
+    emu = running.emulator
+    huge = await emu.post_message(PERSON, "#incidents", "disk full on db-7 " * 2200)  # ~40,000 characters
+    garbage = await emu.post_message(
+        PERSON,
+        "#incidents",
+        "alert",
+        attachments=[{"fields": [{"title": None, "value": ["x"] * 50}], "text": {"no": "string"}}, {}],
+    )
+    for alert in (huge, garbage):
+        reply = await running.decision_for(alert)
+        assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in reply["blocks"])
+
+
+async def test_oncall_predict_answers_privately_and_explains_usage(running: Running) -> None:
+    emu = running.emulator
+    answer = await emu.run_command(PERSON, "#incidents", "/oncall-predict", "payments 5xx at 40%")
+    assert answer.response_type == "ephemeral"
+    assert "*Severity:*" in json.dumps(answer.payload.get("blocks"))
+    usage = await emu.run_command(PERSON, "#incidents", "/oncall-predict", "")
+    assert "Usage" in usage.text
+
+
+async def test_oncall_models_status_history_and_admin_only_reload_and_rollback(running: Running) -> None:
+    emu = running.emulator
+    registry = ModelRegistry(running.models)
+    active, previous = registry.active_id(), registry.history()[-1]
+    status = await emu.run_command(PERSON, "#incidents", "/oncall-models", "")
+    assert active in status.text and "Ratings for this version" in status.text
+    history = await emu.run_command(PERSON, "#incidents", "/oncall-models", "history")
+    assert active in history.text and previous in history.text
+    refused = await emu.run_command(PERSON, "#incidents", "/oncall-models", "rollback")
+    assert "only on-call admins" in refused.text and registry.active_id() == active
+    reloaded = await emu.run_command(ADMIN, "#incidents", "/oncall-models", "reload")
+    assert f"`{active}` → `{active}`" in reloaded.text
+    rolled = await emu.run_command(ADMIN, "#incidents", "/oncall-models", "rollback", timeout=10)
+    assert f"`{active}` → `{previous}`" in rolled.text
+    assert running.bot.ml.models.version == previous == registry.active_id()
+    helped = await emu.run_command(PERSON, "#incidents", "/oncall-models", "frobnicate")
+    assert "Usage" in helped.text
+
+
+async def test_reactions_on_decisions_are_ratings_and_removal_withdraws_them(running: Running) -> None:
+    emu = running.emulator
+    alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] HighLatency search p99 3s")
+    reply = await running.decision_for(alert)
+    store = running.bot.services.store
+    await emu.add_reaction(PERSON, "#incidents", reply["ts"], "+1")
+    await emu.add_reaction(ADMIN, "#incidents", reply["ts"], "two")
+    await emu.add_reaction(PERSON, "#incidents", alert["ts"], "+1")  # on the alert, not a decision
+    await emu.add_reaction(ADMIN, "#incidents", reply["ts"], "tada")  # rates nothing
+    await emu.settle()
+    votes = await store.ratings(reply["channel"], reply["ts"])
+    second_action = (await store.decision(reply["channel"], reply["ts"])).actions[1][0]
+    assert votes == [(ADMIN, "action", "two", second_action), (PERSON, "verdict", "+1", VERDICTS["+1"])]
+    await emu.add_reaction(PERSON, "#incidents", reply["ts"], "-1")  # the latest vote wins
+    await emu.remove_reaction(ADMIN, "#incidents", reply["ts"], "two")  # withdrawn
+    await emu.settle()
+    assert await store.ratings(reply["channel"], reply["ts"]) == [(PERSON, "verdict", "-1", "reject")]
+    await emu.remove_reaction(PERSON, "#incidents", reply["ts"], "+1")  # not the current vote: no change
+    await emu.settle()
+    assert await store.ratings(reply["channel"], reply["ts"]) == [(PERSON, "verdict", "-1", "reject")]
+
+
+async def test_a_resolved_notification_goes_to_the_original_thread(running: Running) -> None:
+    emu = running.emulator
+    firing = await emu.post_message(PERSON, "#incidents", "[FIRING:1] DiskFull backup-job disk 97% (warning)")
+    decision = await running.decision_for(firing)
+    await emu.post_message(PERSON, "#incidents", "[RESOLVED] DiskFull backup-job disk 97% (warning)")
+    note = await emu.wait_for_bot_message("#incidents", thread_ts=firing["ts"], after=decision["ts"])
+    assert "Resolved" in note["text"]
+
+
+async def test_health_readiness_and_metrics(running: Running) -> None:
+    alert = await running.emulator.post_message(PERSON, "#incidents", "redis evictions spiking on cache-3")
+    await running.decision_for(alert)
+    async with aiohttp.ClientSession() as http:
+        assert (await http.get(running.bot.url + "/healthz")).status == 200
+        ready = await http.get(running.bot.url + "/readyz")
+        assert ready.status == 200
+        assert (await ready.json())["serving_version"] == running.bot.ml.models.version
+        text = await (await http.get(running.bot.url + "/metrics")).text()
+        assert 'oncall_replies_total{kind="decision"} 1' in text
+        assert "oncall_decision_seconds_count 1" in text
+        assert (await http.get(running.bot.url + "/admin")).status == 404
