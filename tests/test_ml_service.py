@@ -202,7 +202,7 @@ def test_a_large_batch_decides_exactly_as_one_alert_at_a_time(registry_two_versi
     """The batch path (scored in C on several threads, in chunks, pipelined) against analyze()."""
     root = registry_two_versions[0]
     engine = AIDecisionEngine(_service(root))
-    incidents = [IncidentCreate(r.title, r.description, r.service) for r in generate_incidents(2600, seed=8)]
+    incidents = [IncidentCreate(r.title, r.description, r.service) for r in generate_incidents(8300, seed=8)]
     incidents += [IncidentCreate("", "", ""), IncidentCreate("x" * 9000, "ünïcödé 🚨", "payments")]
     batch = engine.analyze_many(incidents)
     assert len(batch) == len(incidents)
