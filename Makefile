@@ -1,11 +1,12 @@
-# Two commands set up a fresh machine: `make run` (the bot's brain on embedded defaults) and `make test`.
+# Two commands set up a fresh machine: `make run` (the bot on embedded defaults: SQLite, the built-in model,
+# the local Slack emulator when no Slack tokens are set) and `make test`.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
 .PHONY: run test lint bench install
 
-$(BIN)/oncall: pyproject.toml
+$(BIN)/oncall: pyproject.toml engine/_native.c  # the C extension is built by the (editable) install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -14,8 +15,7 @@ $(BIN)/oncall: pyproject.toml
 install: $(BIN)/oncall
 
 run: install
-	$(BIN)/oncall predict --service checkout "checkout is throwing 500s for everyone since the 14:05 deploy"
-	$(BIN)/oncall doctor
+	$(BIN)/oncall serve
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -26,3 +26,4 @@ lint: install
 bench: install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/e2e.py

@@ -37,11 +37,15 @@ TASKS = (  # (file, label scored by cross-validation)
 
 
 def _baseline(
-    train_rows: Sequence[LabeledIncident], test_rows: Sequence[LabeledIncident], label: str
+    train_rows: Sequence[LabeledIncident],
+    test_rows: Sequence[LabeledIncident],
+    label: str,
+    class_weight: str | None = None,
 ) -> list[str]:
     vec = TfidfVectorizer(sublinear_tf=True)
     X = vec.fit_transform([r.text for r in train_rows])
-    clf = LogisticRegression(max_iter=2000).fit(X, [getattr(r, label) for r in train_rows])
+    y = [getattr(r, label) for r in train_rows]
+    clf = LogisticRegression(max_iter=2000, class_weight=class_weight).fit(X, y)
     return list(clf.predict(vec.transform([r.text for r in test_rows])))
 
 
@@ -52,7 +56,7 @@ def cross_validate(
     others = [r for n, rows in files.items() if n != name for r in rows]
     synthetic = generate_incidents(config.samples, seed=config.seed, label_noise=config.label_noise)
     y = [getattr(r, label) for r in target]
-    truth, pred, conf, base_truth, base_pred = [], [], [], [], []
+    truth, pred, conf, base_truth, base_pred, balanced_pred = [], [], [], [], [], []
     acts_truth, acts_ranked = [], []
     classes_all = SEVERITIES if label == "severity" else CATEGORIES
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)
@@ -74,9 +78,11 @@ def cross_validate(
         labeled_real = [r for r in train_rows if getattr(r, label)]
         base_truth.extend(getattr(r, label) for r in test_rows)
         base_pred.extend(_baseline(labeled_real, test_rows, label))
+        balanced_pred.extend(_baseline(labeled_real, test_rows, label, "balanced"))
         print(f"  {name} fold {k}/{folds} done", file=sys.stderr)
     report = classification_report(truth, pred, conf, classes_all)
     baseline = classification_report(base_truth, base_pred, [1.0] * len(base_pred), classes_all)
+    balanced = classification_report(base_truth, balanced_pred, [1.0] * len(base_pred), classes_all)
     return {
         "n": report["n"],
         "macro_f1": report["macro_f1"],
@@ -85,6 +91,7 @@ def cross_validate(
         "ece": report["ece"],
         "per_class": report["per_class"],
         "baseline_tfidf_lr_macro_f1": baseline["macro_f1"],
+        "baseline_balanced_tfidf_lr_macro_f1": balanced["macro_f1"],
         "majority_macro_f1": majority_macro_f1(truth, classes_all),
         "actions": action_report(acts_truth, acts_ranked) if acts_truth else {"n": 0},
     }
@@ -123,7 +130,8 @@ def main() -> int:
             continue
         print(
             f"{key}: n={r['n']} macro-F1={r['macro_f1']:.3f} (union {r['macro_f1_union']:.3f}) "
-            f"(TF-IDF+LR {r['baseline_tfidf_lr_macro_f1']:.3f}, majority {r['majority_macro_f1']:.3f}) "
+            f"(TF-IDF+LR {r['baseline_tfidf_lr_macro_f1']:.3f}, balanced "
+            f"{r['baseline_balanced_tfidf_lr_macro_f1']:.3f}, majority {r['majority_macro_f1']:.3f}) "
             f"accuracy={r['accuracy']:.3f} ECE={r['ece']:.3f}"
         )
         if r["actions"].get("n"):

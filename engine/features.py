@@ -52,6 +52,29 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 
 
+_MAGNITUDE_WORDS = {
+    "max_percent": "percentage",
+    "n_percents": "number of percentages",
+    "log_max_duration_s": "duration",
+    "min_ready_ratio": "ready ratio",
+    "log_max_count": "largest number",
+    "log_length": "message length",
+    "n_lines": "line count",
+    "log_words": "word count",
+}
+
+
+def describe_magnitude(name: str, high: bool) -> str:
+    """A magnitude feature in words, as an explanation shows it: whether it was above or below usual."""
+    if name in ("tier_1", "tier_3"):
+        tier = f"tier-{name[-1]} service"
+        return tier if high else f"not a {tier}"
+    if name.startswith("phrase:"):
+        phrase = name.removeprefix("phrase:")
+        return f'mentions "{phrase}"' if high else f'no "{phrase}"'
+    return f"{'high' if high else 'low'} {_MAGNITUDE_WORDS.get(name, name)}"
+
+
 def numeric_features(text: str) -> list[float]:
     """Magnitudes an SRE reads first: how high, how long, how many, how broken, how important.
 

@@ -34,6 +34,7 @@ from engine.features import (
     CharNgrams,
     LeadingWords,
     TextHead,
+    describe_magnitude,
 )
 from engine.services import service_tier
 
@@ -169,8 +170,7 @@ class FeatureExtractor:
             if offset <= col < offset + len(names):
                 return str(names[col - offset])
         if self._spec.numeric is not None and col >= self._spec.numeric[3]:
-            name = self._spec.numeric_names[col - self._spec.numeric[3]]
-            return f"{name} ({'high' if value > 0 else 'low'})"
+            return describe_magnitude(self._spec.numeric_names[col - self._spec.numeric[3]], value > 0)
         return f"f{col}"
 
 
@@ -222,18 +222,25 @@ class FusedScorer:
         return sev, cat, self._actions.apply(raw)
 
     def explain(self, scores: Scores, severity: str, top: int = 5) -> list[tuple[str, float]]:
-        """The terms that pushed ``severity`` most: value x (its weight - the mean weight over classes)."""
+        """The terms that pushed ``severity`` most: value x (its weight - the mean weight over classes).
+        A term counted by two blocks (the words and the title) is named once, with its larger push."""
         if scores.features is None:
             return []
         idx, vals = scores.features
         contrib = vals * self._push[self._severity.classes.index(severity)][idx]
-        if contrib.size > top:
-            best = np.argpartition(-contrib, top)[:top]
-            order = best[np.argsort(-contrib[best], kind="stable")]
-        else:
-            order = np.argsort(-contrib, kind="stable")
+        wanted = min(contrib.size, 2 * top)  # room for repeats
+        best = (
+            np.argpartition(-contrib, wanted - 1)[:wanted]
+            if wanted < contrib.size
+            else np.arange(contrib.size)
+        )
         name = self.features.feature_name
-        return [(name(int(idx[i]), float(vals[i])), float(contrib[i])) for i in order if contrib[i] > 0]
+        out: dict[str, float] = {}
+        for i in best[np.argsort(-contrib[best], kind="stable")]:
+            if contrib[i] <= 0 or len(out) == top:
+                break
+            out.setdefault(name(int(idx[i]), float(vals[i])), float(contrib[i]))
+        return list(out.items())
 
 
 def softmax(s: np.ndarray) -> np.ndarray:

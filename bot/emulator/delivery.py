@@ -56,6 +56,7 @@ class Attempt:
     status: int | None
     error: str | None
     elapsed: float
+    started: float = 0.0  # time.monotonic() when the request went out: benchmarks measure from it
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -240,6 +241,7 @@ class Delivery:
                 answer.status,
                 answer.error,
                 time.monotonic() - started,
+                started,
             )
         )
         return answer

@@ -233,6 +233,16 @@ class Workspace:
         self.ephemeral: list[dict[str, Any]] = []
         self.home_views: dict[str, dict[str, Any]] = {}
 
+    def add_channel(self, name: str) -> Channel:
+        """A new public channel with everyone in it, the bot included (benchmarks spread load over many)."""
+        with self._lock:
+            if any(c.name == name for c in self.channels.values()):
+                raise ValueError(f"a channel named {name!r} exists")
+            channel = Channel(f"C{uuid.uuid4().hex[:10].upper()}", name, int(time.time()), set(self.users))
+            self.channels[channel.id] = channel
+            self._messages[channel.id] = {}
+            return channel
+
     # --- look-ups -------------------------------------------------------------------------------
 
     def next_ts(self) -> str:

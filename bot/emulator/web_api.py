@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ class ApiCall:
     params: Params
     ok: bool
     error: str | None
+    at: float = 0.0  # time.monotonic() when Slack answered: benchmarks measure latency to it
 
 
 def _flag(value: Any) -> bool:
@@ -117,7 +119,7 @@ class WebApi:
             body = {"ok": True, **self._methods[method](params)}
         except SlackApiError as e:
             body = e.to_response()
-        self.calls.append(ApiCall(method, params, body["ok"], body.get("error")))
+        self.calls.append(ApiCall(method, params, body["ok"], body.get("error"), time.monotonic()))
         return web.json_response(body)
 
     @staticmethod

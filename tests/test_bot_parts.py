@@ -1,0 +1,164 @@
+"""The bot's parts on their own: settings, Block Kit rendering of hostile text, pacing, the store."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.blocks import SECTION_TEXT_MAX, cut, decision_blocks, escape
+from bot.config import ConfigError, load_settings, watches
+from bot.posting import ChannelPacer
+from bot.runbooks import load_runbooks
+from bot.store import DecisionRecord, Store, rating_for
+from engine.decision import ActionScore, Decision
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SLACK_BOT_TOKEN": "xoxp-user"}, "SLACK_BOT_TOKEN"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN"),
+        ({"ONCALL_PORT": "eighty"}, "ONCALL_PORT"),
+        ({"ONCALL_PORT": "70000"}, "ONCALL_PORT"),
+        ({"ONCALL_ADMINS": "alice"}, "ONCALL_ADMINS"),
+        ({"ONCALL_CHANNELS": "Bad Channel!"}, "ONCALL_CHANNELS"),
+        ({"ONCALL_DB_URL": "mysql://x"}, "ONCALL_DB_URL"),
+        ({"SLACK_API_URL": "not a url"}, "SLACK_API_URL"),
+        ({"ONCALL_RUNBOOKS": "/nonexistent/runbooks.yml"}, "ONCALL_RUNBOOKS"),
+    ],
+)
+def test_a_bad_setting_is_one_sentence_naming_it(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(env)
+    message = str(err.value)
+    assert named in message and message.endswith(".") and "\n" not in message
+
+
+def test_settings_modes_and_watched_channels() -> None:
+    local = load_settings({})
+    assert local.local and not local.socket_mode and local.port == 3000
+    http = load_settings({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "ONCALL_PORT": "8080"})
+    assert not http.local and http.port == 8080
+    assert load_settings({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}).socket_mode
+    assert watches(local, "C1", "inc-2041-checkout") and watches(local, "C1", "alerts-prod")
+    assert not watches(local, "C1", "general") and not watches(local, "C1", None)
+    chosen = load_settings({"ONCALL_CHANNELS": "C0123ABC, #war-room"})
+    assert watches(chosen, "C0123ABC", None) and watches(chosen, "C9", "war-room")
+    assert not watches(chosen, "C9", "incidents")
+
+
+def test_runbooks_are_checked(tmp_path: Path) -> None:
+    good = tmp_path / "runbooks.yml"
+    good.write_text(
+        "categories:\n  database: https://wiki/db\nactions:\n  rollback_deploy: https://wiki/rb\n"
+    )
+    assert load_runbooks(good)["actions"]["rollback_deploy"] == "https://wiki/rb"
+    bad = tmp_path / "bad.yml"
+    bad.write_text("actions:\n  reboot_the_world: https://wiki/x\n")
+    with pytest.raises(ConfigError, match="unknown action 'reboot_the_world'"):
+        load_runbooks(bad)
+    bad.write_text("categories:\n  database: javascript:alert(1)\n")
+    with pytest.raises(ConfigError, match="http"):
+        load_runbooks(bad)
+
+
+def _decision(**kw: object) -> Decision:
+    base = {
+        "severity": "critical",
+        "severity_confidence": 0.91,
+        "category": "deployment",
+        "category_confidence": 0.42,
+        "actions": [ActionScore("rollback_deploy", 0.8), ActionScore("restart_service", 0.3)],
+        "uncertain": True,
+        "model_version": "v1",
+        "explanation": ["<!channel>", "`x`"],
+    }
+    return Decision(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_nothing_an_alert_says_can_act_in_the_reply() -> None:
+    hostile = "<!channel> <@U0ALICE> <https://evil.example|your bank> & *bold*"
+    text, blocks = decision_blocks(_decision(model_version=hostile), title=hostile)
+    rendered = text + str(blocks)
+    for active in ("<!channel>", "<@U0ALICE>", "<https://evil"):
+        assert active not in rendered
+    assert "&lt;!channel&gt;" in rendered
+    assert "Uncertain" in blocks[0]["text"]["text"]
+
+
+def test_replies_stay_within_slacks_limits_whatever_the_input() -> None:
+    long = "x" * 50_000
+    text, blocks = decision_blocks(_decision(explanation=[long] * 5, model_version=long), title=long)
+    assert len(text) <= 3000 and len(blocks) <= 50
+    for block in blocks:
+        for piece in [block.get("text", {}), *block.get("elements", [])]:
+            assert len(piece.get("text", "")) <= SECTION_TEXT_MAX
+    assert cut(escape("a&b" * 2000), 100).endswith("…") and "&am…" not in cut(escape("a&b" * 2000), 100)
+
+
+def test_runbook_links_show_beside_their_action() -> None:
+    runbooks = {
+        "categories": {"deployment": "https://wiki/deploys"},
+        "actions": {"rollback_deploy": "https://wiki/rb"},
+    }
+    _, blocks = decision_blocks(_decision(), runbooks)
+    assert "<https://wiki/deploys|runbook>" in blocks[0]["text"]["text"]
+    assert "rollback deploy (80%) · <https://wiki/rb|runbook>" in blocks[1]["text"]["text"]
+
+
+def test_a_channel_takes_a_burst_then_is_paced_in_order() -> None:
+    async def run() -> tuple[list[int], list[float]]:
+        pacer = ChannelPacer(burst=2, per_second=20.0)
+        order: list[int] = []
+        times: list[float] = []
+        start = time.monotonic()
+
+        async def post(i: int) -> None:
+            async with pacer.turn("C1"):
+                order.append(i)
+                times.append(time.monotonic() - start)
+
+        await asyncio.gather(*(post(i) for i in range(5)))
+        async with pacer.turn("C2"):  # another channel is not held up
+            times.append(time.monotonic() - start)
+        return order, times
+
+    order, times = asyncio.run(run())
+    assert order == [0, 1, 2, 3, 4]
+    assert times[1] < 0.04 <= times[2] and times[4] >= 0.14
+    assert times[5] - times[4] < 0.04
+
+
+def test_store_migrates_once_and_keeps_one_vote_per_user_and_kind(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = await Store(tmp_path / "db" / "oncall.db").open()
+        assert await store.schema_version() == 1
+        assert await store.claim_event("Ev1") and not await store.claim_event("Ev1")
+        record = DecisionRecord(
+            "C1", "2.0", "1.0", "human", None, "disk full", "high", 0.7, "hardware", 0.6,
+            [("replace_hardware", 0.5), ("failover", 0.2), ("monitor", 0.1)], "v1",
+        )  # fmt: skip
+        await store.record_decision(record)
+        assert (await store.decision("C1", "2.0")).actions[1] == ("failover", 0.2)
+        await store.rate("C1", "2.0", "U1", "+1", rating_for("+1", record.actions))
+        await store.rate("C1", "2.0", "U1", "-1::skin-tone-2", rating_for("-1::skin-tone-2", record.actions))
+        await store.rate("C1", "2.0", "U1", "three", rating_for("three", record.actions))
+        assert await store.ratings("C1", "2.0") == [
+            ("U1", "action", "three", "monitor"),
+            ("U1", "verdict", "-1::skin-tone-2", "reject"),
+        ]
+        assert await store.rating_counts("v1") == {"decisions": 1, "confirm": 0, "reject": 1, "action": 1}
+        assert rating_for("tada", record.actions) is None and rating_for("three", record.actions[:2]) is None
+        await store.close()
+        again = await Store(tmp_path / "db" / "oncall.db").open()  # reopening migrates nothing twice
+        assert await again.schema_version() == 1 and not await again.claim_event("Ev1")
+        await again.close()
+
+    asyncio.run(run())
+    with sqlite3.connect(tmp_path / "db" / "oncall.db") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
