@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest_asyncio
 from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.runner import OncallBot
-from bot.store import VERDICTS
+from bot.store import VERDICTS, DecisionRecord
 from engine.ml_service import MLService
 from engine.registry import ModelRegistry
 
@@ -40,6 +40,14 @@ ALERTMANAGER = {
 }
 
 
+async def eventually(read: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 5.0) -> Any:
+    """``read()`` once it returns ``expected`` (the bot acks an event before it handles it), else its last."""
+    deadline = time.monotonic() + timeout
+    while (got := await read()) != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return got
+
+
 class Running:
     def __init__(self, emulator: SlackEmulator, bot: OncallBot, models: Path) -> None:
         self.emulator = emulator
@@ -50,6 +58,15 @@ class Running:
         """The bot's reply in the alert's thread."""
         channel, ts = alert["channel"], alert["ts"]
         return await self.emulator.wait_for_bot_message(channel, thread_ts=ts, timeout=timeout)
+
+    async def stored(self, reply: dict[str, Any]) -> DecisionRecord:
+        """The decision record of a reply: stored once Slack has answered the post, a moment after."""
+        store = self.bot.services.store
+        deadline = time.monotonic() + 5
+        while (record := await store.decision(reply["channel"], reply["ts"])) is None:
+            assert time.monotonic() < deadline, "the decision was never stored"
+            await asyncio.sleep(0.02)
+        return record
 
     def bot_posts(self) -> list[Any]:
         return [c for c in self.emulator.calls if c.method == "chat.postMessage" and c.ok]
@@ -99,6 +116,7 @@ async def test_every_alert_format_gets_one_decision_in_its_thread(running: Runni
         assert any(":+1:" in e["text"] for e in context), "how to rate"
         assert reply["text"] and len(reply["text"]) <= 3000, "a plain-text fallback for notifications"
     await emu.settle()
+    await asyncio.sleep(0.2)
     assert len(running.bot_posts()) == len(alerts), "own messages are delivered back and must be ignored"
 
 
@@ -193,27 +211,30 @@ async def test_reactions_on_decisions_are_ratings_and_removal_withdraws_them(run
     alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] HighLatency search p99 3s")
     reply = await running.decision_for(alert)
     store = running.bot.services.store
-    await emu.add_reaction(PERSON, "#incidents", reply["ts"], "+1")
-    await emu.add_reaction(ADMIN, "#incidents", reply["ts"], "two")
+    channel, ts = reply["channel"], reply["ts"]
+    record = await running.stored(reply)
+    await emu.add_reaction(PERSON, "#incidents", ts, "+1")
+    await emu.add_reaction(ADMIN, "#incidents", ts, "two")
     await emu.add_reaction(PERSON, "#incidents", alert["ts"], "+1")  # on the alert, not a decision
-    await emu.add_reaction(ADMIN, "#incidents", reply["ts"], "tada")  # rates nothing
+    await emu.add_reaction(ADMIN, "#incidents", ts, "tada")  # rates nothing
+    second_action = record.actions[1][0]
+    expected = [(ADMIN, "action", "two", second_action), (PERSON, "verdict", "+1", VERDICTS["+1"])]
+    assert await eventually(lambda: store.ratings(channel, ts), expected) == expected
+    await emu.add_reaction(PERSON, "#incidents", ts, "-1")  # the latest vote wins
+    await emu.remove_reaction(ADMIN, "#incidents", ts, "two")  # withdrawn
+    expected = [(PERSON, "verdict", "-1", "reject")]
+    assert await eventually(lambda: store.ratings(channel, ts), expected) == expected
+    await emu.remove_reaction(PERSON, "#incidents", ts, "+1")  # not the current vote: no change
     await emu.settle()
-    votes = await store.ratings(reply["channel"], reply["ts"])
-    second_action = (await store.decision(reply["channel"], reply["ts"])).actions[1][0]
-    assert votes == [(ADMIN, "action", "two", second_action), (PERSON, "verdict", "+1", VERDICTS["+1"])]
-    await emu.add_reaction(PERSON, "#incidents", reply["ts"], "-1")  # the latest vote wins
-    await emu.remove_reaction(ADMIN, "#incidents", reply["ts"], "two")  # withdrawn
-    await emu.settle()
-    assert await store.ratings(reply["channel"], reply["ts"]) == [(PERSON, "verdict", "-1", "reject")]
-    await emu.remove_reaction(PERSON, "#incidents", reply["ts"], "+1")  # not the current vote: no change
-    await emu.settle()
-    assert await store.ratings(reply["channel"], reply["ts"]) == [(PERSON, "verdict", "-1", "reject")]
+    await asyncio.sleep(0.2)
+    assert await store.ratings(channel, ts) == expected
 
 
 async def test_a_resolved_notification_goes_to_the_original_thread(running: Running) -> None:
     emu = running.emulator
     firing = await emu.post_message(PERSON, "#incidents", "[FIRING:1] DiskFull backup-job disk 97% (warning)")
     decision = await running.decision_for(firing)
+    await running.stored(decision)
     await emu.post_message(PERSON, "#incidents", "[RESOLVED] DiskFull backup-job disk 97% (warning)")
     note = await emu.wait_for_bot_message("#incidents", thread_ts=firing["ts"], after=decision["ts"])
     assert "Resolved" in note["text"]
@@ -227,7 +248,13 @@ async def test_health_readiness_and_metrics(running: Running) -> None:
         ready = await http.get(running.bot.url + "/readyz")
         assert ready.status == 200
         assert (await ready.json())["serving_version"] == running.bot.ml.models.version
-        text = await (await http.get(running.bot.url + "/metrics")).text()
-        assert 'oncall_replies_total{kind="decision"} 1' in text
-        assert "oncall_decision_seconds_count 1" in text
+
+        async def metrics() -> bool:
+            text = await (await http.get(running.bot.url + "/metrics")).text()
+            return (
+                'oncall_replies_total{kind="decision"} 1' in text
+                and "oncall_decision_seconds_count 1" in text
+            )
+
+        assert await eventually(metrics, True), "the reply is counted once posted"
         assert (await http.get(running.bot.url + "/admin")).status == 404
