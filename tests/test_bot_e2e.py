@@ -20,6 +20,7 @@ from bot.runner import OncallBot
 from bot.store import VERDICTS, DecisionRecord
 from engine.ml_service import MLService
 from engine.registry import ModelRegistry
+from tests import test_alerts as alert_examples
 
 pytestmark = pytest.mark.asyncio
 
@@ -258,3 +259,35 @@ async def test_health_readiness_and_metrics(running: Running) -> None:
 
         assert await eventually(metrics, True), "the reply is counted once posted"
         assert (await http.get(running.bot.url + "/admin")).status == 404
+
+
+def _as_webhook(event: dict[str, Any]) -> dict[str, Any]:
+    """What the app behind an event posts to an incoming webhook (its name as the webhook username)."""
+    body = {k: event[k] for k in ("text", "attachments", "blocks") if k in event}
+    name = event.get("username") or (event.get("bot_profile") or {}).get("name")
+    return body | ({"username": name} if name else {})
+
+
+@pytest.mark.parametrize(
+    ("source", "firing"),
+    [
+        ("alertmanager", alert_examples.am_default("firing")),
+        ("grafana", alert_examples.grafana_unified("firing")),
+        (
+            "datadog",
+            alert_examples.datadog("Triggered: [P1] Checkout error rate", alert_examples.DD_TEXT, "danger"),
+        ),
+        ("sentry", alert_examples.sentry_issue()),
+        ("cloudwatch", alert_examples.chatbot(False)),
+        ("pagerduty", alert_examples.pagerduty_blocks("Triggered", ":rotating_light:")),
+    ],
+)
+async def test_each_alert_source_through_a_webhook_gets_its_decision(
+    running: Running, source: str, firing: dict[str, Any]
+) -> None:
+    emu = running.emulator
+    async with aiohttp.ClientSession() as http:
+        assert (await http.post(emu.create_webhook("#alerts-prod"), json=_as_webhook(firing))).status == 200
+    alert = (await emu.history("#alerts-prod"))[-1]
+    record = await running.stored(await running.decision_for(alert))
+    assert record.source == source and record.alert_ts == alert["ts"]
