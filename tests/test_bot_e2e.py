@@ -154,15 +154,30 @@ async def test_bad_signatures_and_stale_requests_are_rejected(running: Running) 
     assert (await emu.deliver_raw(body)).status == 200  # the same body, signed now: accepted
 
 
-async def test_a_429_then_success_delivers_the_reply_once(running: Running) -> None:
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"status": 429, "retry_after": 1, "times": 1},
+        {"status": 503, "times": 2},
+        {"status": 500, "times": 1},
+        {"reset": True, "times": 2},
+    ],
+    ids=["429", "503x2", "500", "reset x2"],
+)
+async def test_slack_failures_then_success_deliver_the_reply_once(running: Running, fault: dict) -> None:
     emu = running.emulator
-    emu.faults.fail("chat.postMessage", status=429, retry_after=1, times=1)
+    if fault.pop("reset", False):
+        emu.faults.reset("chat.postMessage", **fault)
+    else:
+        emu.faults.fail("chat.postMessage", **fault)
     alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] KubePodCrashLooping checkout-7d9f")
     reply = await running.decision_for(alert, timeout=15)
     assert reply["thread_ts"] == alert["ts"]
     await emu.settle()
     assert len(running.bot_posts()) == 1
-    assert [m for m, _ in emu.faults.injected] == ["chat.postMessage"], "the 429 was served, then retried"
+    assert [m for m, _ in emu.faults.injected] == ["chat.postMessage"] * fault["times"], (
+        "served, then retried"
+    )
 
 
 async def test_huge_and_garbage_messages_get_a_reply_without_a_crash(running: Running) -> None:
