@@ -14,6 +14,8 @@ MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
 
 
 def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
+    """In Socket Mode Slack's requests come over the socket: no /slack/events (nothing unsigned gets in)."""
+
     async def slack_events(request: web.Request) -> web.Response:
         response = await bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
@@ -36,7 +38,8 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     app = web.Application(client_max_size=MAX_BODY)
-    app.router.add_post(EVENTS_PATH, slack_events)
+    if not services.settings.socket_mode:
+        app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -306,3 +306,46 @@ async def test_each_alert_source_through_a_webhook_gets_its_decision(
     alert = (await emu.history("#alerts-prod"))[-1]
     record = await running.stored(await running.decision_for(alert))
     assert record.source == source and record.alert_ts == alert["ts"]
+
+
+async def test_socket_mode_answers_alerts_and_commands_over_the_socket(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """SLACK_APP_TOKEN: the bot opens a Socket Mode connection (apps.connections.open, then a WebSocket)
+    and takes everything over it; its HTTP server keeps /healthz but has no /slack/events."""
+    app_token = "xapp-e2e-socket"
+    async with SlackEmulator(SECRET, TOKEN, app_token=app_token) as emu:
+        settings = Settings(
+            bot_token=TOKEN,
+            app_token=app_token,
+            api_url=emu.api_url,
+            port=0,
+            model_path=models_dir,
+            db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
+        )
+        bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+        await bot.start()
+        try:
+            await bot.wait_ready(timeout=30)
+            assert emu.delivery.socket is not None, "the bot connected in Socket Mode"
+            alert = await emu.post_message(
+                PERSON, "#incidents", "[FIRING:1] DiskFull db-7 disk 97% (critical)"
+            )
+            reply = await emu.wait_for_bot_message(alert["channel"], thread_ts=alert["ts"], timeout=10)
+            assert "*Severity:*" in json.dumps(reply["blocks"])
+            answer = await emu.run_command(
+                PERSON, "#incidents", "/oncall-predict", "redis evictions on cache-3"
+            )
+            assert "*Severity:*" in json.dumps(answer.payload.get("blocks"))
+            async with aiohttp.ClientSession() as http:
+                assert (await http.get(bot.url + "/healthz")).status == 200
+                assert (
+                    await http.post(bot.url + "/slack/events", json={"type": "event_callback"})
+                ).status in (
+                    404,
+                    405,
+                )
+            assert all(a.status == 200 for a in emu.attempts if a.kind in ("event", "command"))
+        finally:
+            await emu.settle()
+            await bot.stop()

@@ -94,7 +94,7 @@ def control_routes(emu: SlackEmulator) -> list[web.RouteDef]:
 
     async def run_command(request: web.Request) -> dict[str, Any]:
         body = await _body(request, "user", "channel", "command")
-        if not emu.delivery.bot_url:
+        if not emu.delivery.bot_url and emu.delivery.socket is None:
             raise ValueError("the emulator has no bot_url to send the command to")
         return emu.start_command(
             body["user"], body["channel"], body["command"], body.get("text", "")

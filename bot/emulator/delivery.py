@@ -13,9 +13,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import aiohttp
+from aiohttp import web
 
 from bot.emulator.state import TEAM_ID
 
@@ -90,6 +91,9 @@ class Delivery:
         self.envelopes: dict[str, dict[str, Any]] = {}  # every event_callback sent, by event_id
         self._tasks: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
+        # Socket Mode: while the bot holds a connection, everything goes over it instead of HTTP.
+        self.socket: web.WebSocketResponse | None = None
+        self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(headers={"User-Agent": USER_AGENT})
@@ -135,7 +139,7 @@ class Delivery:
             "is_ext_shared_channel": False,
             "event_context": "4-" + base64.urlsafe_b64encode(context).decode().rstrip("="),
         }
-        if self.bot_url:
+        if self.bot_url or self.socket is not None:
             task = asyncio.get_running_loop().create_task(self._deliver_event(event_id))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -195,6 +199,66 @@ class Delivery:
         """Any body, with the given signature and timestamp instead of correct ones."""
         return await self._post("raw", None, body, content_type, signature=signature, timestamp=timestamp)
 
+    # --- Socket Mode ----------------------------------------------------------------------------
+
+    async def serve_socket(self, request: web.Request) -> web.WebSocketResponse:
+        """The bot's Socket Mode connection (the URL apps.connections.open hands out): hello, then
+        envelopes out and acks in."""
+        ws = web.WebSocketResponse(heartbeat=10)
+        await ws.prepare(request)
+        self.socket = ws
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "connection_info": {"app_id": self.api_app_id},
+                "debug_info": {"host": "emulator", "approximate_connection_time": 3600},
+            }
+        )
+        try:
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    ack = json.loads(message.data)
+                except ValueError:
+                    continue
+                waiter = self._acks.pop(str(ack.get("envelope_id")), None) if isinstance(ack, dict) else None
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(ack)
+        finally:
+            if self.socket is ws:
+                self.socket = None
+        return ws
+
+    async def _send_socket(self, kind: str, body: bytes, retry_num: int, retry_reason: str | None) -> Answer:
+        """One envelope over the socket; the ack (with its payload, for commands) is the answer."""
+        assert self.socket is not None
+        if kind == "event":
+            envelope = {"type": "events_api", "payload": json.loads(body), "accepts_response_payload": False}
+            envelope |= {"retry_attempt": retry_num, "retry_reason": retry_reason or ""}
+        else:
+            fields = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+            if kind == "command":
+                envelope = {"type": "slash_commands", "payload": fields, "accepts_response_payload": True}
+            else:
+                payload = json.loads(fields.get("payload", "{}"))
+                envelope = {"type": "interactive", "payload": payload, "accepts_response_payload": False}
+        envelope_id = secrets.token_hex(16)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = waiter
+        try:
+            await self.socket.send_json({"envelope_id": envelope_id, **envelope})
+            ack = await asyncio.wait_for(waiter, self.ack_timeout)
+        except TimeoutError:
+            return Answer(None, error="http_timeout")
+        except ConnectionError:
+            return Answer(None, error="connection_failed")
+        finally:
+            self._acks.pop(envelope_id, None)
+        payload = ack.get("payload")
+        return Answer(200, json.dumps(payload).encode() if payload else b"")
+
     async def _post(
         self,
         kind: str,
@@ -208,6 +272,14 @@ class Delivery:
         signature: str | None = None,
         timestamp: str | None = None,
     ) -> Answer:
+        if self.socket is not None and kind in ("event", "command", "block_actions"):
+            started = time.monotonic()
+            answer = await self._send_socket(kind, body, retry_num, retry_reason)
+            self.attempts.append(
+                Attempt(kind, event_id, retry_num, retry_reason, answer.status, answer.error,
+                        time.monotonic() - started, started)
+            )  # fmt: skip
+            return answer
         if not self.bot_url or self._session is None:
             raise RuntimeError("no bot_url to deliver to (or the emulator is not started)")
         timestamp = timestamp if timestamp is not None else str(int(time.time()))

@@ -39,7 +39,8 @@ class SlackEmulator:
     """A Slack workspace on 127.0.0.1: Web API at `api_url`, events, commands and clicks signed to `bot_url`.
 
     `ack_timeout` is Slack's 3 s wait for the bot's 2xx before it retries an event; `retry_delays` the
-    waits before retries 1..3 (tests shorten both).
+    waits before retries 1..3 (tests shorten both). With an `app_token` the bot may connect in Socket Mode
+    (apps.connections.open); while connected, everything goes over that socket instead of `bot_url`.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class SlackEmulator:
         *,
         ack_timeout: float = SLACK_ACK_TIMEOUT,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        app_token: str | None = None,
     ) -> None:
         if host != HOST:
             raise ValueError(f"the emulator listens on {HOST} only, not {host!r}")
@@ -70,7 +72,7 @@ class SlackEmulator:
             ack_timeout=ack_timeout,
             retry_delays=retry_delays,
         )
-        self.web_api = WebApi(self.workspace, bot_token, self.faults, self._emit, lambda: self.url)
+        self.web_api = WebApi(self.workspace, bot_token, self.faults, self._emit, lambda: self.url, app_token)
         self.webhooks = Webhooks(self.workspace, self._emit, lambda: self.url)
         self.interactions = Interactions(self.workspace, self.delivery, self._emit, lambda: self.url)
         self._port = port
@@ -97,6 +99,7 @@ class SlackEmulator:
         app.router.add_route("*", "/api/{method}", self.web_api.handle)
         app.router.add_post("/services/{team}/{bot}/{secret}", self.webhooks.handle)
         app.router.add_post("/hooks/respond/{id}", self.interactions.handle_response_url)
+        app.router.add_get("/_socket", self.delivery.serve_socket)
         app.router.add_routes(control_routes(self))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()

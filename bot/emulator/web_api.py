@@ -74,10 +74,17 @@ def _page(items: Sequence[Any], params: Params, default: int, maximum: int) -> t
 
 class WebApi:
     def __init__(
-        self, workspace: Workspace, bot_token: str, faults: Faults, emit: Emit, public_url: Callable[[], str]
+        self,
+        workspace: Workspace,
+        bot_token: str,
+        faults: Faults,
+        emit: Emit,
+        public_url: Callable[[], str],
+        app_token: str | None = None,
     ) -> None:
         self.ws = workspace
         self.bot_token = bot_token
+        self.app_token = app_token  # Socket Mode: apps.connections.open is refused without one
         self.faults = faults
         self.emit = emit
         self.public_url = public_url
@@ -100,6 +107,7 @@ class WebApi:
             "reactions.remove": self.reactions_remove,
             "users.info": self.users_info,
             "views.publish": self.views_publish,
+            "apps.connections.open": self.apps_connections_open,
         }
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -114,7 +122,9 @@ class WebApi:
                 raise SlackApiError("unknown_method", req_method=method)
             if not token:
                 raise SlackApiError("not_authed")
-            if token != self.bot_token:
+            # apps.connections.open takes the app-level token, every other method the bot token
+            wanted = self.app_token if method == "apps.connections.open" else self.bot_token
+            if token != wanted:
                 raise SlackApiError("invalid_auth")
             body = {"ok": True, **self._methods[method](params)}
         except SlackApiError as e:
@@ -344,6 +354,10 @@ class WebApi:
         if bot is None:
             raise SlackApiError("bot_not_found")
         return {"bot": bot.to_api()}
+
+    def apps_connections_open(self, params: Params) -> dict[str, Any]:
+        """Socket Mode: the URL of a WebSocket that carries events, commands and clicks instead of HTTP."""
+        return {"url": self.public_url().replace("http://", "ws://", 1) + "/_socket"}
 
     def views_publish(self, params: Params) -> dict[str, Any]:
         user = self.ws.user(params.get("user_id"))
