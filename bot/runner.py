@@ -38,6 +38,7 @@ class OncallBot:
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._loading: asyncio.Task[None] | None = None
+        self._following: asyncio.Task[None] | None = None
         self.port: int | None = None
 
     @property
@@ -85,14 +86,19 @@ class OncallBot:
         await self.ml.initialize()  # trains the built-in model if the directory is empty
         self.services.ready.set()
         log.info("models ready: %s", self.ml.models.version)
+        # Every replica follows the shared model directory's active pointer: a promote or rollback
+        # anywhere reaches all of them within seconds, without a restart.
+        self._following = asyncio.create_task(self.ml.follow_active())
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         assert self._loading is not None, "start() first"
         await asyncio.wait_for(asyncio.shield(self._loading), timeout)
 
     async def stop(self) -> None:
-        if self._loading is not None and not self._loading.done():
-            self._loading.cancel()
+        tasks = [t for t in (self._loading, self._following) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._socket is not None:
             await self._socket.close_async()
         if self._runner is not None:

@@ -277,6 +277,27 @@ class MLService:
             self.last_reload = result
             return result
 
+    async def follow_active(self, interval: float | None = None) -> None:
+        """Serve whatever the registry's active pointer names, checking every ``interval`` seconds
+        (default $ML_FOLLOW_SECONDS or 1): a promote, rollback or new training run on any process that
+        shares the model directory reaches every replica without a restart. A version that fails to load
+        is not retried until the pointer moves again; the old models keep serving meanwhile.
+        Runs until cancelled."""
+        if interval is None:
+            interval = float(os.environ.get("ML_FOLLOW_SECONDS") or 1.0)
+        failed: str | None = None
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                active = await asyncio.to_thread(self.registry.active_id)
+            except RegistryError as exc:
+                log.warning("model pointer unreadable, still serving %s: %s", self._models.version, exc)
+                continue
+            if active is None or active in (self._models.version, failed):
+                continue
+            result = await self.reload_models()
+            failed = None if result.ok else active
+
     def _load_active(self) -> ModelSet:
         return load_model_set(self.registry.active(), self.allow_unverified)
 

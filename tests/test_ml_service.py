@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,40 @@ def test_a_large_batch_decides_exactly_as_one_alert_at_a_time(registry_two_versi
         assert [a.confidence for a in got.actions] == pytest.approx(
             [a.confidence for a in one.actions], abs=1e-12
         )
+
+
+def test_replicas_follow_the_active_pointer_and_keep_serving_through_a_bad_version(
+    models_dir: Path, registry_two_versions
+) -> None:
+    _, first, second = registry_two_versions
+    registry = ModelRegistry(models_dir)
+
+    async def run() -> None:
+        replicas = [MLService(models_dir, auto_train=False) for _ in range(2)]
+        for ml in replicas:
+            await ml.initialize()
+        followers = [asyncio.create_task(ml.follow_active(0.05)) for ml in replicas]
+
+        async def all_serve(version: str) -> None:
+            deadline = time.monotonic() + 5
+            while any(ml.models.version != version for ml in replicas):
+                assert time.monotonic() < deadline, f"not every replica serves {version} within 5 s"
+                await asyncio.sleep(0.02)
+
+        try:
+            await all_serve(second.version)
+            registry.promote(first.version)  # as `oncall models promote` would, from another process
+            await all_serve(first.version)
+            broken = registry.get(second.version).path / "action_recommender.joblib"
+            broken.write_bytes(b"not a model")
+            registry.promote(second.version)
+            await asyncio.sleep(0.5)
+            assert all(ml.models.version == first.version and "sha256" in ml.last_error for ml in replicas)
+            registry.rollback()  # the pointer moves back: followed again
+            await all_serve(first.version)
+        finally:
+            for task in followers:
+                task.cancel()
+            await asyncio.gather(*followers, return_exceptions=True)
+
+    asyncio.run(run())
