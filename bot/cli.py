@@ -57,7 +57,7 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 
 # -- commands -------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.train import TrainConfig, TrainingError, ValidationFailed, train
+    from training.train import GateRefused, TrainConfig, TrainingError, ValidationFailed, train
 
     config = TrainConfig(
         samples=args.samples,
@@ -68,6 +68,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         min_macro_f1=args.min_macro_f1,
         min_action_top3=args.min_action_top3,
         keep_versions=args.keep,
+        gate_data=args.gate_data,
     )
     try:
         result = train(config, _model_path(args), activate=not args.no_activate)
@@ -75,6 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         _print_metrics(exc.metrics)
         return 3
+    except GateRefused as exc:
+        print(f"refused by the promotion gate: {exc}", file=sys.stderr)
+        return 4
     except (TrainingError, RegistryError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -185,12 +189,19 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(json.dumps(ml.health(), indent=2, default=str))
             return 0 if ml.health()["status"] == "ok" else 1
         if args.action == "promote":
+            from training.train import GateRefused, promote
+
             if not args.version:
                 print("error: promote needs a VERSION (see `oncall models list`)", file=sys.stderr)
                 return 2
             load_model_set(registry.get(args.version))  # never activate what cannot serve
-            version = registry.promote(args.version)
-            print(f"active version is now {version.id}")
+            try:
+                verdict = promote(registry, args.version, args.gate_data, force=args.force)
+            except GateRefused as exc:
+                print(f"refused by the promotion gate: {exc}", file=sys.stderr)
+                return 4
+            forced = " (forced past the gate: " + "; ".join(verdict.reasons) + ")" if verdict.reasons else ""
+            print(f"active version is now {args.version}{forced}")
             return 0
         if args.action == "rollback":
             version = registry.rollback()
@@ -241,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", type=int, default=int(os.environ.get("ML_KEEP_VERSIONS") or 5), help="versions kept"
     )
     p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
+    p.add_argument(
+        "--gate-data", action="append", default=[], type=Path, help="labeled JSONL for the promotion gate"
+    )
     _model_path_arg(p)
     p.set_defaults(func=cmd_train)
 
@@ -273,6 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list | status | promote VERSION | rollback")
     p.add_argument("action", choices=["list", "status", "promote", "rollback"])
     p.add_argument("version", nargs="?")
+    p.add_argument("--force", action="store_true", help="promote even if the gate refuses (recorded)")
+    p.add_argument(
+        "--gate-data", action="append", default=[], type=Path, help="labeled JSONL for the promotion gate"
+    )
     _model_path_arg(p)
     p.set_defaults(func=cmd_models)
     return parser

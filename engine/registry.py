@@ -332,6 +332,13 @@ class ModelRegistry:
         self._set_pointer(version_id, [v for v in history if v != version_id])
         return version
 
+    def record_promotion(self, version_id: str, entry: dict[str, Any]) -> None:
+        """Note a promotion (and the gate's verdict, or that it was forced) in the version's metadata.
+        Only metadata.json changes: the artifacts and their checksums stay as they were."""
+        version = self.get(version_id)
+        metadata = {**version.metadata, "promotions": [*version.metadata.get("promotions", []), entry]}
+        atomic_write_text(version.path / METADATA_FILE, json.dumps(metadata, indent=2, default=str) + "\n")
+
     def rollback(self) -> ModelVersion:
         """Re-activate the version that was active before the current one."""
         history = [v for v in self.history() if v == FLAT_VERSION or (self.versions_dir / v).is_dir()]

@@ -93,8 +93,10 @@ def test_promote_and_rollback_move_the_pointer(models_dir: Path, registry_two_ve
 
 def test_prune_keeps_the_newest_versions_the_active_one_and_its_rollback_target(tmp_path: Path) -> None:
     root = tmp_path / "models"
-    made = [train(small_config(seed), root).version for seed in (1, 2, 3)]
+    made = [train(small_config(seed), root, activate=False).version for seed in (1, 2, 3)]
     registry = ModelRegistry(root, keep=1)
+    for version in made[1:]:
+        registry.promote(version)
     registry.promote(made[0])  # active: the oldest; rollback target: the newest
     assert registry.prune() == [made[1]]
     assert [v.id for v in registry.list_versions()] == [made[0], made[2]]

@@ -32,13 +32,16 @@ from engine.registry import (
     SEVERITY_FILE,
     VECTORIZER_FILE,
     ModelRegistry,
+    NoModels,
     environment_versions,
     new_version_id,
 )
 from engine.scorer import SklearnScorer, compile_features, serving_scorer
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
+from training import gate
 from training.dataset import LabeledIncident, load_jsonl
 from training.evaluate import score_rows
+from training.gate import GateResult
 from training.progress import Progress
 from training.synthetic import generate_incidents
 
@@ -97,6 +100,7 @@ class TrainConfig:
     min_action_top3: float = 0.4
     progress: bool = True
     keep_versions: int = 5
+    gate_data: Sequence[Path] = ()  # labeled files added to the promotion gate's fixed validation set
 
 
 @dataclass(slots=True)
@@ -417,7 +421,7 @@ def _probe_record(models: TrainedModels) -> dict[str, Any]:
 def train(config: TrainConfig, model_path: str | Path, activate: bool = True) -> TrainResult:
     """The whole run: data, fit, validate against the floor, save a new version, activate, prune."""
     started = time.perf_counter()
-    progress = Progress(5, enabled=config.progress)
+    progress = Progress(6, enabled=config.progress)
     try:
         with progress.step("training data"):
             rows, summary = collect_data(config)
@@ -451,12 +455,54 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
             }
             version = registry.write_version(models.artifacts(), metadata)
             load_model_set(version)  # the saved files must load and reproduce the probes before going live
-            if activate:
-                registry.promote(version.id)
-                registry.prune()
+        if activate:
+            with progress.step("promotion gate"):
+                promote(registry, version.id, config.gate_data)
+            registry.prune()
     finally:
         progress.close()
     return TrainResult(version.id, metrics, summary, time.perf_counter() - started, version.path)
+
+
+class GateRefused(TrainingError):
+    """The new version is saved but not active: it is worse than the active one on the fixed set."""
+
+    def __init__(self, message: str, version_id: str, gate: GateResult) -> None:
+        super().__init__(message)
+        self.version_id = version_id
+        self.gate = gate
+
+
+def promote(
+    registry: ModelRegistry, version_id: str, gate_data: Sequence[Path] = (), force: bool = False
+) -> GateResult:
+    """Make a version active if it passes the gate against the active one (or ``force``); the verdict
+    goes into the version's metadata either way it is promoted."""
+    try:
+        active = registry.active()
+    except NoModels:
+        active = None
+    extra = [r for f in gate_data for r in load_jsonl(f).rows]
+    result = gate.check(registry.get(version_id), active, extra)
+    if not result.passed and not force:
+        raise GateRefused(
+            f"{version_id} is saved but not active: "
+            + "; ".join(result.reasons)
+            + f" (`oncall models promote {version_id} --force` activates it anyway)",
+            version_id,
+            result,
+        )
+    registry.promote(version_id)
+    registry.record_promotion(
+        version_id,
+        {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "replaced": active.id if active else None,
+            "forced": force and not result.passed,
+            "gate": result.to_dict(),
+        },
+    )
+    return result
 
 
 BUILTIN_SAMPLES = 6000
