@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 DEFAULT_PORT = 3000
 DEFAULT_DB_URL = "sqlite:///oncall.db"
@@ -44,17 +46,40 @@ class Settings:
     def socket_mode(self) -> bool:
         return bool(self.app_token)
 
-    @property
-    def db_path(self) -> Path:
-        return sqlite_path(self.db_url)
+
+def db_backend(db_url: str) -> Literal["sqlite", "postgresql"]:
+    """Which store a URL names, once its shape is checked: ``sqlite:///path`` or
+    ``postgresql://user:password@host:port/database``."""
+    if db_url.startswith("sqlite:"):
+        sqlite_path(db_url)
+        return "sqlite"
+    if not db_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"ONCALL_DB_URL must be a sqlite:///path or postgresql://user:password@host:port/database URL, "
+            f"got {_redacted(db_url)!r}."
+        )
+    url = urlsplit(db_url)
+    try:
+        url.port  # noqa: B018 - raises ValueError on a port that is no number
+    except ValueError:
+        raise ConfigError(f"ONCALL_DB_URL has an invalid port: {_redacted(db_url)!r}.") from None
+    if not re.fullmatch(r"/[^/\s]+", url.path):
+        raise ConfigError(
+            f"ONCALL_DB_URL names no database: use postgresql://user:password@host:port/database, "
+            f"got {_redacted(db_url)!r}."
+        )
+    return "postgresql"
+
+
+def _redacted(db_url: str) -> str:
+    """The URL without its password, fit for an error message."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", db_url)
 
 
 def sqlite_path(db_url: str) -> Path:
     """The file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URL."""
     if not db_url.startswith("sqlite:///"):
-        raise ConfigError(
-            f"ONCALL_DB_URL must be a sqlite:///path URL (PostgreSQL support is coming), got {db_url!r}."
-        )
+        raise ConfigError(f"ONCALL_DB_URL must be a sqlite:///path URL for SQLite, got {db_url!r}.")
     path = db_url.removeprefix("sqlite:///")
     if not path:
         raise ConfigError("ONCALL_DB_URL names no file: use sqlite:///oncall.db or sqlite:////abs/path.db.")
@@ -119,7 +144,7 @@ def validate(s: Settings) -> None:
         name = channel.removeprefix("#")
         if not (_CHANNEL_ID.match(channel) or re.match(r"^[a-z0-9][a-z0-9_-]{0,79}$", name)):
             raise ConfigError(f"ONCALL_CHANNELS must list channel IDs or names, got {channel!r}.")
-    sqlite_path(s.db_url)
+    db_backend(s.db_url)
     if s.runbooks is not None and not s.runbooks.is_file():
         raise ConfigError(f"ONCALL_RUNBOOKS names {str(s.runbooks)!r}, which is not a readable file.")
 

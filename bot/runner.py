@@ -20,7 +20,7 @@ from bot.posting import web_client
 from bot.runbooks import load_runbooks
 from bot.server import EVENTS_PATH, build_web_app
 from bot.services import Services
-from bot.store import Store
+from bot.store import open_store
 from engine.decision import AIDecisionEngine
 from engine.ml_service import MLService
 
@@ -64,7 +64,7 @@ class OncallBot:
                 api_url=self.emulator.api_url,
             )
             self.settings = settings
-        store = await Store(settings.db_path).open()
+        store = await open_store(settings.db_url)
         client = web_client(settings.bot_token or "", settings.api_url)
         self.services = Services(settings, AIDecisionEngine(self.ml), store, runbooks)
         bolt = build_app(self.services, client)

@@ -1,15 +1,25 @@
-"""Shared fixtures: small real models trained once per session, copied per test that changes them."""
+"""Shared fixtures: small real models trained once per session, copied per test that changes them; a fresh
+feedback store on each backend (SQLite, and PostgreSQL when ONCALL_TEST_POSTGRES_URL names a server)."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from training.train import TrainConfig, TrainResult, train
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+POSTGRES_URL_VAR = "ONCALL_TEST_POSTGRES_URL"
+BACKENDS = ("sqlite", "postgresql")
 
 
 def small_config(seed: int = 7, **kwargs: object) -> TrainConfig:
@@ -39,3 +49,44 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data/real is not present (a fresh clone): real-data tests skipped")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A PostgreSQL server whose role may create databases (.ci/run starts one and sets the variable)."""
+    url = os.environ.get(POSTGRES_URL_VAR)
+    if not url:
+        if os.environ.get("CI"):  # CI must not pass by skipping the PostgreSQL half
+            pytest.fail(f"{POSTGRES_URL_VAR} is not set in CI: .ci/run starts PostgreSQL and sets it")
+        pytest.skip(f"{POSTGRES_URL_VAR} is not set: PostgreSQL tests skipped")
+    return url
+
+
+@contextmanager
+def fresh_postgres_database(server: str) -> Iterator[str]:
+    """The URL of a new, empty database on the server, dropped afterwards."""
+    name = f"oncall_test_{secrets.token_hex(6)}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlsplit(server)._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def fresh_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store of one backend, as the URL the bot is configured with."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'oncall.db'}"
+    else:
+        with fresh_postgres_database(request.getfixturevalue("postgres_server")) as url:
+            yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store on each backend in turn."""
+    with fresh_db_url(request.param, request, tmp_path) as url:
+        yield url

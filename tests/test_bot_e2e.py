@@ -21,6 +21,7 @@ from bot.store import VERDICTS, DecisionRecord
 from engine.ml_service import MLService
 from engine.registry import ModelRegistry
 from tests import test_alerts as alert_examples
+from tests.conftest import BACKENDS, fresh_db_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -73,10 +74,7 @@ class Running:
         return [c for c in self.emulator.calls if c.method == "chat.postMessage" and c.ok]
 
 
-@pytest_asyncio.fixture
-async def running(models_dir: Path, tmp_path: Path) -> AsyncIterator[Running]:
-    emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
-    await emulator.start()
+async def start_bot(emulator: SlackEmulator, models_dir: Path, db_url: str) -> OncallBot:
     settings = Settings(
         bot_token=TOKEN,
         signing_secret=SECRET,
@@ -84,18 +82,31 @@ async def running(models_dir: Path, tmp_path: Path) -> AsyncIterator[Running]:
         port=0,
         model_path=models_dir,
         admins=frozenset({ADMIN}),
-        db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
+        db_url=db_url,
     )
     bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
     await bot.start()
-    emulator.bot_url = bot.events_url
     await bot.wait_ready(timeout=30)
-    try:
-        yield Running(emulator, bot, models_dir)
-    finally:
-        await emulator.settle()
-        await bot.stop()
-        await emulator.stop()
+    return bot
+
+
+@pytest_asyncio.fixture
+async def running(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    """The bot and the emulator; on SQLite, or on the backend a test names (``on_both_stores``)."""
+    emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
+    await emulator.start()
+    with fresh_db_url(getattr(request, "param", "sqlite"), request, tmp_path) as db_url:
+        bot = await start_bot(emulator, models_dir, db_url)
+        emulator.bot_url = bot.events_url
+        try:
+            yield Running(emulator, bot, models_dir)
+        finally:
+            await emulator.settle()
+            await bot.stop()
+            await emulator.stop()
+
+
+on_both_stores = pytest.mark.parametrize("running", BACKENDS, indirect=True)
 
 
 async def test_every_alert_format_gets_one_decision_in_its_thread(running: Running) -> None:
@@ -132,6 +143,7 @@ async def test_unwatched_channels_thread_replies_and_edits_get_no_reply(running:
     assert len(running.bot_posts()) == 1
 
 
+@on_both_stores
 async def test_a_redelivered_event_is_answered_once(running: Running) -> None:
     emu = running.emulator
     alert = await emu.post_message(PERSON, "#incidents", "[P1] Triggered: orders-db replication lag 900s")
@@ -144,6 +156,26 @@ async def test_a_redelivered_event_is_answered_once(running: Running) -> None:
     assert len(running.bot_posts()) == 1
     retried = [a for a in emu.attempts if a.event_id == event_id]
     assert len(retried) == 3 and all(a.status == 200 for a in retried)
+
+
+@on_both_stores
+async def test_replicas_sharing_a_store_answer_an_event_once_whichever_gets_it(running: Running) -> None:
+    """Behind a load balancer Slack's retry may reach another replica: the shared store has the claim."""
+    emu = running.emulator
+    other = await start_bot(emu, running.models, running.bot.settings.db_url)
+    try:
+        alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] KubeNodeNotReady node-7 (critical)")
+        await running.decision_for(alert)
+        event_id = next(eid for eid, env in emu.events.items() if env["event"].get("ts") == alert["ts"])
+        emu.bot_url = other.events_url
+        await emu.redeliver(event_id)
+        await emu.settle()
+        await asyncio.sleep(0.2)
+        assert len(running.bot_posts()) == 1
+        assert [a.status for a in emu.attempts if a.event_id == event_id] == [200, 200]
+    finally:
+        emu.bot_url = running.bot.events_url
+        await other.stop()
 
 
 async def test_bad_signatures_and_stale_requests_are_rejected(running: Running) -> None:
@@ -222,6 +254,7 @@ async def test_oncall_models_status_history_and_admin_only_reload_and_rollback(r
     assert "Usage" in helped.text
 
 
+@on_both_stores
 async def test_reactions_on_decisions_are_ratings_and_removal_withdraws_them(running: Running) -> None:
     emu = running.emulator
     alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] HighLatency search p99 3s")
@@ -246,6 +279,7 @@ async def test_reactions_on_decisions_are_ratings_and_removal_withdraws_them(run
     assert await store.ratings(channel, ts) == expected
 
 
+@on_both_stores
 async def test_a_resolved_notification_goes_to_the_original_thread(running: Running) -> None:
     emu = running.emulator
     firing = await emu.post_message(PERSON, "#incidents", "[FIRING:1] DiskFull backup-job disk 97% (warning)")

@@ -1,9 +1,8 @@
-"""The bot's parts on their own: settings, Block Kit rendering of hostile text, pacing, the store."""
+"""The bot's parts on their own: settings, Block Kit rendering of hostile text, pacing."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from bot.blocks import SECTION_TEXT_MAX, cut, decision_blocks, escape
 from bot.config import ConfigError, load_settings, watches
 from bot.posting import ChannelPacer
 from bot.runbooks import load_runbooks
-from bot.store import DecisionRecord, Store, rating_for
 from engine.decision import ActionScore, Decision
 
 
@@ -28,6 +26,9 @@ from engine.decision import ActionScore, Decision
         ({"ONCALL_ADMINS": "alice"}, "ONCALL_ADMINS"),
         ({"ONCALL_CHANNELS": "Bad Channel!"}, "ONCALL_CHANNELS"),
         ({"ONCALL_DB_URL": "mysql://x"}, "ONCALL_DB_URL"),
+        ({"ONCALL_DB_URL": "sqlite:///"}, "ONCALL_DB_URL"),
+        ({"ONCALL_DB_URL": "postgresql://oncall:pw@db:port/oncall"}, "ONCALL_DB_URL"),
+        ({"ONCALL_DB_URL": "postgresql://oncall:pw@db:5432/"}, "ONCALL_DB_URL"),
         ({"SLACK_API_URL": "not a url"}, "SLACK_API_URL"),
         ({"ONCALL_RUNBOOKS": "/nonexistent/runbooks.yml"}, "ONCALL_RUNBOOKS"),
     ],
@@ -50,6 +51,14 @@ def test_settings_modes_and_watched_channels() -> None:
     chosen = load_settings({"ONCALL_CHANNELS": "C0123ABC, #war-room"})
     assert watches(chosen, "C0123ABC", None) and watches(chosen, "C9", "war-room")
     assert not watches(chosen, "C9", "incidents")
+    postgres = "postgresql://oncall:secret@db.internal:5432/oncall"
+    assert load_settings({"ONCALL_DB_URL": postgres}).db_url == postgres
+
+
+def test_a_bad_store_url_does_not_show_its_password() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({"ONCALL_DB_URL": "postgresql://oncall:hunter2@db:port/oncall"})
+    assert "hunter2" not in str(err.value) and "oncall:***@db" in str(err.value)
 
 
 def test_runbooks_are_checked(tmp_path: Path) -> None:
@@ -132,33 +141,3 @@ def test_a_channel_takes_a_burst_then_is_paced_in_order() -> None:
     assert order == [0, 1, 2, 3, 4]
     assert times[1] < 0.04 <= times[2] and times[4] >= 0.14
     assert times[5] - times[4] < 0.04
-
-
-def test_store_migrates_once_and_keeps_one_vote_per_user_and_kind(tmp_path: Path) -> None:
-    async def run() -> None:
-        store = await Store(tmp_path / "db" / "oncall.db").open()
-        assert await store.schema_version() == 1
-        assert await store.claim_event("Ev1") and not await store.claim_event("Ev1")
-        record = DecisionRecord(
-            "C1", "2.0", "1.0", "human", None, "disk full", "high", 0.7, "hardware", 0.6,
-            [("replace_hardware", 0.5), ("failover", 0.2), ("monitor", 0.1)], "v1",
-        )  # fmt: skip
-        await store.record_decision(record)
-        assert (await store.decision("C1", "2.0")).actions[1] == ("failover", 0.2)
-        await store.rate("C1", "2.0", "U1", "+1", rating_for("+1", record.actions))
-        await store.rate("C1", "2.0", "U1", "-1::skin-tone-2", rating_for("-1::skin-tone-2", record.actions))
-        await store.rate("C1", "2.0", "U1", "three", rating_for("three", record.actions))
-        assert await store.ratings("C1", "2.0") == [
-            ("U1", "action", "three", "monitor"),
-            ("U1", "verdict", "-1::skin-tone-2", "reject"),
-        ]
-        assert await store.rating_counts("v1") == {"decisions": 1, "confirm": 0, "reject": 1, "action": 1}
-        assert rating_for("tada", record.actions) is None and rating_for("three", record.actions[:2]) is None
-        await store.close()
-        again = await Store(tmp_path / "db" / "oncall.db").open()  # reopening migrates nothing twice
-        assert await again.schema_version() == 1 and not await again.claim_event("Ev1")
-        await again.close()
-
-    asyncio.run(run())
-    with sqlite3.connect(tmp_path / "db" / "oncall.db") as db:
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,0 +1,184 @@
+"""What the feedback store keeps and its async API, written once over two primitives that each backend
+(SQLite, PostgreSQL) supplies: run one statement, or fetch the rows of one query.
+
+Statements use ``?`` placeholders and SQL both dialects share (upserts are ``INSERT ... ON CONFLICT``).
+Every write is one statement, so each is atomic on its own and safe to retry after a lost connection.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+# Reactions that rate a decision: a verdict on the whole decision, or which of the three actions was right.
+VERDICTS = {"+1": "confirm", "thumbsup": "confirm", "-1": "reject", "thumbsdown": "reject"}
+ACTION_PICKS = {"one": 1, "two": 2, "three": 3}
+EVENT_MEMORY_SECONDS = 24 * 3600  # Slack re-delivers within minutes; a day is ample
+PRUNE_EVERY = 512  # claims between two sweeps of forgotten event ids
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    channel: str
+    reply_ts: str
+    alert_ts: str
+    source: str
+    fingerprint: str | None
+    incident_text: str
+    severity: str
+    severity_confidence: float
+    category: str
+    category_confidence: float
+    actions: list[tuple[str, float]]
+    model_version: str
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    kind: str  # "verdict" or "action"
+    value: str  # confirm / reject, or the action that was right
+
+
+def rating_for(reaction: str, actions: list[tuple[str, float]]) -> Rating | None:
+    """What a reaction on a decision says, or None for reactions that rate nothing."""
+    name = reaction.split("::", 1)[0]  # skin tones: +1::skin-tone-3
+    if name in VERDICTS:
+        return Rating("verdict", VERDICTS[name])
+    if name in ACTION_PICKS and ACTION_PICKS[name] <= len(actions):
+        return Rating("action", actions[ACTION_PICKS[name] - 1][0])
+    return None
+
+
+DECISION_COLUMNS = tuple(f.name for f in fields(DecisionRecord))
+_DECISION_LIST = ", ".join(DECISION_COLUMNS)
+_UPSERT_DECISION = (
+    f"INSERT INTO decisions ({_DECISION_LIST}) VALUES ({', '.join('?' * len(DECISION_COLUMNS))}) "
+    "ON CONFLICT (channel, reply_ts) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in DECISION_COLUMNS[2:])
+)
+# The first claim inserts the row; a repeat of the *same* claim (same token: a retry whose first attempt
+# committed before the connection dropped) touches it and so still counts one row; any other claim none.
+CLAIM = (
+    "INSERT INTO handled_events (event_id, handled_at, claim) VALUES (?, ?, ?) "
+    "ON CONFLICT (event_id) DO UPDATE SET handled_at = handled_events.handled_at "
+    "WHERE handled_events.claim = excluded.claim"
+)
+
+
+class Store(ABC):
+    """The feedback store: decisions, ratings, open alert threads, handled Slack events. Open it with
+    ``await open_store(db_url)``; every method is a coroutine and safe to call concurrently."""
+
+    def __init__(self) -> None:
+        self._claims = 0
+
+    async def open(self) -> Store:
+        """Connect and apply the migrations this database lacks (one process at a time)."""
+        await self._open()
+        return self
+
+    @abstractmethod
+    async def _open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own transaction; the number of rows it changed."""
+
+    @abstractmethod
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query."""
+
+    async def schema_version(self) -> int:
+        rows = await self._fetch("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+        return int(rows[0][0])
+
+    # -- exactly once ---------------------------------------------------------------------------------
+    async def claim_event(self, event_id: str) -> bool:
+        """True the first time an event id is seen, in this process or any other sharing the database:
+        only the claimant handles it."""
+        now = time.time()
+        claimed = await self._execute(CLAIM, (event_id, now, secrets.token_hex(8))) == 1
+        self._claims += 1
+        if self._claims % PRUNE_EVERY == 0:  # now and then, forget what Slack will not resend
+            await self._execute(
+                "DELETE FROM handled_events WHERE handled_at < ?", (now - EVENT_MEMORY_SECONDS,)
+            )
+        return claimed
+
+    # -- decisions ------------------------------------------------------------------------------------
+    async def record_decision(self, r: DecisionRecord) -> None:
+        values = {c: getattr(r, c) for c in DECISION_COLUMNS}
+        values |= {"actions": json.dumps(r.actions), "created_at": r.created_at or time.time()}
+        await self._execute(_UPSERT_DECISION, list(values.values()))
+
+    async def decision(self, channel: str, reply_ts: str) -> DecisionRecord | None:
+        rows = await self._fetch(
+            f"SELECT {_DECISION_LIST} FROM decisions WHERE channel = ? AND reply_ts = ?", (channel, reply_ts)
+        )
+        if not rows:
+            return None
+        record = dict(zip(DECISION_COLUMNS, rows[0], strict=True))
+        record["actions"] = [tuple(a) for a in json.loads(record["actions"])]
+        return DecisionRecord(**record)
+
+    async def alert_thread(self, channel: str, fingerprint: str) -> str | None:
+        """The ts of the latest alert with this fingerprint in the channel: where its resolution goes."""
+        rows = await self._fetch(
+            "SELECT alert_ts FROM decisions WHERE channel = ? AND fingerprint = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            (channel, fingerprint),
+        )
+        return rows[0][0] if rows else None
+
+    # -- ratings --------------------------------------------------------------------------------------
+    async def rate(self, channel: str, reply_ts: str, user: str, reaction: str, rating: Rating) -> None:
+        """One vote per user, message and kind: the latest wins."""
+        await self._execute(
+            'INSERT INTO ratings (channel, reply_ts, "user", kind, reaction, value, created_at) '
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
+            'ON CONFLICT (channel, reply_ts, "user", kind) DO UPDATE SET '
+            "reaction = excluded.reaction, value = excluded.value, created_at = excluded.created_at",
+            (channel, reply_ts, user, rating.kind, reaction, rating.value, time.time()),
+        )
+
+    async def withdraw(self, channel: str, reply_ts: str, user: str, reaction: str) -> bool:
+        """Removing a reaction withdraws the vote it cast (not a later vote cast with another one)."""
+        removed = await self._execute(
+            'DELETE FROM ratings WHERE channel = ? AND reply_ts = ? AND "user" = ? AND reaction = ?',
+            (channel, reply_ts, user, reaction),
+        )
+        return removed > 0
+
+    async def ratings(self, channel: str, reply_ts: str) -> list[tuple[str, str, str, str]]:
+        """(user, kind, reaction, value) of a decision's current votes, by user and kind."""
+        rows = await self._fetch(
+            'SELECT "user", kind, reaction, value FROM ratings WHERE channel = ? AND reply_ts = ?',
+            (channel, reply_ts),
+        )
+        # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation, SQLite by bytes.
+        return sorted(tuple(row) for row in rows)
+
+    async def rating_counts(self, model_version: str) -> dict[str, int]:
+        """Decisions made by a version and the votes on them: decisions, confirm, reject, action."""
+        decisions = await self._fetch(
+            "SELECT COUNT(*) FROM decisions WHERE model_version = ?", (model_version,)
+        )
+        rows = await self._fetch(
+            "SELECT r.kind, r.value, COUNT(*) FROM ratings r JOIN decisions d "
+            "ON d.channel = r.channel AND d.reply_ts = r.reply_ts WHERE d.model_version = ? "
+            "GROUP BY r.kind, r.value",
+            (model_version,),
+        )
+        counts = {"decisions": int(decisions[0][0]), "confirm": 0, "reject": 0, "action": 0}
+        for kind, value, n in rows:
+            counts["action" if kind == "action" else value] += int(n)
+        return counts

@@ -1,0 +1,52 @@
+"""The schema, as versioned migrations that serve both SQLite and PostgreSQL: one list, one schema.
+
+Only SQL the two dialects read alike: TEXT, DOUBLE PRECISION (REAL in PostgreSQL is 4 bytes), and the
+column ``"user"`` quoted (a reserved word in PostgreSQL). A migration is a tuple of statements, applied in
+one transaction with its row in ``schema_migrations``; a released migration is never edited, only followed.
+"""
+
+from __future__ import annotations
+
+SCHEMA_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: decisions, their ratings, handled Slack events
+        """CREATE TABLE decisions (
+            channel TEXT NOT NULL,
+            reply_ts TEXT NOT NULL,
+            alert_ts TEXT NOT NULL,
+            source TEXT NOT NULL,
+            fingerprint TEXT,
+            incident_text TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            severity_confidence DOUBLE PRECISION NOT NULL,
+            category TEXT NOT NULL,
+            category_confidence DOUBLE PRECISION NOT NULL,
+            actions TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, reply_ts)
+        )""",
+        "CREATE INDEX decisions_by_alert ON decisions (channel, fingerprint, created_at)",
+        "CREATE INDEX decisions_by_version ON decisions (model_version)",
+        """CREATE TABLE ratings (
+            channel TEXT NOT NULL,
+            reply_ts TEXT NOT NULL,
+            "user" TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            reaction TEXT NOT NULL,
+            value TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, reply_ts, "user", kind),
+            FOREIGN KEY (channel, reply_ts) REFERENCES decisions (channel, reply_ts)
+        )""",
+        "CREATE TABLE handled_events (event_id TEXT PRIMARY KEY, handled_at DOUBLE PRECISION NOT NULL)",
+    ),
+    (  # 2: who claimed an event, so a claim retried after a lost connection recognises its own row
+        "ALTER TABLE handled_events ADD COLUMN claim TEXT",
+        "CREATE INDEX handled_events_by_time ON handled_events (handled_at)",
+    ),
+)

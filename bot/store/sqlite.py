@@ -1,0 +1,87 @@
+"""The feedback store in one SQLite file (WAL), behind a single worker thread: the event loop never waits
+on the disk, and one connection per process serialises its writes. Other processes on the same file wait
+for the write lock (busy_timeout)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bot.store.base import Store
+from bot.store.migrations import MIGRATIONS, SCHEMA_MIGRATIONS
+
+T = TypeVar("T")
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="oncall-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _open(self) -> None:
+        await self._run(self._connect)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        return self._db
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await self._run(lambda: self.db.execute(sql, params).rowcount)
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._run(lambda: self.db.execute(sql, params).fetchall())
+
+    def _connect(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)  # autocommit
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        try:
+            _migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply the missing migrations in one transaction; BEGIN IMMEDIATE takes the write lock first, so a
+    second process opening the same file waits, then finds them applied."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(SCHEMA_MIGRATIONS)
+        applied = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+        now = time.time()
+        if applied == 0:  # a file from before schema_migrations counted its version in user_version
+            applied = db.execute("PRAGMA user_version").fetchone()[0]
+            db.executemany(
+                "INSERT INTO schema_migrations VALUES (?, ?)", [(v, now) for v in range(1, applied + 1)]
+            )
+        for version, statements in enumerate(MIGRATIONS[applied:], start=applied + 1):
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, now))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
