@@ -7,13 +7,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.decision import Decision
-from engine.taxonomy import SEVERITY_EMOJI
+from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES, SEVERITY_EMOJI
 
 # Slack's limits (https://api.slack.com/reference/block-kit/blocks): we stay well inside them.
 SECTION_TEXT_MAX = 3000
 CONTEXT_TEXT_MAX = 2000
 FALLBACK_TEXT_MAX = 3000  # notifications show little; Slack truncates at 40,000
-RATE_HINT = "Rate this: react :+1: or :-1:, and :one: :two: :three: for the action that was right."
+RATE_HINT = (
+    "Rate this: react :+1: or :-1:, and :one: :two: :three: for the action that was right; "
+    "or correct it below."
+)
 
 
 def escape(text: str) -> str:
@@ -44,8 +47,10 @@ def decision_blocks(
     decision: Decision,
     runbooks: Mapping[str, Mapping[str, str]] | None = None,
     title: str | None = None,
+    with_controls: bool = False,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, blocks) of a decision, as posted in the alert's thread."""
+    """(fallback text, blocks) of a decision, as posted in the alert's thread (``with_controls``: and the
+    controls to correct it)."""
     runbooks = runbooks or {}
     category_link = runbooks.get("categories", {}).get(decision.category)
     severity = (
@@ -81,15 +86,12 @@ def decision_blocks(
     if decision.explanation:
         terms = ", ".join("`" + escape(t).replace("`", "'") + "`" for t in decision.explanation)
         context.append(f"why: {terms}")
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {"type": "mrkdwn", "text": cut(" · ".join(context), CONTEXT_TEXT_MAX)},
-                {"type": "mrkdwn", "text": RATE_HINT},
-            ],
-        }
-    )
+    elements = [{"type": "mrkdwn", "text": cut(" · ".join(context), CONTEXT_TEXT_MAX)}]
+    if with_controls:  # a thread reply: it can be rated and corrected (an ephemeral answer cannot)
+        elements.append({"type": "mrkdwn", "text": RATE_HINT})
+    blocks.append({"type": "context", "elements": elements})
+    if with_controls:
+        blocks.append(correction_controls(decision))
     about = f" for {title}" if title else ""
     fallback = (
         f"{decision.severity} ({_pct(decision.severity_confidence)}), {label(decision.category)}"
@@ -102,3 +104,65 @@ def decision_blocks(
 def text_blocks(text: str) -> list[dict[str, Any]]:
     """One section of (already escaped or trusted) mrkdwn, cut to the limit."""
     return [{"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_TEXT_MAX)}}]
+
+
+CORRECTIONS_BLOCK = "corrections"
+CORRECTED_BLOCK = "corrected"
+
+
+def _option(value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": label(value)}, "value": value}
+
+
+def correction_controls(decision: Decision) -> dict[str, Any]:
+    """The controls under a decision: what the severity or category should have been, which action
+    fixed it (one button per recommended action, or another from the list)."""
+    elements: list[dict[str, Any]] = [
+        {
+            "type": "static_select",
+            "action_id": "correct_severity",
+            "placeholder": {"type": "plain_text", "text": "Severity should be…"},
+            "options": [_option(s) for s in SEVERITIES],
+        },
+        {
+            "type": "static_select",
+            "action_id": "correct_category",
+            "placeholder": {"type": "plain_text", "text": "Category should be…"},
+            "options": [_option(c) for c in CATEGORIES],
+        },
+    ]
+    for i, a in enumerate(decision.actions):
+        elements.append(
+            {
+                "type": "button",
+                "action_id": f"fixed_action_{i}",
+                "text": {"type": "plain_text", "text": cut(f"{label(a.action)} fixed it", 75)},
+                "value": a.action,
+            }
+        )
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": "fixed_other",
+            "placeholder": {"type": "plain_text", "text": "Other action fixed it…"},
+            "options": [_option(a) for a in ACTIONS],
+        }
+    )
+    return {"type": "actions", "block_id": CORRECTIONS_BLOCK, "elements": elements}
+
+
+def with_corrections(blocks: list[dict[str, Any]], lines: list[str]) -> list[dict[str, Any]]:
+    """The decision's blocks with a context line saying what was corrected and by whom (replacing the
+    previous one), placed just above the controls."""
+    kept = [b for b in blocks if b.get("block_id") != CORRECTED_BLOCK]
+    if not lines:
+        return kept
+    note = {
+        "type": "context",
+        "block_id": CORRECTED_BLOCK,
+        "elements": [
+            {"type": "mrkdwn", "text": cut(":pencil2: Corrected: " + "; ".join(lines), CONTEXT_TEXT_MAX)}
+        ],
+    }
+    at = next((i for i, b in enumerate(kept) if b.get("block_id") == CORRECTIONS_BLOCK), len(kept))
+    return [*kept[:at], note, *kept[at:]]

@@ -123,7 +123,7 @@ async def test_every_alert_format_gets_one_decision_in_its_thread(running: Runni
         body = json.dumps(blocks)
         assert "*Severity:*" in body and "*Category:*" in body and "Recommended actions" in body
         assert body.count("%)") >= 5, "severity, category and three actions carry their confidence"
-        context = blocks[-1]["elements"]
+        context = next(b for b in blocks if b["type"] == "context")["elements"]
         assert any(running.bot.ml.models.version in e["text"] for e in context), "the model version shows"
         assert any(":+1:" in e["text"] for e in context), "how to rate"
         assert reply["text"] and len(reply["text"]) <= 3000, "a plain-text fallback for notifications"
@@ -383,3 +383,36 @@ async def test_socket_mode_answers_alerts_and_commands_over_the_socket(
         finally:
             await emu.settle()
             await bot.stop()
+
+
+async def test_corrections_are_stored_as_labels_and_shown_on_the_decision(running: Running) -> None:
+    emu = running.emulator
+    alert = await emu.post_message(PERSON, "#incidents", "orders-db failover took 40s, writes failing")
+    reply = await running.decision_for(alert)
+    record = await running.stored(reply)
+    store = running.bot.services.store
+    channel, ts = reply["channel"], reply["ts"]
+    await emu.click(PERSON, reply, "correct_severity", "critical")
+    await emu.click(ADMIN, reply, "correct_category", "database")
+    await emu.click(ADMIN, reply, "fixed_action_1")  # the second recommended action's button
+    first = [
+        (ADMIN, "action", "fixed_action_1", record.actions[1][0]),
+        (ADMIN, "category", "correct_category", "database"),
+        (PERSON, "severity", "correct_severity", "critical"),
+    ]
+    assert await eventually(lambda: store.ratings(channel, ts), first) == first
+    await emu.click(PERSON, reply, "correct_severity", "high")  # changed their mind: the latest wins
+    final = [*first[:2], (PERSON, "severity", "correct_severity", "high")]
+    assert await eventually(lambda: store.ratings(channel, ts), final) == final
+
+    async def shows_every_correction() -> bool:
+        message = (await emu.replies(channel, alert["ts"]))[1]
+        note = next(
+            (b["elements"][0]["text"] for b in message["blocks"] if b.get("block_id") == "corrected"), ""
+        )
+        wanted = ("severity → high", "category → database", "fixed by", f"<@{ADMIN}>", f"<@{PERSON}>")
+        return all(w in note for w in wanted)
+
+    assert await eventually(shows_every_correction, True), "chat.update shows what was corrected, by whom"
+    with pytest.raises(ValueError, match="not an option"):
+        await emu.click(PERSON, reply, "correct_severity", "apocalyptic")

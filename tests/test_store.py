@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from bot.config import ConfigError, sqlite_path
-from bot.store import DecisionRecord, base, open_store, rating_for
+from bot.store import DecisionRecord, Rating, base, open_store, rating_for
 from bot.store.migrations import MIGRATIONS
 from tests.conftest import fresh_postgres_database
 
@@ -134,16 +134,25 @@ async def test_one_vote_per_user_and_kind_the_latest_wins_and_removal_withdraws_
 
 async def test_rating_counts_are_per_model_version(db_url: str) -> None:
     store = await open_store(db_url)
-    assert await store.rating_counts("v1") == {"decisions": 0, "confirm": 0, "reject": 0, "action": 0}
+    nothing = {"decisions": 0, "confirm": 0, "reject": 0, "action": 0, "corrected": 0}
+    assert await store.rating_counts("v1") == nothing
     for ts, version in [("2.0", "v1"), ("3.0", "v1"), ("4.0", "v2"), ("5.0", "v1")]:
         await store.record_decision(decision(ts, model_version=version))
     votes = [("2.0", "U1", "+1"), ("2.0", "U2", "-1"), ("2.0", "U1", "one"), ("3.0", "U1", "+1")]
     votes += [("3.0", "U2", "two"), ("4.0", "U1", "+1"), ("4.0", "U1", "three")]
     for ts, user, reaction in votes:
         await store.rate("C1", ts, user, reaction, rating_for(reaction, ACTIONS))
-    assert await store.rating_counts("v1") == {"decisions": 3, "confirm": 2, "reject": 1, "action": 2}
-    assert await store.rating_counts("v2") == {"decisions": 1, "confirm": 1, "reject": 0, "action": 1}
-    assert await store.rating_counts("v3") == {"decisions": 0, "confirm": 0, "reject": 0, "action": 0}
+    await store.rate("C1", "5.0", "U3", "correct_severity", Rating("severity", "critical"))
+    assert await store.rating_counts("v1") == {
+        **nothing,
+        "decisions": 3,
+        "confirm": 2,
+        "reject": 1,
+        "action": 2,
+        "corrected": 1,
+    }
+    assert await store.rating_counts("v2") == {**nothing, "decisions": 1, "confirm": 1, "action": 1}
+    assert await store.rating_counts("v3") == nothing
     await store.close()
 
 

@@ -175,7 +175,12 @@ class Interactions:
         }
         if "text" in element:
             action["text"] = element["text"]
-        if value is not None or "value" in element:
+        if element.get("type") == "static_select":  # Slack sends the option picked, not a value
+            chosen = next((o for o in element.get("options") or [] if o.get("value") == value), None)
+            if chosen is None:
+                raise ValueError(f"{value!r} is not an option of the select {action_id!r}")
+            action["selected_option"] = chosen
+        elif value is not None or "value" in element:
             action["value"] = value if value is not None else element["value"]
         payload = {
             "type": "block_actions",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import commands, dedup, messages, reactions
+from bot.listeners import commands, corrections, dedup, messages, reactions
 from bot.services import Services
 
 # What the app listens to: manifest.yml must subscribe to and declare every one (tests check).
@@ -17,3 +17,4 @@ def register(app: AsyncApp, services: Services) -> None:
     messages.register(app, services)
     reactions.register(app, services)
     commands.register(app, services)
+    corrections.register(app, services)

@@ -100,7 +100,7 @@ async def _status(services: Services) -> str:
     counts = await services.store.rating_counts(str(health["serving_version"]))
     lines.append(
         f"*Ratings for this version:* {counts['decisions']} decisions, {counts['confirm']} :+1:, "
-        f"{counts['reject']} :-1:, {counts['action']} action picks"
+        f"{counts['reject']} :-1:, {counts['action']} actions confirmed, {counts['corrected']} corrections"
     )
     if health.get("last_error"):
         lines.append(f":warning: {escape(str(health['last_error']))}")

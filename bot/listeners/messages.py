@@ -49,7 +49,7 @@ async def handle_message(
         await _note_resolution(services, client, channel, alert)
         return
     decision = services.engine.analyze(alert.incident)
-    text, blocks = decision_blocks(decision, services.runbooks, alert.incident.title)
+    text, blocks = decision_blocks(decision, services.runbooks, alert.incident.title, with_controls=True)
     try:
         async with services.pacer.turn(channel):
             posted = await client.chat_postMessage(

@@ -168,7 +168,8 @@ class Store(ABC):
         return sorted(tuple(row) for row in rows)
 
     async def rating_counts(self, model_version: str) -> dict[str, int]:
-        """Decisions made by a version and the votes on them: decisions, confirm, reject, action."""
+        """Decisions made by a version and the votes on them: decisions, confirm, reject, action (an
+        action confirmed, by reaction or button), corrected (a severity or category corrected)."""
         decisions = await self._fetch(
             "SELECT COUNT(*) FROM decisions WHERE model_version = ?", (model_version,)
         )
@@ -178,7 +179,7 @@ class Store(ABC):
             "GROUP BY r.kind, r.value",
             (model_version,),
         )
-        counts = {"decisions": int(decisions[0][0]), "confirm": 0, "reject": 0, "action": 0}
+        counts = {"decisions": int(decisions[0][0]), "confirm": 0, "reject": 0, "action": 0, "corrected": 0}
         for kind, value, n in rows:
-            counts["action" if kind == "action" else value] += int(n)
+            counts[value if kind == "verdict" else "action" if kind == "action" else "corrected"] += int(n)
         return counts
