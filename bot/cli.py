@@ -59,7 +59,14 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.train import GateRefused, TrainConfig, TrainingError, ValidationFailed, train
 
+    extra = []
+    if args.with_feedback:
+        from training.feedback import feedback_rows
+
+        extra = feedback_rows(_feedback(_db_url(args)))
+        print(f"{len(extra)} labeled incidents from feedback in {_db_url(args)}", file=sys.stderr)
     config = TrainConfig(
+        extra_rows=extra,
         samples=args.samples,
         seed=args.seed,
         data_files=args.data,
@@ -213,6 +220,41 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 2
 
 
+def _feedback(db_url: str) -> list[Any]:
+    """The rated decisions in the feedback store at ``db_url``."""
+    from bot.store import open_store
+
+    async def read() -> list[Any]:
+        store = await open_store(db_url)
+        try:
+            return await store.feedback()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    from bot.config import DEFAULT_DB_URL
+
+    return args.db_url or os.environ.get("ONCALL_DB_URL") or DEFAULT_DB_URL
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from training.feedback import export_line
+
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    try:
+        pairs = _feedback(_db_url(args))
+        for decision, votes in pairs:
+            out.write(json.dumps(export_line(decision, votes), ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"{len(pairs)} rated decisions exported", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_settings
     from bot.runner import serve
@@ -253,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
     p.add_argument(
+        "--with-feedback", action="store_true", help="add the ratings and corrections from the feedback store"
+    )
+    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.add_argument(
         "--gate-data", action="append", default=[], type=Path, help="labeled JSONL for the promotion gate"
     )
     _model_path_arg(p)
@@ -283,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", action="append", default=[], help="channel ID or name to watch (repeatable)")
     _model_path_arg(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("feedback", help="export ratings and corrections as labeled JSONL")
+    p.add_argument("action", choices=["export"])
+    p.add_argument("--jsonl", action="store_true", help="JSONL in the labeled-data schema (the only format)")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("models", help="list | status | promote VERSION | rollback")
     p.add_argument("action", choices=["list", "status", "promote", "rollback"])

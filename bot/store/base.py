@@ -130,6 +130,27 @@ class Store(ABC):
         record["actions"] = [tuple(a) for a in json.loads(record["actions"])]
         return DecisionRecord(**record)
 
+    async def feedback(self) -> list[tuple[DecisionRecord, list[tuple[str, str, str, str, float]]]]:
+        """Every decision that people rated or corrected, with its votes (user, kind, reaction or control,
+        value, time), oldest decision first: what `oncall train --with-feedback` learns from."""
+        rows = await self._fetch(
+            f"SELECT {_DECISION_LIST} FROM decisions d WHERE EXISTS (SELECT 1 FROM ratings r "
+            "WHERE r.channel = d.channel AND r.reply_ts = d.reply_ts) ORDER BY created_at, channel, reply_ts"
+        )
+        votes = await self._fetch(
+            'SELECT channel, reply_ts, "user", kind, reaction, value, created_at FROM ratings'
+        )
+        by_decision: dict[tuple[str, str], list[tuple[str, str, str, str, float]]] = {}
+        for channel, reply_ts, user, kind, reaction, value, at in votes:
+            by_decision.setdefault((channel, reply_ts), []).append((user, kind, reaction, value, float(at)))
+        out = []
+        for row in rows:
+            record = dict(zip(DECISION_COLUMNS, row, strict=True))
+            record["actions"] = [tuple(a) for a in json.loads(record["actions"])]
+            decision = DecisionRecord(**record)
+            out.append((decision, sorted(by_decision.get((decision.channel, decision.reply_ts), []))))
+        return out
+
     async def alert_thread(self, channel: str, fingerprint: str) -> str | None:
         """The ts of the latest alert with this fingerprint in the channel: where its resolution goes."""
         rows = await self._fetch(
