@@ -59,14 +59,22 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.train import GateRefused, TrainConfig, TrainingError, ValidationFailed, train
 
-    extra = []
+    extra, held_out = [], []
     if args.with_feedback:
         from training.feedback import feedback_rows
 
-        extra = feedback_rows(_feedback(_db_url(args)))
-        print(f"{len(extra)} labeled incidents from feedback in {_db_url(args)}", file=sys.stderr)
+        rows = feedback_rows(_feedback(_db_url(args)))  # oldest first
+        # The newest fifth is held out of training and judged by the promotion gate instead.
+        cut = len(rows) - len(rows) // 5
+        extra, held_out = rows[:cut], rows[cut:]
+        print(
+            f"{len(rows)} labeled incidents from feedback in {_db_url(args)}: {len(extra)} to train on, "
+            f"the {len(held_out)} newest held out for the promotion gate",
+            file=sys.stderr,
+        )
     config = TrainConfig(
         extra_rows=extra,
+        gate_rows=held_out,
         samples=args.samples,
         seed=args.seed,
         data_files=args.data,

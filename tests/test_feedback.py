@@ -15,7 +15,7 @@ from tests.conftest import small_config
 from training.dataset import load_jsonl
 from training.evaluate import score_rows
 from training.feedback import feedback_rows, labeled
-from training.gate import MARGINS, gate_rows
+from training.gate import GATE_SYNTHETIC_ROWS, MARGINS, gate_rows
 from training.synthetic import generate_incidents
 from training.train import train
 
@@ -110,3 +110,27 @@ def test_retraining_follows_corrections_for_one_service_and_nothing_else_degrade
     for label, name in (("severity", "severity macro-F1"), ("category", "category macro-F1")):
         assert new[label]["macro_f1"] >= old[label]["macro_f1"] - MARGINS[name]
     assert new["actions"]["top3"] >= old["actions"]["top3"] - MARGINS["action top-3"]
+
+
+def test_train_with_feedback_holds_the_newest_out_for_the_gate(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'oncall.db'}"
+    texts = [r.text for r in generate_incidents(50, seed=5)]
+
+    async def fill() -> None:
+        store = await open_store(url)
+        for i, text in enumerate(texts):
+            await store.record_decision(record(str(10 + i), text))
+            await store.rate("C1", str(10 + i), "U1", "+1", rating_for("+1", ACTIONS))
+        await store.close()
+
+    asyncio.run(fill())
+    models = tmp_path / "models"
+    args = ["train", "--samples", "1500", "--with-feedback", "--db-url", url, "--model-path", str(models)]
+    assert main(args) == 0
+    assert "50 labeled incidents from feedback" in capsys.readouterr().err
+    metadata = ModelRegistry(models).active().metadata
+    assert metadata["data"]["by_source"]["feedback"] == 40, "the newest 10 are held out of training"
+    gate = metadata["promotions"][-1]["gate"]
+    assert gate["passed"] and gate["rows"] == GATE_SYNTHETIC_ROWS + 10, (
+        "the held-out 10 are judged by the gate"
+    )

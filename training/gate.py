@@ -29,6 +29,7 @@ MARGINS = {"severity macro-F1": 0.03, "category macro-F1": 0.03, "action top-3":
 @dataclass(frozen=True, slots=True)
 class GateResult:
     passed: bool
+    rows: int  # the size of the validation set
     candidate: dict[str, float]
     active: dict[str, float] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
@@ -36,6 +37,7 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
+            "rows": self.rows,
             "candidate": self.candidate,
             "active": self.active,
             "reasons": list(self.reasons),
@@ -65,7 +67,7 @@ def check(
     rows = gate_rows(extra)
     mine = measures(candidate, rows)
     if active is None or active.id == candidate.id:
-        return GateResult(True, mine)
+        return GateResult(True, len(rows), mine)
     theirs = measures(active, rows)
     reasons = tuple(
         f"{name} {mine.get(name, 0.0):.3f} trails the active {active.id}'s {theirs[name]:.3f} by more "
@@ -73,4 +75,4 @@ def check(
         for name, margin in MARGINS.items()
         if name in theirs and mine.get(name, 0.0) < theirs[name] - margin
     )
-    return GateResult(not reasons, mine, theirs, reasons)
+    return GateResult(not reasons, len(rows), mine, theirs, reasons)

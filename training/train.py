@@ -101,6 +101,7 @@ class TrainConfig:
     progress: bool = True
     keep_versions: int = 5
     gate_data: Sequence[Path] = ()  # labeled files added to the promotion gate's fixed validation set
+    gate_rows: Sequence[LabeledIncident] = ()  # rows added to it too (the most recent feedback, held out)
 
 
 @dataclass(slots=True)
@@ -457,7 +458,7 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
             load_model_set(version)  # the saved files must load and reproduce the probes before going live
         if activate:
             with progress.step("promotion gate"):
-                promote(registry, version.id, config.gate_data)
+                promote(registry, version.id, config.gate_data, extra_rows=config.gate_rows)
             registry.prune()
     finally:
         progress.close()
@@ -474,7 +475,11 @@ class GateRefused(TrainingError):
 
 
 def promote(
-    registry: ModelRegistry, version_id: str, gate_data: Sequence[Path] = (), force: bool = False
+    registry: ModelRegistry,
+    version_id: str,
+    gate_data: Sequence[Path] = (),
+    force: bool = False,
+    extra_rows: Sequence[LabeledIncident] = (),
 ) -> GateResult:
     """Make a version active if it passes the gate against the active one (or ``force``); the verdict
     goes into the version's metadata either way it is promoted."""
@@ -482,7 +487,7 @@ def promote(
         active = registry.active()
     except NoModels:
         active = None
-    extra = [r for f in gate_data for r in load_jsonl(f).rows]
+    extra = [*extra_rows, *(r for f in gate_data for r in load_jsonl(f).rows)]
     result = gate.check(registry.get(version_id), active, extra)
     if not result.passed and not force:
         raise GateRefused(
