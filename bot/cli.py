@@ -222,6 +222,27 @@ def cmd_models(args: argparse.Namespace) -> int:
             version = registry.rollback()
             print(f"rolled back: active version is now {version.id}")
             return 0
+        if args.action in ("shadow", "canary"):
+            if not args.version:
+                print(f"error: {args.action} needs a VERSION", file=sys.stderr)
+                return 2
+            load_model_set(registry.get(args.version))  # never trial what cannot serve
+            trial = registry.start_trial(args.version, args.action, args.share)
+            print(f"trial started: {json.dumps(trial)} (every bot sharing {registry.root} follows it)")
+            return 0
+        if args.action == "end-trial":
+            registry.end_trial()
+            print("trial ended")
+            return 0
+        if args.action == "compare":
+            if not args.version or not args.other:
+                print(
+                    "error: compare needs two versions: A (the active one then) and B (on trial)",
+                    file=sys.stderr,
+                )
+                return 2
+            print(json.dumps(_compare(_db_url(args), args.version, args.other), indent=2))
+            return 0
     except Exception as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -236,6 +257,23 @@ def _feedback(db_url: str) -> list[Any]:
         store = await open_store(db_url)
         try:
             return await store.feedback()
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+def _compare(db_url: str, a: str, b: str) -> dict[str, Any]:
+    """B's trial beside A (agreement, latency) and the ratings of each one's posted decisions."""
+    from bot.store import open_store
+
+    async def read() -> dict[str, Any]:
+        store = await open_store(db_url)
+        try:
+            return {
+                "trial": {"version": b, "against": a, **await store.trial_stats(b, against=a)},
+                "ratings": {a: await store.rating_counts(a), b: await store.rating_counts(b)},
+            }
         finally:
             await store.close()
 
@@ -345,9 +383,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
     p.set_defaults(func=cmd_feedback)
 
-    p = sub.add_parser("models", help="list | status | promote VERSION | rollback")
-    p.add_argument("action", choices=["list", "status", "promote", "rollback"])
+    p = sub.add_parser(
+        "models",
+        help="list | status | promote VERSION | rollback | shadow|canary VERSION | end-trial | compare A B",
+    )
+    p.add_argument(
+        "action",
+        choices=["list", "status", "promote", "rollback", "shadow", "canary", "end-trial", "compare"],
+    )
     p.add_argument("version", nargs="?")
+    p.add_argument("other", nargs="?", help="compare: the version on trial")
+    p.add_argument("--share", type=float, default=0.1, help="canary: the share of alerts it answers (0.1)")
+    p.add_argument("--db-url", help="compare: the feedback store (default $ONCALL_DB_URL)")
     p.add_argument("--force", action="store_true", help="promote even if the gate refuses (recorded)")
     p.add_argument(
         "--gate-data", action="append", default=[], type=Path, help="labeled JSONL for the promotion gate"

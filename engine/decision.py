@@ -85,9 +85,10 @@ class AIDecisionEngine:
     def _recommend_action_types(self, incident: IncidentCreate) -> list[tuple[str, float]]:
         return self.ml.recommend_actions(incident.text, k=self.top_actions)
 
-    def analyze(self, incident: IncidentCreate) -> Decision:
-        """One feature pass, three models, one version: the decision the bot posts."""
-        prediction = self.ml.predict(incident.text)
+    def analyze(self, incident: IncidentCreate, candidate: bool = False) -> Decision:
+        """One feature pass, three models, one version: the decision the bot posts (``candidate``: the
+        trial's candidate version decides)."""
+        prediction = self.ml.predict(incident.text, candidate)
         return self._decide(prediction, self.ml.explain(prediction, self.explain_terms))
 
     def analyze_many(self, incidents: Sequence[IncidentCreate]) -> list[Decision]:

@@ -231,6 +231,10 @@ class MLService:
         self.last_error: str | None = None
         self.last_reload: ReloadResult | None = None
         self.initialized = False
+        # A trial (registry.trial()): the candidate's models, loaded beside the active ones.
+        self.trial: dict[str, Any] | None = None
+        self.candidate: ModelSet | None = None
+        self._candidate_failed: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def initialize(self) -> None:
@@ -293,10 +297,32 @@ class MLService:
             except RegistryError as exc:
                 log.warning("model pointer unreadable, still serving %s: %s", self._models.version, exc)
                 continue
+            await self.sync_trial()
             if active is None or active in (self._models.version, failed):
                 continue
             result = await self.reload_models()
             failed = None if result.ok else active
+
+    async def sync_trial(self) -> None:
+        """Load (or drop) the trial's candidate as the registry says; a candidate that fails to load is
+        logged and not retried until the trial names another version."""
+        try:
+            trial = await asyncio.to_thread(self.registry.trial)
+        except RegistryError as exc:
+            log.warning("trial unreadable: %s", exc)
+            return
+        if trial is None or trial["version"] == self._candidate_failed:
+            self.trial, self.candidate = None, None
+            return
+        if self.candidate is None or self.candidate.version != trial["version"]:
+            try:
+                version = self.registry.get(trial["version"])
+                self.candidate = await asyncio.to_thread(load_model_set, version, self.allow_unverified)
+            except (RegistryError, ModelLoadError, OSError) as exc:
+                log.error("trial candidate %s does not load: %s", trial["version"], exc)
+                self._candidate_failed, self.trial, self.candidate = trial["version"], None, None
+                return
+        self.trial = trial
 
     def _load_active(self) -> ModelSet:
         return load_model_set(self.registry.active(), self.allow_unverified)
@@ -327,9 +353,12 @@ class MLService:
     def models(self) -> ModelSet:
         return self._models
 
-    def predict(self, text: str) -> Prediction:
-        """All three predictions from one feature pass, made by one consistent model set."""
-        models = self._models
+    def predict(self, text: str, candidate: bool = False) -> Prediction:
+        """All three predictions from one feature pass, made by one consistent model set (the trial's
+        candidate with ``candidate``)."""
+        models = self.candidate if candidate else self._models
+        if models is None:
+            raise ModelLoadError("no trial candidate is loaded")
         s = models.scorer.score(text)
         cat = None if s.category is None else s.category[np.newaxis]
         batch = _scored(models, models.scorer, s.severity[np.newaxis], cat, s.actions[np.newaxis])
@@ -383,7 +412,10 @@ class MLService:
     def explain(self, prediction: Prediction, top: int = 5) -> list[tuple[str, float]]:
         if prediction.scores is None:
             return []
-        return self._models.scorer.explain(prediction.scores, prediction.severity, top)
+        models = (
+            self.candidate if self.candidate and prediction.model_version == self.candidate.version else None
+        )
+        return (models or self._models).scorer.explain(prediction.scores, prediction.severity, top)
 
     # -- introspection ------------------------------------------------------------------------------------
     @property

@@ -44,6 +44,7 @@ VECTORIZER_FILE = "text_vectorizer.joblib"
 REQUIRED_FILES = (SEVERITY_FILE, ACTIONS_FILE, VECTORIZER_FILE)
 ARTIFACT_FILES = (*REQUIRED_FILES, CATEGORY_FILE)
 METADATA_FILE = "metadata.json"
+TRIAL_FILE = "trial.json"  # a candidate version on trial: {"version", "mode": shadow|canary, "share"}
 POINTER_FILE = "active.json"
 FLAT_VERSION = "flat"
 
@@ -219,6 +220,7 @@ class ModelRegistry:
         self.keep = max(1, keep)
         self.versions_dir = self.root / "versions"
         self.pointer_path = self.root / POINTER_FILE
+        self.trial_path = self.root / TRIAL_FILE
 
     # -- reading ------------------------------------------------------------------------------------------
     def _read_metadata(self, path: Path) -> dict[str, Any]:
@@ -331,6 +333,39 @@ class ModelRegistry:
             history.append(str(current))
         self._set_pointer(version_id, [v for v in history if v != version_id])
         return version
+
+    # -- trials: a candidate that predicts beside the active version -------------------------------------
+    def trial(self) -> dict[str, Any] | None:
+        """The running trial (every replica reads it, as it reads the active pointer), or None."""
+        if not self.trial_path.is_file():
+            return None
+        try:
+            data = json.loads(self.trial_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"{self.trial_path} is unreadable: {exc}") from exc
+        return data if isinstance(data, dict) and data.get("version") else None
+
+    def start_trial(self, version_id: str, mode: str, share: float = 0.0) -> dict[str, Any]:
+        """Shadow: the candidate predicts on every alert, nobody sees it. Canary: it answers ``share`` of
+        the alerts (chosen by a stable hash of each alert)."""
+        if mode not in ("shadow", "canary"):
+            raise RegistryError(f"a trial is shadow or canary, not {mode!r}")
+        if mode == "canary" and not 0.0 < share <= 1.0:
+            raise RegistryError(f"a canary's share is more than 0 and at most 1, not {share}")
+        self.get(version_id)  # it must exist
+        if version_id == self.active_id():
+            raise RegistryError(f"{version_id} is the active version already")
+        trial = {
+            "version": version_id,
+            "mode": mode,
+            "share": share if mode == "canary" else 0.0,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        atomic_write_text(self.trial_path, json.dumps(trial, indent=2) + "\n")
+        return trial
+
+    def end_trial(self) -> None:
+        self.trial_path.unlink(missing_ok=True)
 
     def record_promotion(self, version_id: str, entry: dict[str, Any]) -> None:
         """Note a promotion (and the gate's verdict, or that it was forced) in the version's metadata.

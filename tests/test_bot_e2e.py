@@ -416,3 +416,41 @@ async def test_corrections_are_stored_as_labels_and_shown_on_the_decision(runnin
     assert await eventually(shows_every_correction, True), "chat.update shows what was corrected, by whom"
     with pytest.raises(ValueError, match="not an option"):
         await emu.click(PERSON, reply, "correct_severity", "apocalyptic")
+
+
+async def test_shadow_then_canary_then_promote_a_candidate(running: Running) -> None:
+    emu = running.emulator
+    store = running.bot.services.store
+    registry = ModelRegistry(running.models)
+    active, candidate = registry.active_id(), registry.history()[-1]
+    refused = await emu.run_command(PERSON, "#incidents", "/oncall-models", f"shadow {candidate}")
+    assert "only on-call admins" in refused.text and registry.trial() is None
+
+    shadow = await emu.run_command(ADMIN, "#incidents", "/oncall-models", f"shadow {candidate}")
+    assert "predicts on every alert" in shadow.text and registry.trial()["mode"] == "shadow"
+    alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] HighErrorRate cart 5xx 22%")
+    reply = await running.decision_for(alert)
+    assert active in json.dumps(reply["blocks"]), "in shadow the active version still answers"
+
+    async def recorded() -> int:
+        return int((await store.trial_stats(candidate))["alerts"])
+
+    assert await eventually(recorded, 1) == 1, "the candidate's prediction is stored beside the active one"
+    stats = await store.trial_stats(candidate)
+    assert stats["alerts"] == 1 and stats["answered"] == 0 and stats["latency_p50_ms"] > 0
+
+    canary = await emu.run_command(ADMIN, "#incidents", "/oncall-models", f"canary {candidate} 100%")
+    assert "answers 100% of the alerts" in canary.text
+    alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] DiskFull search-2 93%")
+    reply = await running.decision_for(alert)
+    assert candidate in json.dumps(reply["blocks"]), "a canary hit is answered by the candidate"
+    status = await emu.run_command(PERSON, "#incidents", "/oncall-models", "status")
+    assert f"*Trial:* `{candidate}` in canary" in status.text and "2 alerts, 1 answered" in status.text
+
+    promoted = await emu.run_command(
+        ADMIN, "#incidents", "/oncall-models", f"promote {candidate}", timeout=10
+    )
+    assert f"`{active}` → `{candidate}`" in promoted.text
+    assert registry.active_id() == candidate and registry.trial() is None
+    note = registry.get(candidate).metadata["promotions"][-1]
+    assert note["via"] == "slack" and note["by"] == ADMIN and note["trial"]["alerts"] == 2

@@ -141,3 +141,16 @@ def test_a_channel_takes_a_burst_then_is_paced_in_order() -> None:
     assert order == [0, 1, 2, 3, 4]
     assert times[1] < 0.04 <= times[2] and times[4] >= 0.14
     assert times[5] - times[4] < 0.04
+
+
+def test_a_canary_takes_a_stable_share_of_the_alerts() -> None:
+    from bot.listeners.messages import canary_hit
+
+    alerts = [("C1", f"1732600000.{i:06d}") for i in range(4000)]
+    hits = [canary_hit(c, ts, 0.1) for c, ts in alerts]
+    assert 0.08 < sum(hits) / len(hits) < 0.12
+    assert hits == [canary_hit(c, ts, 0.1) for c, ts in alerts], "the same alert, the same answer"
+    assert all(canary_hit(c, ts, 0.2) for (c, ts), hit in zip(alerts, hits, strict=True) if hit)
+    assert not any(canary_hit(c, ts, 0.0) for c, ts in alerts) and all(
+        canary_hit(c, ts, 1.0) for c, ts in alerts
+    )

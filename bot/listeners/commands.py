@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -23,11 +24,16 @@ PREDICT_USAGE = (
     "shown only to you. Example: `/oncall-predict checkout 5xx at 35% since the 14:05 deploy`"
 )
 MODELS_USAGE = (
-    "*Usage:* `/oncall-models [status]` — the serving version, its models and ratings\n"
+    "*Usage:* `/oncall-models [status]` — the serving version, its models and ratings, and any trial\n"
     "`/oncall-models history` — the kept versions\n"
     "`/oncall-models reload` — load the active version from disk (admins)\n"
-    "`/oncall-models rollback` — back to the previous version (admins)"
+    "`/oncall-models rollback` — back to the previous version (admins)\n"
+    "`/oncall-models shadow VERSION` — VERSION predicts on every alert, unseen (admins)\n"
+    "`/oncall-models canary VERSION 10%` — VERSION answers that share of the alerts (admins)\n"
+    "`/oncall-models promote VERSION` — make it active and end the trial (admins)\n"
+    "`/oncall-models end` — end the trial (admins)"
 )
+ADMIN_ONLY = ("reload", "rollback", "shadow", "canary", "promote", "end")
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -63,20 +69,21 @@ async def models(
 ) -> None:
     words = str(command.get("text") or "").split()
     sub = words[0].lower() if words else "status"
-    known = sub in ("status", "history", "reload", "rollback")
+    known = sub in ("status", "history", *ADMIN_ONLY)
     services.metrics.commands.inc(command="/oncall-models", sub=sub if known else "help")
+    user = str(command.get("user_id") or "")
     if sub == "status":
         text = await _status(services)
     elif sub == "history":
         text = _history(services)
-    elif sub in ("reload", "rollback"):
-        user = str(command.get("user_id") or "")
-        if not await services.is_admin(client, user):
-            text = f"Sorry, only on-call admins can {sub} models. Ask one of them, or see `/oncall-models`."
-        elif sub == "reload":
-            text = await _reload(services)
-        else:
-            text = await _rollback(services)
+    elif sub in ADMIN_ONLY and not await services.is_admin(client, user):
+        text = f"Sorry, only on-call admins can {sub} models. Ask one of them, or see `/oncall-models`."
+    elif sub == "reload":
+        text = await _reload(services)
+    elif sub == "rollback":
+        text = await _rollback(services)
+    elif sub in ("shadow", "canary", "promote", "end"):
+        text = await _trial_command(services, sub, words[1:], user)
     else:
         text = MODELS_USAGE
     await respond(response_type="ephemeral", text=text, blocks=text_blocks(text))
@@ -104,6 +111,21 @@ async def _status(services: Services) -> str:
     )
     if health.get("last_error"):
         lines.append(f":warning: {escape(str(health['last_error']))}")
+    trial = ml.trial
+    if trial is not None:
+        version = str(trial["version"])
+        stats = await services.store.trial_stats(version)
+        votes = await services.store.rating_counts(version)
+        share = f" answering {trial['share']:.0%}" if trial["mode"] == "canary" else ""
+        since = escape(str(trial["started_at"]))
+        lines += [
+            f"*Trial:* `{escape(version)}` in {trial['mode']}{share} since {since}",
+            f"• {stats['alerts']} alerts, {stats['answered']} answered; agrees with the active version on "
+            f"severity {stats['severity_agreement']:.0%}, category {stats['category_agreement']:.0%}, top "
+            f"action {stats['action_agreement']:.0%}; latency p50 {stats['latency_p50_ms']:.2f} ms",
+            f"• its answers' ratings: {votes['confirm']} :+1:, {votes['reject']} :-1:, "
+            f"{votes['action']} actions confirmed, {votes['corrected']} corrections",
+        ]
     return "\n".join(lines)
 
 
@@ -130,6 +152,50 @@ async def _reload(services: Services) -> str:
     if result.ok:
         return f":white_check_mark: Reloaded: `{result.old_version}` → `{result.new_version}`."
     return f":x: Reload failed: {escape(str(result.error))}"
+
+
+async def _trial_command(services: Services, sub: str, args: list[str], user: str) -> str:
+    """Start a shadow or canary trial, end it, or promote a version (which ends it)."""
+    ml = services.engine.ml
+    registry = ml.registry
+    try:
+        if sub == "end":
+            await asyncio.to_thread(registry.end_trial)
+            await ml.sync_trial()
+            return ":stop_button: Trial ended; the active version answers every alert."
+        if not args:
+            return MODELS_USAGE
+        version = args[0]
+        if sub == "promote":
+            stats = await services.store.trial_stats(version)
+            await asyncio.to_thread(registry.promote, version)
+            await asyncio.to_thread(
+                registry.record_promotion,
+                version,
+                {"at": time.time(), "via": "slack", "by": user, "forced": False, "trial": stats},
+            )
+            await asyncio.to_thread(registry.end_trial)
+            result = await ml.reload_models()
+            await ml.sync_trial()
+            if not result.ok:
+                return f":x: {version} is active on disk but does not load: {escape(str(result.error))}"
+            return f":rocket: Promoted: `{result.old_version}` → `{result.new_version}`; the trial is over."
+        share = 0.0
+        if sub == "canary":
+            raw = args[1].rstrip("%") if len(args) > 1 else "10"
+            share = float(raw) / 100
+        trial = await asyncio.to_thread(registry.start_trial, version, sub, share)
+    except (RegistryError, ValueError) as exc:
+        return f":x: {escape(str(exc))}"
+    await ml.sync_trial()
+    if ml.candidate is None:
+        return f":x: `{escape(version)}` does not load; no trial is running."
+    what = (
+        f"answers {trial['share']:.0%} of the alerts"
+        if sub == "canary"
+        else "predicts on every alert, unseen"
+    )
+    return f":test_tube: `{escape(version)}` {what}. `/oncall-models status` shows how it compares."
 
 
 async def _rollback(services: Services) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
@@ -14,7 +16,8 @@ from bot.alerts import Alert, classify
 from bot.blocks import decision_blocks, escape, text_blocks
 from bot.config import watches
 from bot.services import Services
-from bot.store import DecisionRecord
+from bot.store import DecisionRecord, TrialPrediction
+from engine.decision import Decision
 
 log = logging.getLogger(__name__)
 EVENTS = ("message",)
@@ -49,6 +52,9 @@ async def handle_message(
         await _note_resolution(services, client, channel, alert)
         return
     decision = services.engine.analyze(alert.incident)
+    trial = await _trial(services, channel, str(event["ts"]), alert, decision)
+    if trial is not None and trial.answered:
+        decision = trial.decision  # a canary hit: the candidate answers this alert
     text, blocks = decision_blocks(decision, services.runbooks, alert.incident.title, with_controls=True)
     try:
         async with services.pacer.turn(channel):
@@ -85,6 +91,52 @@ async def handle_message(
             model_version=decision.model_version,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _TrialRun:
+    decision: Decision
+    answered: bool
+
+
+def canary_hit(channel: str, ts: str, share: float) -> bool:
+    """A stable choice of alerts: the same alert is always in (or out of) a canary's share, on every
+    replica and after a restart."""
+    digest = hashlib.sha256(f"{channel}:{ts}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+async def _trial(
+    services: Services, channel: str, ts: str, alert: Alert, active: Decision
+) -> _TrialRun | None:
+    """With a trial running, the candidate decides too (stored beside the active decision); a canary
+    answers its share of the alerts."""
+    ml = services.engine.ml
+    trial, candidate = ml.trial, ml.candidate
+    if trial is None or candidate is None:
+        return None
+    started = time.perf_counter()
+    decision = services.engine.analyze(alert.incident, candidate=True)
+    latency_ms = (time.perf_counter() - started) * 1e3
+    answered = trial["mode"] == "canary" and canary_hit(channel, ts, float(trial.get("share") or 0.0))
+    await services.store.record_trial(
+        TrialPrediction(
+            channel=channel,
+            alert_ts=ts,
+            version=decision.model_version,
+            mode=trial["mode"],
+            answered=answered,
+            severity=decision.severity,
+            category=decision.category,
+            action=decision.actions[0].action if decision.actions else "",
+            active_version=active.model_version,
+            active_severity=active.severity,
+            active_category=active.category,
+            active_action=active.actions[0].action if active.actions else "",
+            latency_ms=latency_ms,
+        )
+    )
+    return _TrialRun(decision, answered)
 
 
 async def _note_resolution(services: Services, client: AsyncWebClient, channel: str, alert: Alert) -> None:

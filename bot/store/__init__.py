@@ -15,6 +15,7 @@ from bot.store.base import (
     DecisionRecord,
     Rating,
     Store,
+    TrialPrediction,
     rating_for,
 )
 from bot.store.postgres import PostgresStore
@@ -27,6 +28,7 @@ __all__ = [
     "DecisionRecord",
     "Rating",
     "Store",
+    "TrialPrediction",
     "open_store",
     "rating_for",
 ]

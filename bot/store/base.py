@@ -40,6 +40,25 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TrialPrediction:
+    """What a trial's candidate said about one alert, beside what the active version said."""
+
+    channel: str
+    alert_ts: str
+    version: str
+    mode: str
+    answered: bool  # a canary hit: the candidate's decision was the one posted
+    severity: str
+    category: str
+    action: str
+    active_version: str
+    active_severity: str
+    active_category: str
+    active_action: str
+    latency_ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class Rating:
     kind: str  # "verdict" or "action"
     value: str  # confirm / reject, or the action that was right
@@ -150,6 +169,48 @@ class Store(ABC):
             decision = DecisionRecord(**record)
             out.append((decision, sorted(by_decision.get((decision.channel, decision.reply_ts), []))))
         return out
+
+    # -- trials -------------------------------------------------------------------------------------
+    async def record_trial(self, t: TrialPrediction) -> None:
+        await self._execute(
+            "INSERT INTO trial_predictions (channel, alert_ts, version, mode, answered, severity, "
+            "category, action, active_version, active_severity, active_category, active_action, "
+            "latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (channel, alert_ts, version) DO NOTHING",
+            (
+                t.channel, t.alert_ts, t.version, t.mode, int(t.answered), t.severity, t.category, t.action,
+                t.active_version, t.active_severity, t.active_category, t.active_action, t.latency_ms,
+                time.time(),
+            ),
+        )  # fmt: skip
+
+    async def trial_stats(self, version: str, against: str | None = None) -> dict[str, float]:
+        """How a candidate did beside the active version (or ``against`` one): alerts seen, answered,
+        agreement on severity, category and top action, and its latency (p50, p99 ms)."""
+        sql = (
+            "SELECT answered, severity = active_severity, category = active_category, "
+            "action = active_action, latency_ms FROM trial_predictions WHERE version = ?"
+        )
+        params: list[Any] = [version]
+        if against is not None:
+            sql += " AND active_version = ?"
+            params.append(against)
+        rows = await self._fetch(sql, params)
+        n = len(rows)
+        latencies = sorted(float(r[4]) for r in rows)
+
+        def share(i: int) -> float:
+            return round(sum(bool(r[i]) for r in rows) / n, 4) if n else 0.0
+
+        return {
+            "alerts": n,
+            "answered": sum(bool(r[0]) for r in rows),
+            "severity_agreement": share(1),
+            "category_agreement": share(2),
+            "action_agreement": share(3),
+            "latency_p50_ms": latencies[n // 2] if n else 0.0,
+            "latency_p99_ms": latencies[min(n - 1, int(0.99 * n))] if n else 0.0,
+        }
 
     async def alert_thread(self, channel: str, fingerprint: str) -> str | None:
         """The ts of the latest alert with this fingerprint in the channel: where its resolution goes."""

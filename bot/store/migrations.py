@@ -49,4 +49,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE handled_events ADD COLUMN claim TEXT",
         "CREATE INDEX handled_events_by_time ON handled_events (handled_at)",
     ),
+    (  # 3: a trial candidate's prediction on each alert, beside the active version's
+        """CREATE TABLE trial_predictions (
+            channel TEXT NOT NULL,
+            alert_ts TEXT NOT NULL,
+            version TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            answered INTEGER NOT NULL,
+            severity TEXT NOT NULL,
+            category TEXT NOT NULL,
+            action TEXT NOT NULL,
+            active_version TEXT NOT NULL,
+            active_severity TEXT NOT NULL,
+            active_category TEXT NOT NULL,
+            active_action TEXT NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, alert_ts, version)
+        )""",
+        "CREATE INDEX trial_predictions_by_version ON trial_predictions (version)",
+    ),
 )
