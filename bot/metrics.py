@@ -4,7 +4,12 @@ histogram are all the bot needs, and the label sets are small and fixed."""
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+import time
+from collections import Counter as Counter_
+from collections import defaultdict, deque
+from typing import Any
+
+from engine.taxonomy import SEVERITIES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -60,6 +65,39 @@ class Histogram:
         return lines
 
 
+class SeverityWindow:
+    """The severities predicted over the last day (bounded), against the training distribution: a shift
+    between the two is the first sign that the alerts no longer look like what the model learned from."""
+
+    def __init__(self, seconds: float = 86_400.0, cap: int = 200_000) -> None:
+        self.seconds = seconds
+        self.recent: deque[tuple[float, str]] = deque(maxlen=cap)
+
+    def add(self, severity: str) -> None:
+        self.recent.append((time.time(), severity))
+
+    def shares(self) -> dict[str, float]:
+        cutoff = time.time() - self.seconds
+        while self.recent and self.recent[0][0] < cutoff:
+            self.recent.popleft()
+        counts = Counter_(s for _, s in self.recent)
+        total = sum(counts.values())
+        return {s: counts.get(s, 0) / total for s in SEVERITIES} if total else {}
+
+
+def training_shares(metadata: dict[str, Any]) -> dict[str, float]:
+    """The severity distribution of the version's held-out validation rows (recorded at training)."""
+    per_class = (metadata.get("metrics", {}).get("severity") or {}).get("per_class") or {}
+    support = {s: float(per_class.get(s, {}).get("support", 0)) for s in SEVERITIES}
+    total = sum(support.values())
+    return {s: n / total for s, n in support.items()} if total else {}
+
+
+def _gauge(name: str, help_text: str, values: list[tuple[tuple[tuple[str, str], ...], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+    return lines + [f"{name}{_labels(k)} {v:g}" for k, v in values]
+
+
 class Metrics:
     """Every metric the bot exports."""
 
@@ -73,8 +111,24 @@ class Metrics:
         self.commands = Counter("oncall_commands_total", "Slash commands, by command and subcommand.")
         self.ratings = Counter("oncall_ratings_total", "Ratings stored or withdrawn, by kind.")
         self.decide_seconds = Histogram("oncall_decision_seconds", "Alert received to reply posted.")
+        self.predictions = Counter(
+            "oncall_predictions_total", "Decisions posted, by model version and predicted severity."
+        )
+        self.severities = SeverityWindow()
 
-    def render(self, model_version: str, ready: bool) -> str:
+    def predicted(self, version: str, severity: str) -> None:
+        self.predictions.inc(version=version, severity=severity)
+        self.severities.add(severity)
+
+    def render(
+        self,
+        model_version: str,
+        ready: bool,
+        *,
+        acceptance: dict[str, float] | None = None,
+        reloads: dict[str, int] | None = None,
+        training: dict[str, float] | None = None,
+    ) -> str:
         lines: list[str] = []
         for metric in (
             self.events,
@@ -86,8 +140,28 @@ class Metrics:
             self.commands,
             self.ratings,
             self.decide_seconds,
+            self.predictions,
         ):
             lines += metric.render()
+        lines += _gauge(
+            "oncall_rating_acceptance",
+            "Share of :+1: among :+1: and :-1: on a version's decisions.",
+            [((("version", v),), a) for v, a in sorted((acceptance or {}).items())],
+        )
+        lines += _gauge(
+            "oncall_model_reloads",
+            "Model reloads since start, by outcome.",
+            [((("outcome", k),), n) for k, n in sorted((reloads or {}).items())],
+        )
+        recent, trained = self.severities.shares(), training or {}
+        shares = [((("severity", s), ("window", "24h")), p) for s, p in recent.items()]
+        shares += [((("severity", s), ("window", "training")), p) for s, p in trained.items()]
+        lines += _gauge("oncall_severity_share", "Predicted severities, last day vs training.", shares)
+        if recent and trained:  # total variation distance: 0 the same, 1 nothing in common
+            drift = sum(abs(recent[s] - trained.get(s, 0.0)) for s in SEVERITIES) / 2
+            lines += _gauge(
+                "oncall_severity_drift", "Distance between the two distributions above.", [((), drift)]
+            )
         lines += [
             "# HELP oncall_model_info The model version serving.",
             "# TYPE oncall_model_info gauge",

@@ -7,6 +7,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
+from bot.metrics import training_shares
 from bot.services import Services
 
 EVENTS_PATH = "/slack/events"
@@ -33,8 +34,21 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
         return web.json_response(body, status=200 if body["ready"] else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        version = services.engine.ml.models.version if services.ready.is_set() else "none"
-        text = services.metrics.render(version, services.ready.is_set())
+        ml = services.engine.ml
+        ready = services.ready.is_set()
+        versions = [ml.models.version] + ([ml.candidate.version] if ml.candidate else []) if ready else []
+        acceptance = {}
+        for version in versions:
+            votes = await services.store.rating_counts(version)
+            if votes["confirm"] + votes["reject"]:
+                acceptance[version] = votes["confirm"] / (votes["confirm"] + votes["reject"])
+        text = services.metrics.render(
+            ml.models.version if ready else "none",
+            ready,
+            acceptance=acceptance,
+            reloads={"ok": ml.reloads_ok, "failed": ml.reloads_failed},
+            training=training_shares(ml.models.metadata) if ready else None,
+        )
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     app = web.Application(client_max_size=MAX_BODY)

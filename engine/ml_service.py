@@ -230,6 +230,8 @@ class MLService:
         self._lock = asyncio.Lock()
         self.last_error: str | None = None
         self.last_reload: ReloadResult | None = None
+        self.reloads_ok = 0
+        self.reloads_failed = 0
         self.initialized = False
         # A trial (registry.trial()): the candidate's models, loaded beside the active ones.
         self.trial: dict[str, Any] | None = None
@@ -271,11 +273,13 @@ class MLService:
                 models = await asyncio.to_thread(self._load_active)
             except (RegistryError, ModelLoadError, OSError) as exc:
                 self.last_error = str(exc)
+                self.reloads_failed += 1
                 result = ReloadResult(False, old, None, f"{exc} (still serving {old})")
                 log.error("reload failed: %s", result.error)
             else:
                 self._models = models  # one reference assignment: readers see the old set or the new one
                 self.last_error = None
+                self.reloads_ok += 1
                 result = ReloadResult(True, old, models.version)
                 log.info("reloaded models: %s -> %s", old, models.version)
             self.last_reload = result

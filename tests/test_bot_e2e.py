@@ -292,7 +292,7 @@ async def test_a_resolved_notification_goes_to_the_original_thread(running: Runn
 
 async def test_health_readiness_and_metrics(running: Running) -> None:
     alert = await running.emulator.post_message(PERSON, "#incidents", "redis evictions spiking on cache-3")
-    await running.decision_for(alert)
+    record = await running.stored(await running.decision_for(alert))
     async with aiohttp.ClientSession() as http:
         assert (await http.get(running.bot.url + "/healthz")).status == 200
         ready = await http.get(running.bot.url + "/readyz")
@@ -301,10 +301,17 @@ async def test_health_readiness_and_metrics(running: Running) -> None:
 
         async def metrics() -> bool:
             text = await (await http.get(running.bot.url + "/metrics")).text()
-            return (
-                'oncall_replies_total{kind="decision"} 1' in text
-                and "oncall_decision_seconds_count 1" in text
+            version = running.bot.ml.models.version
+            wanted = (
+                'oncall_replies_total{kind="decision"} 1',
+                "oncall_decision_seconds_count 1",
+                f'oncall_predictions_total{{severity="{record.severity}",version="{version}"}} 1',
+                f'oncall_severity_share{{severity="{record.severity}",window="24h"}} 1',
+                'window="training"',
+                "oncall_severity_drift ",
+                'oncall_model_reloads{outcome="failed"} 0',
             )
+            return all(w in text for w in wanted)
 
         assert await eventually(metrics, True), "the reply is counted once posted"
         assert (await http.get(running.bot.url + "/admin")).status == 404

@@ -74,6 +74,7 @@ async def handle_message(
         return
     metrics.replies.inc(kind="decision")
     metrics.alerts.inc(source=alert.source)
+    metrics.predicted(decision.model_version, decision.severity)
     metrics.decide_seconds.observe(time.perf_counter() - started)
     await services.store.record_decision(
         DecisionRecord(
