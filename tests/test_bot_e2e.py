@@ -461,3 +461,19 @@ async def test_shadow_then_canary_then_promote_a_candidate(running: Running) -> 
     assert registry.active_id() == candidate and registry.trial() is None
     note = registry.get(candidate).metadata["promotions"][-1]
     assert note["via"] == "slack" and note["by"] == ADMIN and note["trial"]["alerts"] == 2
+
+
+async def test_the_home_tab_shows_models_and_monitoring_to_admins_only(running: Running) -> None:
+    emu = running.emulator
+    alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] HighLatency checkout p99 4s")
+    await running.stored(await running.decision_for(alert))
+    await emu.open_app_home(ADMIN)
+    await emu.open_app_home(PERSON)
+
+    async def published() -> bool:
+        return emu.home_view(ADMIN) is not None and emu.home_view(PERSON) is not None
+
+    assert await eventually(published, True)
+    admin, person = json.dumps(emu.home_view(ADMIN)), json.dumps(emu.home_view(PERSON))
+    assert running.bot.ml.models.version in admin and "Last 24 h" in admin and "1 decisions" in admin
+    assert "On-call agent" in person and running.bot.ml.models.version not in person

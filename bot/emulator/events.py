@@ -63,3 +63,14 @@ def member_joined(user: str, channel: str, event_ts: str) -> dict[str, Any]:
         "team": TEAM_ID,
         "event_ts": event_ts,
     }
+
+
+def app_home_opened(user: str, event_ts: str) -> dict[str, Any]:
+    """A person opened the app's Home tab."""
+    return {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": f"D{user[1:]}",
+        "tab": "home",
+        "event_ts": event_ts,
+    }

@@ -203,6 +203,14 @@ class SlackEmulator:
         message = self.workspace.remove_reaction(where.id, ts, name, person.id)
         self._emit(events.reaction(False, person.id, name, message, self.workspace.next_ts()))
 
+    async def open_app_home(self, user: str) -> None:
+        """A person opens the app's Home tab; what the bot publishes lands in `home_view(user)`."""
+        person = self.workspace.human(user)
+        self._emit(events.app_home_opened(person.id, self.workspace.next_ts()))
+
+    def home_view(self, user: str) -> dict[str, Any] | None:
+        return self.workspace.home_views.get(self.workspace.human(user).id)
+
     async def history(self, channel: str) -> list[dict[str, Any]]:
         """The channel's messages, oldest first (as a person reads them), without thread replies."""
         return [_with_channel(m) for m in self.workspace.top_level(self.workspace.channel(channel).id)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import commands, corrections, dedup, messages, reactions
+from bot.listeners import commands, corrections, dedup, home, messages, reactions
 from bot.services import Services
 
 # What the app listens to: manifest.yml must subscribe to and declare every one (tests check).
-EVENTS = messages.EVENTS + reactions.EVENTS
+EVENTS = messages.EVENTS + reactions.EVENTS + home.EVENTS
 COMMANDS = commands.COMMANDS
 
 
@@ -18,3 +18,4 @@ def register(app: AsyncApp, services: Services) -> None:
     reactions.register(app, services)
     commands.register(app, services)
     corrections.register(app, services)
+    home.register(app, services)

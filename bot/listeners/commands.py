@@ -73,7 +73,7 @@ async def models(
     services.metrics.commands.inc(command="/oncall-models", sub=sub if known else "help")
     user = str(command.get("user_id") or "")
     if sub == "status":
-        text = await _status(services)
+        text = await status_text(services)
     elif sub == "history":
         text = _history(services)
     elif sub in ADMIN_ONLY and not await services.is_admin(client, user):
@@ -89,7 +89,7 @@ async def models(
     await respond(response_type="ephemeral", text=text, blocks=text_blocks(text))
 
 
-async def _status(services: Services) -> str:
+async def status_text(services: Services) -> str:
     ml = services.engine.ml
     health = ml.health()
     meta = ml.models.metadata

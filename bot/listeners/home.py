@@ -1,0 +1,42 @@
+"""The App Home tab: the models and their monitoring at a glance for admins, what the bot does for others."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import text_blocks
+from bot.listeners.commands import MODELS_USAGE, status_text
+from bot.services import Services
+
+EVENTS = ("app_home_opened",)
+ABOUT = (
+    "*On-call agent.* Every alert in an incident channel gets a reply in its thread: severity, category and "
+    "the recommended actions. Rate a reply with :+1: / :-1: (:one: :two: :three: for the action that was "
+    "right) or correct it with the controls under it. Try `/oncall-predict ALERT TEXT`."
+)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
+        user = str(event.get("user") or "")
+        if event.get("tab", "home") != "home" or not user:
+            return
+        blocks = text_blocks(ABOUT)
+        if services.ready.is_set() and await services.is_admin(client, user):
+            blocks += [{"type": "divider"}, *text_blocks(await status_text(services))]
+            blocks += text_blocks(_monitoring(services))
+            blocks += [{"type": "context", "elements": [{"type": "mrkdwn", "text": MODELS_USAGE[:2000]}]}]
+        await client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+
+    app.event(EVENTS[0])(on_home_opened)
+
+
+def _monitoring(services: Services) -> str:
+    recent = services.metrics.severities.shares()
+    if not recent:
+        return "*Last 24 h:* no decisions yet."
+    shares = ", ".join(f"{s} {p:.0%}" for s, p in recent.items())
+    return f"*Last 24 h:* {len(services.metrics.severities.recent)} decisions; severities {shares}."
