@@ -59,22 +59,25 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.train import GateRefused, TrainConfig, TrainingError, ValidationFailed, train
 
-    extra, held_out = [], []
+    extra, held_out, rejected = [], [], []
     if args.with_feedback:
-        from training.feedback import feedback_rows
+        from training.feedback import feedback_rows, rejected_labels
 
-        rows = feedback_rows(_feedback(_db_url(args)))  # oldest first
-        # The newest fifth is held out of training and judged by the promotion gate instead.
-        cut = len(rows) - len(rows) // 5
-        extra, held_out = rows[:cut], rows[cut:]
+        pairs = _feedback(_db_url(args))  # oldest first
+        # The newest fifth is held out of training and judged by the promotion gate instead, with the
+        # labels people rejected there (a new version must not repeat them more than the active one).
+        cut = len(pairs) - len(pairs) // 5
+        extra, held_out = feedback_rows(pairs[:cut]), feedback_rows(pairs[cut:])
+        rejected = rejected_labels(pairs[cut:])
         print(
-            f"{len(rows)} labeled incidents from feedback in {_db_url(args)}: {len(extra)} to train on, "
-            f"the {len(held_out)} newest held out for the promotion gate",
+            f"{len(pairs)} rated decisions in {_db_url(args)}: {len(extra)} labeled incidents to train on, "
+            f"the newest {len(pairs) - cut} held out for the promotion gate",
             file=sys.stderr,
         )
     config = TrainConfig(
         extra_rows=extra,
         gate_rows=held_out,
+        gate_rejected=rejected,
         samples=args.samples,
         seed=args.seed,
         data_files=args.data,

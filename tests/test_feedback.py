@@ -14,8 +14,8 @@ from engine.registry import ModelRegistry
 from tests.conftest import small_config
 from training.dataset import load_jsonl
 from training.evaluate import score_rows
-from training.feedback import feedback_rows, labeled
-from training.gate import GATE_SYNTHETIC_ROWS, MARGINS, gate_rows
+from training.feedback import feedback_rows, labeled, rejected_labels
+from training.gate import GATE_SYNTHETIC_ROWS, MARGINS, REPEATED, gate_rows
 from training.synthetic import generate_incidents
 from training.train import train
 
@@ -114,23 +114,31 @@ def test_retraining_follows_corrections_for_one_service_and_nothing_else_degrade
 
 def test_train_with_feedback_holds_the_newest_out_for_the_gate(tmp_path: Path, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'oncall.db'}"
-    texts = [r.text for r in generate_incidents(50, seed=5)]
+    texts = [r.text for r in generate_incidents(60, seed=5)]
 
     async def fill() -> None:
         store = await open_store(url)
-        for i, text in enumerate(texts):
+        for i, text in enumerate(texts):  # 50 confirmed, then the 10 newest rejected
             await store.record_decision(record(str(10 + i), text))
-            await store.rate("C1", str(10 + i), "U1", "+1", rating_for("+1", ACTIONS))
+            reaction = "+1" if i < 50 else "-1"
+            await store.rate("C1", str(10 + i), "U1", reaction, rating_for(reaction, ACTIONS))
         await store.close()
 
     asyncio.run(fill())
     models = tmp_path / "models"
     args = ["train", "--samples", "1500", "--with-feedback", "--db-url", url, "--model-path", str(models)]
     assert main(args) == 0
-    assert "50 labeled incidents from feedback" in capsys.readouterr().err
+    assert "60 rated decisions" in capsys.readouterr().err
     metadata = ModelRegistry(models).active().metadata
-    assert metadata["data"]["by_source"]["feedback"] == 40, "the newest 10 are held out of training"
+    assert metadata["data"]["by_source"]["feedback"] == 48, "the newest 12 are held out of training"
     gate = metadata["promotions"][-1]["gate"]
-    assert gate["passed"] and gate["rows"] == GATE_SYNTHETIC_ROWS + 10, (
-        "the held-out 10 are judged by the gate"
-    )
+    assert gate["passed"] and gate["rows"] == GATE_SYNTHETIC_ROWS + 2, "the held-out labeled ones are judged"
+    assert 0.0 <= gate["candidate"][REPEATED] <= 1.0, "and the rejected labels are checked for repeats"
+
+
+def test_rejections_are_negatives_the_gate_counts() -> None:
+    pairs = [(record("2"), [("U1", "verdict", "-1", "reject", 1.0)])]
+    assert rejected_labels(pairs) == [
+        ("disk 97% on db-3 service:orders-db", "severity", "medium"),
+        ("disk 97% on db-3 service:orders-db", "category", "hardware"),
+    ]

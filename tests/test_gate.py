@@ -40,3 +40,25 @@ def test_a_worse_version_is_saved_inactive_until_forced(
     recorded = json.loads((registry.get(worse).path / "metadata.json").read_text())["promotions"][-1]
     assert recorded["forced"] and recorded["replaced"] == good.version and recorded["gate"]["reasons"]
     assert registry.verify(registry.get(worse)) == [], "recording a promotion leaves the checksums valid"
+
+
+def test_a_version_that_repeats_what_people_rejected_is_refused(models_dir: Path) -> None:
+    from engine.ml_service import load_model_set
+    from training import gate
+    from training.synthetic import generate_incidents
+
+    registry = ModelRegistry(models_dir)
+    active, candidate = registry.active(), registry.get(registry.history()[-1])
+    theirs, mine = load_model_set(active).scorer, load_model_set(candidate).scorer
+    rejected = []
+    for row in generate_incidents(400, seed=77):
+        a, c = theirs.score(row.text), mine.score(row.text)
+        said = mine.severity_classes[int(c.severity.argmax())]
+        if said != theirs.severity_classes[int(a.severity.argmax())]:
+            rejected.append((row.text, "severity", said))  # people said no to what the candidate says
+    assert len(rejected) >= 5
+    result = gate.check(candidate, active, rejected=rejected)
+    assert (
+        not result.passed and result.candidate[gate.REPEATED] == 1.0 and result.active[gate.REPEATED] == 0.0
+    )
+    assert any(gate.REPEATED in reason for reason in result.reasons)

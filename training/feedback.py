@@ -64,6 +64,16 @@ def labeled(decision: DecisionRecord, votes: Sequence[Vote]) -> tuple[LabeledInc
     return row, refused
 
 
+def rejected_labels(pairs: Sequence[tuple[DecisionRecord, Sequence[Vote]]]) -> list[tuple[str, str, str]]:
+    """(incident text, field, rejected label) of every :-1: left without a correction: negatives, which the
+    promotion gate uses (a new version must not repeat them more often than the active one)."""
+    out = []
+    for decision, votes in pairs:
+        for key, value in labeled(decision, votes)[1].items():
+            out.append((decision.incident_text, key.removeprefix("rejected_"), value))
+    return out
+
+
 def feedback_rows(pairs: Sequence[tuple[DecisionRecord, Sequence[Vote]]]) -> list[LabeledIncident]:
     """The rows that teach something (at least one label known)."""
     rows = [labeled(d, v)[0] for d, v in pairs]

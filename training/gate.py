@@ -24,6 +24,9 @@ GATE_SEED = 20_261_126
 GATE_SYNTHETIC_ROWS = 2000
 # How far the candidate may trail the active version, per measure.
 MARGINS = {"severity macro-F1": 0.03, "category macro-F1": 0.03, "action top-3": 0.03}
+# Rejected labels (a :-1: without a correction) the version predicts again: lower is better.
+REPEATED = "rejected labels repeated"
+REPEAT_MARGIN = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,23 @@ def gate_rows(extra: Sequence[LabeledIncident] = ()) -> list[LabeledIncident]:
     return [*generate_incidents(GATE_SYNTHETIC_ROWS, seed=GATE_SEED, label_noise=0.0), *extra]
 
 
-def measures(version: ModelVersion, rows: Sequence[LabeledIncident]) -> dict[str, float]:
-    metrics = score_rows(load_model_set(version).scorer, rows)
+def measures(
+    version: ModelVersion, rows: Sequence[LabeledIncident], rejected: Sequence[tuple[str, str, str]] = ()
+) -> dict[str, float]:
+    scorer = load_model_set(version).scorer
+    metrics = score_rows(scorer, rows)
     out = {}
+    if rejected:
+        scores = scorer.score_many([text for text, _, _ in rejected])
+        repeated = 0
+        for (_, field, value), s in zip(rejected, scores, strict=True):
+            probs, classes = (
+                (s.severity, scorer.severity_classes)
+                if field == "severity"
+                else (s.category, scorer.category_classes)
+            )
+            repeated += probs is not None and classes[int(probs.argmax())] == value
+        out[REPEATED] = round(repeated / len(rejected), 4)
     for label in ("severity", "category"):
         if metrics.get(label, {}).get("n"):
             out[f"{label} macro-F1"] = round(float(metrics[label]["macro_f1"]), 4)
@@ -61,15 +78,23 @@ def measures(version: ModelVersion, rows: Sequence[LabeledIncident]) -> dict[str
 
 
 def check(
-    candidate: ModelVersion, active: ModelVersion | None, extra: Sequence[LabeledIncident] = ()
+    candidate: ModelVersion,
+    active: ModelVersion | None,
+    extra: Sequence[LabeledIncident] = (),
+    rejected: Sequence[tuple[str, str, str]] = (),
 ) -> GateResult:
     """Compare the candidate with the active version (passes when there is none, or it is the same)."""
     rows = gate_rows(extra)
-    mine = measures(candidate, rows)
+    mine = measures(candidate, rows, rejected)
     if active is None or active.id == candidate.id:
         return GateResult(True, len(rows), mine)
-    theirs = measures(active, rows)
-    reasons = tuple(
+    theirs = measures(active, rows, rejected)
+    repeats = (
+        (f"{REPEATED}: {mine[REPEATED]:.3f} against the active {active.id}'s {theirs[REPEATED]:.3f}",)
+        if REPEATED in mine and mine[REPEATED] > theirs[REPEATED] + REPEAT_MARGIN
+        else ()
+    )
+    reasons = repeats + tuple(
         f"{name} {mine.get(name, 0.0):.3f} trails the active {active.id}'s {theirs[name]:.3f} by more "
         f"than {margin:.2f}"
         for name, margin in MARGINS.items()

@@ -102,6 +102,7 @@ class TrainConfig:
     keep_versions: int = 5
     gate_data: Sequence[Path] = ()  # labeled files added to the promotion gate's fixed validation set
     gate_rows: Sequence[LabeledIncident] = ()  # rows added to it too (the most recent feedback, held out)
+    gate_rejected: Sequence[tuple[str, str, str]] = ()  # (text, field, label) people rejected, held out
 
 
 @dataclass(slots=True)
@@ -458,7 +459,13 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
             load_model_set(version)  # the saved files must load and reproduce the probes before going live
         if activate:
             with progress.step("promotion gate"):
-                promote(registry, version.id, config.gate_data, extra_rows=config.gate_rows)
+                promote(
+                    registry,
+                    version.id,
+                    config.gate_data,
+                    extra_rows=config.gate_rows,
+                    rejected=config.gate_rejected,
+                )
             registry.prune()
     finally:
         progress.close()
@@ -480,6 +487,7 @@ def promote(
     gate_data: Sequence[Path] = (),
     force: bool = False,
     extra_rows: Sequence[LabeledIncident] = (),
+    rejected: Sequence[tuple[str, str, str]] = (),
 ) -> GateResult:
     """Make a version active if it passes the gate against the active one (or ``force``); the verdict
     goes into the version's metadata either way it is promoted."""
@@ -488,7 +496,7 @@ def promote(
     except NoModels:
         active = None
     extra = [*extra_rows, *(r for f in gate_data for r in load_jsonl(f).rows)]
-    result = gate.check(registry.get(version_id), active, extra)
+    result = gate.check(registry.get(version_id), active, extra, rejected)
     if not result.passed and not force:
         raise GateRefused(
             f"{version_id} is saved but not active: "
