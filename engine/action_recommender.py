@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
 
@@ -34,8 +33,3 @@ class ActionRecommender(OneVsRestClassifier):
     @property
     def action_names(self) -> tuple[str, ...]:
         return tuple(self.actions)
-
-    def rank(self, X: Any) -> list[list[tuple[str, float]]]:
-        proba = self.predict_proba(X)
-        names = self.action_names
-        return [[(names[j], float(row[j])) for j in np.argsort(-row, kind="stable")] for row in proba]
