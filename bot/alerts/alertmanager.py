@@ -41,6 +41,16 @@ def severity_hint(labels: dict[str, str], group: str) -> str | None:
     return None
 
 
+def described(rest: list[str], labels: dict[str, str], group: str) -> tuple[str, str | None]:
+    """The description of a notification's body and its severity hint, kept in the text as a feature
+    (a hint read from the title is added as a ``severity=`` line when no label carries it)."""
+    hint = severity_hint(labels, group)
+    description = as_description(rest)
+    if hint and "severity" not in labels:
+        description += f"\nseverity={hint}"
+    return description, hint
+
+
 def detect(message: dict[str, Any], flat: Flat) -> bool:
     return bool(TITLE.search(flat.head)) or "alertmanager" in flat.sender
 
@@ -59,10 +69,7 @@ def parse(message: dict[str, Any], flat: Flat) -> Alert:
         resolved = bool(re.search(r"\bresolved\b", flat.head, re.IGNORECASE)) or "good" in flat.colors
         identity = ",".join(f"{k}={labels[k]}" for k in _IDENTITY_KEYS if k in labels)
         fingerprint = f"{SOURCE}:{identity or group_key(title_line)}"
-    hint = severity_hint(labels, group)
-    description = as_description(rest)
-    if hint and "severity" not in labels:
-        description += f"\nseverity={hint}"
+    description, hint = described(rest, labels, group)
     return make_alert(
         SOURCE,
         status="resolved" if resolved else "firing",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .alertmanager import TITLE, group_key, severity_hint
-from .labels import as_description, catalog_service, parse_labels, remove_line, service_from
+from .alertmanager import TITLE, described, group_key
+from .labels import catalog_service, parse_labels, remove_line, service_from
 from .model import Alert, make_alert
 from .slack_text import Flat
 
@@ -53,10 +53,7 @@ def parse(message: dict[str, Any], flat: Flat) -> Alert:
         identity = group_key(title_line)
     rest = remove_line(lines, title_line)
     labels = parse_labels(rest)
-    hint = severity_hint(labels, group)
-    description = as_description(rest)
-    if hint and "severity" not in labels:
-        description += f"\nseverity={hint}"
+    description, hint = described(rest, labels, group)
     links = [u for u in flat.urls if "/alerting/" in u or "/d/" in u]
     return make_alert(
         SOURCE,
