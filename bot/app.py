@@ -6,18 +6,26 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
+from bot.identity import SlackIdentity
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 
-def build_app(services: Services, client: AsyncWebClient) -> AsyncApp:
+def build_app(services: Services, client: AsyncWebClient, identity: SlackIdentity) -> AsyncApp:
+    """``client`` without a token: each request's client gets the bot token from ``identity``."""
     settings = services.settings
+
+    async def authorize(user_id: str | None = None) -> AuthorizeResult:  # Bolt passes arguments by name
+        return await identity.authorize(user_id)
+
     app = AsyncApp(
         client=client,
+        authorize=authorize,
         # Socket Mode connections are authenticated by the app token; HTTP requests by their signature.
         signing_secret=settings.signing_secret or "",
         request_verification_enabled=not settings.socket_mode,

@@ -110,6 +110,9 @@ class Metrics:
         self.duplicates = Counter("oncall_duplicate_events_total", "Re-delivered events answered only once.")
         self.commands = Counter("oncall_commands_total", "Slash commands, by command and subcommand.")
         self.ratings = Counter("oncall_ratings_total", "Ratings stored or withdrawn, by kind.")
+        self.store_unavailable = Counter(
+            "oncall_store_unavailable_total", "Operations that found the store locked or down, by operation."
+        )
         self.decide_seconds = Histogram("oncall_decision_seconds", "Alert received to reply posted.")
         self.predictions = Counter(
             "oncall_predictions_total", "Decisions posted, by model version and predicted severity."
@@ -128,6 +131,7 @@ class Metrics:
         acceptance: dict[str, float] | None = None,
         reloads: dict[str, int] | None = None,
         training: dict[str, float] | None = None,
+        reliability: dict[str, tuple[str, float]] | None = None,
     ) -> str:
         lines: list[str] = []
         for metric in (
@@ -139,6 +143,7 @@ class Metrics:
             self.duplicates,
             self.commands,
             self.ratings,
+            self.store_unavailable,
             self.decide_seconds,
             self.predictions,
         ):
@@ -162,6 +167,8 @@ class Metrics:
             lines += _gauge(
                 "oncall_severity_drift", "Distance between the two distributions above.", [((), drift)]
             )
+        for name, (help_text, value) in (reliability or {}).items():
+            lines += _gauge(name, help_text, [((), value)])
         lines += [
             "# HELP oncall_model_info The model version serving.",
             "# TYPE oncall_model_info gauge",

@@ -12,7 +12,9 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import aiohttp
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -26,18 +28,26 @@ PER_SECOND = 1.0  # then this many a second
 MAX_CHANNELS = 10_000  # pacing state kept for this many channels (least recently used dropped)
 
 
-def web_client(token: str, api_url: str | None = None, timeout: float = 10.0) -> AsyncWebClient:
-    """A Web API client that retries what Slack asks to be retried."""
-    return AsyncWebClient(
-        token=token,
-        base_url=api_url or SLACK_API_URL,
-        timeout=int(timeout),
-        retry_handlers=[
-            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+def web_client(
+    token: str | None,
+    api_url: str | None = None,
+    timeout: float = 10.0,
+    *,
+    ambiguous_retries: bool = True,
+    session: aiohttp.ClientSession | None = None,
+) -> AsyncWebClient:
+    """A Web API client that retries what Slack asks to be retried. Without ``ambiguous_retries`` it
+    retries only 429s (Slack did nothing): a 5xx or a dropped connection may come after Slack posted, so
+    the outbox, which looks in the thread first, retries those posts itself. Clients sharing a
+    ``session`` reuse its connections (without one, each call opens a connection of its own)."""
+    handlers: list[Any] = [AsyncRateLimitErrorRetryHandler(max_retry_count=5)]
+    if ambiguous_retries:
+        handlers += [
             AsyncServerErrorRetryHandler(max_retry_count=4),
             AsyncConnectionErrorRetryHandler(max_retry_count=4),
-        ],
-    )
+        ]
+    return AsyncWebClient(token=token, base_url=api_url or SLACK_API_URL, timeout=int(timeout),
+                          retry_handlers=handlers, session=session)  # fmt: skip
 
 
 class _Bucket:

@@ -8,14 +8,20 @@ import asyncio
 import logging
 import secrets
 import signal
+import socket
 from dataclasses import replace
+from functools import partial
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import build_app
 from bot.config import Settings
 from bot.emulator import SlackEmulator
+from bot.identity import SlackIdentity
+from bot.listeners import messages
+from bot.outbox import Outbox
 from bot.posting import web_client
 from bot.runbooks import load_runbooks
 from bot.server import EVENTS_PATH, build_web_app
@@ -35,6 +41,8 @@ class OncallBot:
         self.ml = ml or MLService(settings.model_path)
         self.emulator: SlackEmulator | None = None
         self.services: Services | None = None
+        self.identity: SlackIdentity | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._loading: asyncio.Task[None] | None = None
@@ -65,9 +73,15 @@ class OncallBot:
             )
             self.settings = settings
         store = await open_store(settings.db_url)
-        client = web_client(settings.bot_token or "", settings.api_url)
-        self.services = Services(settings, AIDecisionEngine(self.ml), store, runbooks)
-        bolt = build_app(self.services, client)
+        self._http = http = aiohttp.ClientSession()  # one connection pool for every call to Slack
+        token = settings.bot_token or ""
+        self.identity = SlackIdentity(web_client(token, settings.api_url, session=http))
+        self.services = services = Services(settings, AIDecisionEngine(self.ml), store, runbooks)
+        poster = web_client(token, settings.api_url, ambiguous_retries=False, session=http)
+        services.outbox = Outbox(
+            store, services.writes, replica_name(settings.port), partial(messages.answer, services, poster)
+        )
+        bolt = build_app(services, web_client(None, settings.api_url, session=http), self.identity)
         self._runner = web.AppRunner(
             build_web_app(bolt, self.services), access_log=None, handle_signals=False
         )
@@ -80,10 +94,12 @@ class OncallBot:
             self._socket = AsyncSocketModeHandler(bolt, settings.app_token)
             await self._socket.connect_async()
         self._loading = asyncio.create_task(self._load_models())
+        services.outbox.start()  # alerts left unanswered by this replica's previous life, first
 
     async def _load_models(self) -> None:
-        assert self.services is not None
+        assert self.services is not None and self.identity is not None
         await self.ml.initialize()  # trains the built-in model if the directory is empty
+        await self.identity.fetch_until_known()  # then no event waits on auth.test before its ack
         self.services.ready.set()
         log.info("models ready: %s", self.ml.models.version)
         # Every replica follows the shared model directory's active pointer: a promote or rollback
@@ -103,10 +119,21 @@ class OncallBot:
             await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.services is not None:
+            await self.services.outbox.stop()
+            await self.services.writes.flush(timeout=5.0)  # the store may be back by now
+            await self.services.writes.stop()
+            await self.services.store.close()
+        if self._http is not None:
+            await self._http.close()
         if self.emulator is not None:
             await self.emulator.stop()
-        if self.services is not None:
-            await self.services.store.close()
+
+
+def replica_name(port: int) -> str:
+    """Who owns this process's outbox entries: its host and port, the same after a restart (so it takes
+    back at once what it left unanswered); a random name on a random port."""
+    return f"{socket.gethostname()}:{port or secrets.token_hex(4)}"
 
 
 def local_instructions(bot: OncallBot) -> str:

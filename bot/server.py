@@ -9,6 +9,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.metrics import training_shares
 from bot.services import Services
+from bot.store import StoreUnavailable
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
@@ -38,16 +39,32 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
         ready = services.ready.is_set()
         versions = [ml.models.version] + ([ml.candidate.version] if ml.candidate else []) if ready else []
         acceptance = {}
-        for version in versions:
-            votes = await services.store.rating_counts(version)
-            if votes["confirm"] + votes["reject"]:
-                acceptance[version] = votes["confirm"] / (votes["confirm"] + votes["reject"])
+        try:
+            for version in versions:
+                votes = await services.store.rating_counts(version)
+                if votes["confirm"] + votes["reject"]:
+                    acceptance[version] = votes["confirm"] / (votes["confirm"] + votes["reject"])
+        except StoreUnavailable:  # the rest of the metrics matter most while the store is away
+            services.metrics.store_unavailable.inc(operation="metrics")
+        outbox, writes = services.outbox, services.writes
         text = services.metrics.render(
             ml.models.version if ready else "none",
             ready,
             acceptance=acceptance,
             reloads={"ok": ml.reloads_ok, "failed": ml.reloads_failed},
             training=training_shares(ml.models.metadata) if ready else None,
+            reliability={
+                "oncall_outbox_unanswered": ("Alerts acknowledged and not answered yet.", outbox.in_flight),
+                "oncall_outbox_retries": ("Answers tried again since start.", outbox.retries),
+                "oncall_outbox_recovered": (
+                    "Alerts taken over from a crashed life or replica.",
+                    outbox.recovered,
+                ),
+                "oncall_outbox_expired": ("Alerts given up unanswered after an hour.", outbox.expired),
+                "oncall_store_writes_pending": ("Writes waiting for the store to come back.", writes.pending),
+                "oncall_store_writes_deferred": ("Writes that had to wait, since start.", writes.deferred),
+                "oncall_store_writes_dropped": ("Writes given up, since start.", writes.dropped),
+            },
         )
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 

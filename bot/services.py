@@ -1,4 +1,5 @@
-"""What the listeners share: settings, the decision engine, the store, metrics, pacing, runbooks."""
+"""What the listeners share: settings, the decision engine, the store (and the writes waiting for it),
+the outbox, metrics, pacing, runbooks."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.metrics import Metrics
+from bot.outbox import Outbox, Retry
 from bot.posting import ChannelPacer
 from bot.runbooks import Runbooks
 from bot.store import Store
+from bot.store.write_behind import WriteBehind
 from engine.decision import AIDecisionEngine
 
 log = logging.getLogger(__name__)
@@ -38,18 +42,26 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the models are loaded
+    writes: WriteBehind = field(default_factory=WriteBehind)
+    outbox: Outbox = field(init=False)  # set by the runner, which owns the client that answers
     _channel_names: _Lru = field(default_factory=_Lru)
 
     async def channel_name(self, client: AsyncWebClient, channel: str) -> str | None:
-        """The channel's name (cached); None when Slack will not say."""
+        """The channel's name (cached); None when Slack will not say. Raises Retry when Slack is rate
+        limiting or failing: not knowing the name now must not drop the alert."""
         if channel in self._channel_names:
             return self._channel_names[channel]
         try:
             info = await client.conversations_info(channel=channel)
             name = (info.get("channel") or {}).get("name")
         except SlackApiError as exc:
+            status = exc.response.status_code
+            if status == 429 or status >= 500:
+                raise Retry(f"conversations.info: Slack {status}") from exc
             log.warning("conversations.info %s: %s", channel, exc.response.get("error"))
             return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Retry(f"conversations.info: {type(exc).__name__}") from exc
         self._channel_names.remember(channel, name)
         return name
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,12 @@ from training.train import TrainConfig, TrainResult, train
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 POSTGRES_URL_VAR = "ONCALL_TEST_POSTGRES_URL"
 BACKENDS = ("sqlite", "postgresql")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def small_config(seed: int = 7, **kwargs: object) -> TrainConfig:

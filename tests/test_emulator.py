@@ -530,6 +530,24 @@ async def test_server_errors_and_resets_are_retried_by_the_sdk_handlers(emu: Sla
         emu.faults.slow("auth.test", delay=1, times=0)
 
 
+async def test_a_failure_after_the_call_posts_the_message_yet_the_client_sees_an_error(
+    emu: SlackEmulator,
+) -> None:
+    bare = AsyncWebClient(token=TOKEN, base_url=emu.api_url, retry_handlers=[])
+    emu.faults.fail("chat.postMessage", status=500, after=True)
+    with pytest.raises(SlackApiError) as info:
+        await bare.chat_postMessage(channel="C0INCIDENTS", text="first")
+    assert info.value.response.status_code == 500
+    emu.faults.reset("chat.postMessage", after=True)
+    with pytest.raises(aiohttp.ClientError):
+        await bare.chat_postMessage(channel="C0INCIDENTS", text="second")
+    history = (await bare.conversations_history(channel="C0INCIDENTS"))["messages"]
+    assert [m["text"] for m in history[:2]] == ["second", "first"]  # both were posted
+    assert [what for _, what in emu.faults.injected] == ["500 after", "reset after"]
+    with pytest.raises(ValueError, match="429"):
+        emu.faults.fail("chat.postMessage", status=429, after=True)
+
+
 # --- commands, clicks, webhooks --------------------------------------------------------------------
 
 

@@ -9,7 +9,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,12 @@ from aiohttp import web
 
 from bot.emulator import SlackEmulator
 from engine.registry import ModelRegistry
+from tests.conftest import free_port
 
 SECRET, TOKEN = "replica-secret", "xoxb-replica-token"
 RATE, SECONDS, REPLICAS, CHANNELS = 100, 60, 3, 240
 FOLLOW_SECONDS = 0.5  # how often each replica checks the model pointer
 VERSION_IN_REPLY = re.compile(r"^model (\S+)")  # the context line: "model <version> · why: ..."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def round_robin_proxy(targets: list[str]) -> tuple[web.AppRunner, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import psycopg
 import pytest
 
 from bot.config import ConfigError, sqlite_path
-from bot.store import DecisionRecord, Rating, base, open_store, rating_for
+from bot.store import DecisionRecord, OutboxEntry, Rating, base, open_store, rating_for
 from bot.store.migrations import MIGRATIONS
+from bot.store.write_behind import WriteBehind
 from tests.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.asyncio
@@ -210,4 +212,45 @@ async def test_postgres_operations_survive_lost_connections(postgres_server: str
         )
     assert await store.claim_event("Ev1"), "retried on a new connection"
     assert (await store.decision("C1", "2.0")).severity == "high"
+    await store.close()
+
+
+async def test_outbox_entries_are_leased_taken_over_when_stale_and_taken_back_by_their_owner(
+    db_url: str,
+) -> None:
+    a, b = await open_store(db_url), await open_store(db_url)
+    try:
+        entry = OutboxEntry("C1", "5.0", {"text": "disk full", "ts": "5.0"}, "U0BOT", "B0BOT", 1.0)
+        await a.outbox_put(entry, "host:3000", lease_until=time.time() + 30)
+        assert await b.outbox_take("host:3001", time.time() + 30) == []  # leased, its owner alive
+        assert await a.outbox_take("host:3000", time.time() + 30, mine=True) == [entry]  # a restart
+        await a.outbox_renew("host:3000", 0.0)  # released (a stop), or the lease ran out (a crash)
+        assert await b.outbox_take("host:3001", time.time() + 30) == [entry]
+        assert await a.outbox_take("host:3002", time.time() + 30) == []  # nobody takes it twice
+        await b.outbox_done("C1", "5.0")
+        assert await a.outbox_size() == 0
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_writes_wait_out_a_locked_sqlite_file_in_order(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'oncall.db'}"
+    store = await open_store(url)
+    writes = WriteBehind()
+    await store.record_decision(decision("9.0"))
+    locker = sqlite3.connect(sqlite_path(url), isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        vote = Rating("verdict", "confirm")
+        assert not await writes.run("rate", lambda: store.rate("C1", "9.0", "U1", "+1", vote))
+        assert not await writes.run("withdraw", lambda: store.withdraw("C1", "9.0", "U1", "+1"))
+        assert not await writes.run("rate", lambda: store.rate("C1", "9.0", "U2", "-1", vote))
+        assert writes.pending == 3
+    finally:
+        locker.execute("COMMIT")
+    assert await writes.flush(timeout=15)
+    assert await store.ratings("C1", "9.0") == [("U2", "verdict", "-1", "confirm")]  # in order, none lost
+    assert await writes.run("rate", lambda: store.rate("C1", "9.0", "U3", "+1", vote))  # back to direct
+    await writes.stop()
     await store.close()

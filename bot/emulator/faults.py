@@ -1,6 +1,8 @@
 """Failures injected into the Web API for tests: rate limits, server errors, slow answers, resets.
 
 Each rule answers the next `times` calls of its method (or of every method, "*") and is then used up.
+A rule with ``after`` lets the call take effect first and only then fails it: the client sees an error
+for a message that was posted, the case that tempts a client into posting it twice.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     reset: bool = False
+    after: bool = False  # the call takes effect, then the client sees the failure
 
 
 class Faults:
@@ -43,16 +46,31 @@ class Faults:
         self.injected: list[tuple[str, str]] = []  # (method, what was done), in order
 
     def fail(
-        self, method: str, status: int = 429, *, retry_after: int = 1, times: int = 1, delay: float = 0.0
+        self,
+        method: str,
+        status: int = 429,
+        *,
+        retry_after: int = 1,
+        times: int = 1,
+        delay: float = 0.0,
+        after: bool = False,
     ) -> None:
-        """The next `times` calls of `method` answer `status` (429 with Retry-After, or a 5xx)."""
+        """The next `times` calls of `method` answer `status` (429 with Retry-After, or a 5xx); with
+        `after` (5xx only: a 429 means Slack did nothing), once the call has taken effect."""
         if status != 429 and not 500 <= status <= 599:
             raise ValueError(f"status must be 429 or 5xx, got {status}")
         if retry_after < 0:
             raise ValueError(f"retry_after must not be negative, got {retry_after}")
+        if after and status == 429:
+            raise ValueError("a 429 means the call was not carried out: it cannot come after")
         self._add(
             Fault(
-                method, times, status=status, retry_after=retry_after if status == 429 else None, delay=delay
+                method,
+                times,
+                status=status,
+                retry_after=retry_after if status == 429 else None,
+                delay=delay,
+                after=after,
             )
         )
 
@@ -60,9 +78,10 @@ class Faults:
         """The next `times` calls of `method` answer normally, `delay` seconds late."""
         self._add(Fault(method, times, delay=delay))
 
-    def reset(self, method: str, *, times: int = 1) -> None:
-        """The next `times` calls of `method` get their connection reset, with no answer."""
-        self._add(Fault(method, times, reset=True))
+    def reset(self, method: str, *, times: int = 1, after: bool = False) -> None:
+        """The next `times` calls of `method` get their connection reset, with no answer (with `after`:
+        once the call has taken effect)."""
+        self._add(Fault(method, times, reset=True, after=after))
 
     def clear(self) -> None:
         with self._lock:
@@ -80,7 +99,8 @@ class Faults:
         with self._lock:
             self._rules.append(fault)
 
-    def _take(self, method: str) -> Fault | None:
+    def take(self, method: str) -> Fault | None:
+        """The rule that applies to this call (used up by one), or None."""
         with self._lock:
             for fault in self._rules:
                 if fault.method in (method, "*"):
@@ -90,13 +110,10 @@ class Faults:
                     return fault
             return None
 
-    async def apply(self, method: str, request: web.Request) -> web.Response | None:
+    async def apply(self, fault: Fault, method: str, request: web.Request) -> web.Response | None:
         """The faulty answer for this call, or None to answer it normally."""
-        fault = self._take(method)
-        if fault is None:
-            return None
         what = "reset" if fault.reset else str(fault.status) if fault.status else f"delay {fault.delay}"
-        self.injected.append((method, what))
+        self.injected.append((method, what + (" after" if fault.after else "")))
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.reset:

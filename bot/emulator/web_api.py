@@ -112,9 +112,11 @@ class WebApi:
 
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        faulty = await self.faults.apply(method, request)
-        if faulty is not None:
-            return faulty
+        fault = self.faults.take(method)
+        if fault is not None and not fault.after:
+            faulty = await self.faults.apply(fault, method, request)
+            if faulty is not None:
+                return faulty
         params: Params = {}
         try:
             token, params = await self._parse(request)
@@ -130,6 +132,8 @@ class WebApi:
         except SlackApiError as e:
             body = e.to_response()
         self.calls.append(ApiCall(method, params, body["ok"], body.get("error"), time.monotonic()))
+        if fault is not None and fault.after:
+            return await self.faults.apply(fault, method, request) or web.json_response(body)
         return web.json_response(body)
 
     @staticmethod

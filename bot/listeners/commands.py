@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import decision_blocks, escape, text_blocks
 from bot.services import Services
+from bot.store import StoreUnavailable
 from engine.incident import IncidentCreate
 from engine.registry import RegistryError
 
@@ -104,14 +105,22 @@ async def status_text(services: Services) -> str:
         accuracy = info.get("accuracy")
         shown = f"{accuracy:.3f}" if isinstance(accuracy, float) else "n/a"
         lines.append(f"• {name}: {'loaded' if info['loaded'] else 'not loaded'}, held-out score {shown}")
-    counts = await services.store.rating_counts(str(health["serving_version"]))
-    lines.append(
-        f"*Ratings for this version:* {counts['decisions']} decisions, {counts['confirm']} :+1:, "
-        f"{counts['reject']} :-1:, {counts['action']} actions confirmed, {counts['corrected']} corrections"
-    )
     if health.get("last_error"):
         lines.append(f":warning: {escape(str(health['last_error']))}")
-    trial = ml.trial
+    try:
+        lines += await _ratings_and_trial(services, str(health["serving_version"]))
+    except StoreUnavailable as exc:
+        lines.append(f":warning: ratings and trial numbers unavailable: {escape(str(exc))}")
+    return "\n".join(lines)
+
+
+async def _ratings_and_trial(services: Services, serving: str) -> list[str]:
+    counts = await services.store.rating_counts(serving)
+    lines = [
+        f"*Ratings for this version:* {counts['decisions']} decisions, {counts['confirm']} :+1:, "
+        f"{counts['reject']} :-1:, {counts['action']} actions confirmed, {counts['corrected']} corrections"
+    ]
+    trial = services.engine.ml.trial
     if trial is not None:
         version = str(trial["version"])
         stats = await services.store.trial_stats(version)
@@ -126,7 +135,7 @@ async def status_text(services: Services) -> str:
             f"• its answers' ratings: {votes['confirm']} :+1:, {votes['reject']} :-1:, "
             f"{votes['action']} actions confirmed, {votes['corrected']} corrections",
         ]
-    return "\n".join(lines)
+    return lines
 
 
 def _history(services: Services) -> str:
@@ -185,7 +194,7 @@ async def _trial_command(services: Services, sub: str, args: list[str], user: st
             raw = args[1].rstrip("%") if len(args) > 1 else "10"
             share = float(raw) / 100
         trial = await asyncio.to_thread(registry.start_trial, version, sub, share)
-    except (RegistryError, ValueError) as exc:
+    except (RegistryError, StoreUnavailable, ValueError) as exc:
         return f":x: {escape(str(exc))}"
     await ml.sync_trial()
     if ml.candidate is None:

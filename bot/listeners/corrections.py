@@ -8,6 +8,7 @@ import asyncio
 import logging
 import re
 import weakref
+from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -33,8 +34,11 @@ def register(app: AsyncApp, services: Services) -> None:
         await ack()
         key = (str((body.get("channel") or {}).get("id")), str((body.get("message") or {}).get("ts")))
         lock = locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            await correct(services, client, body)
+        async with lock:  # stored (and shown) when the store is back, if it is unavailable now
+            user = str((body.get("user") or {}).get("id"))
+            await services.writes.run(
+                "correction", partial(correct, services, client, body), key=("vote", *key, user)
+            )
 
     app.action(ACTION_IDS)(on_correction)
 

@@ -1,8 +1,14 @@
 """Exactly once: Slack re-delivers an event it thinks was lost (same event_id, X-Slack-Retry-Num); the
-store remembers handled event ids, so only the first delivery is handled and the others are just acked."""
+store remembers handled event ids, so only the first delivery is handled and the others are just acked.
+
+The claim runs before the ack, and Slack waits 3 s at most: when the store is locked or down for longer
+than CLAIM_TIMEOUT, this process claims the event in memory (it still answers once whatever this process
+receives) and writes the claim to the store when it is back."""
 
 from __future__ import annotations
 
+import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,16 +17,53 @@ from slack_bolt.response import BoltResponse
 
 from bot.services import Services
 
+CLAIM_TIMEOUT = 1.0  # seconds the store may take to claim an event before the ack
+REMEMBERED = 50_000  # event ids this process remembers itself
+
+
+class RecentEvents:
+    """The event ids this process claimed lately, oldest forgotten first."""
+
+    def __init__(self, size: int = REMEMBERED) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, event_id: str) -> bool:
+        """True when the id is new."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
 
 def register(app: AsyncApp, services: Services) -> None:
+    recent = RecentEvents()
+
     async def handle_each_event_once(
         body: dict[str, Any],
         next: Callable[[], Awaitable[None]],
     ) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await services.store.claim_event(str(event_id)):
+        if event_id and not await claim(services, recent, str(event_id)):
             services.metrics.duplicates.inc()
             return BoltResponse(status=200, body="")
         return await next()
 
     app.middleware(handle_each_event_once)
+
+
+async def claim(services: Services, recent: RecentEvents, event_id: str) -> bool:
+    if not recent.add(event_id):  # this process handled it: no need to ask the store
+        return False
+    token = secrets.token_hex(8)
+    claimed = True
+
+    async def claim_in_store() -> None:
+        nonlocal claimed
+        claimed = await services.store.claim_event(event_id, token)
+
+    if not await services.writes.run("event claim", claim_in_store, timeout=CLAIM_TIMEOUT):
+        services.metrics.store_unavailable.inc(operation="event claim")
+    return claimed

@@ -1,13 +1,16 @@
-"""Every new top-level message in a watched channel is a candidate alert: decide, reply in its thread."""
+"""Every new top-level message in a watched channel is a candidate alert: into the outbox (so that it is
+answered even if this process dies), then decided on and answered in its thread."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -15,44 +18,81 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.alerts import Alert, classify
 from bot.blocks import decision_blocks, escape, text_blocks
 from bot.config import watches
+from bot.outbox import Job, Retry
 from bot.services import Services
-from bot.store import DecisionRecord, TrialPrediction
+from bot.store import DecisionRecord, OutboxEntry, StoreUnavailable, TrialPrediction
 from engine.decision import Decision
 
 log = logging.getLogger(__name__)
 EVENTS = ("message",)
+# The metadata on each reply, naming the alert it answers: how a retry finds a reply already posted.
+REPLY_EVENT_TYPE, RESOLUTION_EVENT_TYPE = "oncall_decision", "oncall_resolution"
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    async def on_message(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
-        await handle_message(services, client, event, context.bot_user_id, context.bot_id)
+    async def on_message(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await receive(services, event, context.bot_user_id, context.bot_id)
 
     app.event(EVENTS[0])(on_message)  # every message, subtypes included: classify() sorts them
 
 
-async def handle_message(
-    services: Services,
-    client: AsyncWebClient,
-    event: dict[str, Any],
-    bot_user_id: str | None,
-    bot_id: str | None,
+async def receive(
+    services: Services, event: dict[str, Any], bot_user_id: str | None, bot_id: str | None
 ) -> None:
-    started = time.perf_counter()
-    metrics = services.metrics
-    channel = str(event.get("channel") or "")
     alert, reason = classify(event, bot_user_id=bot_user_id, bot_id=bot_id)
+    if alert is None:
+        services.metrics.skipped.inc(reason=reason)
+        return
+    entry = OutboxEntry(
+        str(event.get("channel") or ""), str(event["ts"]), event, bot_user_id, bot_id, time.time()
+    )
+    await services.outbox.submit(entry)
+
+
+def retry_for(exc: Exception, *, posting: bool) -> Retry | None:
+    """A Slack failure worth retrying, or None for a refusal that will not change (not_in_channel, ...).
+    ``posting``: the call posts, so an error that may come after Slack did it could mean it is done."""
+    if isinstance(exc, SlackApiError):
+        status, error = exc.response.status_code, str(exc.response.get("error") or "")
+        if status == 429 or error == "ratelimited":
+            after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            return Retry(f"rate limited ({error})", after=float(after) if after else None)
+        if status >= 500 or error in (
+            "internal_error",
+            "fatal_error",
+            "request_timeout",
+            "service_unavailable",
+        ):
+            return Retry(f"Slack {status} {error}", maybe_posted=posting)
+        return None
+    if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
+        return Retry(f"{type(exc).__name__}: {exc}", maybe_posted=posting)
+    return None
+
+
+async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
+    """Decide on an outbox entry and post the decision in the alert's thread (raises Retry when that
+    should be tried again)."""
+    entry, metrics = job.entry, services.metrics
+    alert, reason = classify(entry.event, bot_user_id=entry.bot_user_id, bot_id=entry.bot_id)
     if alert is None:
         metrics.skipped.inc(reason=reason)
         return
+    channel = entry.channel
     if not watches(services.settings, channel, await services.channel_name(client, channel)):
         metrics.skipped.inc(reason="channel not watched")
         return
     await services.ready.wait()  # an alert that arrives while the models load waits for them
-    if alert.status == "resolved":
-        await _note_resolution(services, client, channel, alert)
-        return
+    try:
+        if alert.status == "resolved":
+            await _note_resolution(services, client, job, alert)
+            return
+        if job.check_thread and await _already_answered(services, client, entry, entry.alert_ts):
+            return
+    except StoreUnavailable as exc:
+        raise Retry(str(exc)) from exc
     decision = services.engine.analyze(alert.incident)
-    trial = await _trial(services, channel, str(event["ts"]), alert, decision)
+    trial = await _trial(services, channel, entry.alert_ts, alert, decision)
     if trial is not None and trial.answered:
         decision = trial.decision  # a canary hit: the candidate answers this alert
     text, blocks = decision_blocks(decision, services.runbooks, alert.incident.title, with_controls=True)
@@ -60,38 +100,86 @@ async def handle_message(
         async with services.pacer.turn(channel):
             posted = await client.chat_postMessage(
                 channel=channel,
-                thread_ts=event["ts"],
+                thread_ts=entry.alert_ts,
                 text=text,
                 blocks=blocks,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata={
+                    "event_type": REPLY_EVENT_TYPE,
+                    "event_payload": {"alert_ts": entry.alert_ts, "model_version": decision.model_version},
+                },
             )
-    except SlackApiError as exc:
+    except Exception as exc:
+        retry = retry_for(exc, posting=True)
+        if retry is not None:
+            raise retry from exc
         metrics.reply_errors.inc()
-        log.error(
-            "reply to %s/%s failed after retries: %s", channel, event.get("ts"), exc.response.get("error")
-        )
+        error = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
+        log.error("Slack refused the reply to %s/%s: %s", channel, entry.alert_ts, error)
         return
     metrics.replies.inc(kind="decision")
     metrics.alerts.inc(source=alert.source)
     metrics.predicted(decision.model_version, decision.severity)
-    metrics.decide_seconds.observe(time.perf_counter() - started)
-    await services.store.record_decision(
-        DecisionRecord(
-            channel=channel,
-            reply_ts=str(posted["ts"]),
-            alert_ts=str(event["ts"]),
-            source=alert.source,
-            fingerprint=alert.fingerprint,
-            incident_text=alert.incident.text,
-            severity=decision.severity,
-            severity_confidence=decision.severity_confidence,
-            category=decision.category,
-            category_confidence=decision.category_confidence,
-            actions=[(a.action, a.confidence) for a in decision.actions],
-            model_version=decision.model_version,
-        )
+    metrics.decide_seconds.observe(time.time() - entry.received_at)
+    await _record(services, entry, alert, decision, str(posted["ts"]))
+
+
+async def _record(
+    services: Services, entry: OutboxEntry, alert: Alert, decision: Decision, reply_ts: str
+) -> None:
+    record = DecisionRecord(
+        channel=entry.channel,
+        reply_ts=reply_ts,
+        alert_ts=entry.alert_ts,
+        source=alert.source,
+        fingerprint=alert.fingerprint,
+        incident_text=alert.incident.text,
+        severity=decision.severity,
+        severity_confidence=decision.severity_confidence,
+        category=decision.category,
+        category_confidence=decision.category_confidence,
+        actions=[(a.action, a.confidence) for a in decision.actions],
+        model_version=decision.model_version,
     )
+
+    async def write() -> None:
+        await services.store.record_decision(record)
+
+    await services.writes.run("decision", write)
+
+
+async def _already_answered(
+    services: Services, client: AsyncWebClient, entry: OutboxEntry, thread_ts: str
+) -> bool:
+    """Did the bot answer this alert in ``thread_ts`` already (before a crash, or before an error that
+    came after the post)? Then only the decision's record is made sure of."""
+    try:
+        thread = await client.conversations_replies(
+            channel=entry.channel, ts=thread_ts, include_all_metadata=True, limit=1000
+        )
+    except Exception as exc:
+        retry = retry_for(exc, posting=False)
+        if retry is None:
+            raise
+        raise Retry(f"looking for an earlier reply: {retry.reason}", maybe_posted=True) from exc
+    for message in thread.get("messages") or []:
+        metadata = message.get("metadata") or {}
+        if (
+            message.get("bot_id") == entry.bot_id
+            and metadata.get("event_type") in (REPLY_EVENT_TYPE, RESOLUTION_EVENT_TYPE)
+            and (metadata.get("event_payload") or {}).get("alert_ts") == entry.alert_ts
+        ):
+            services.metrics.replies.inc(kind="found posted")
+            if metadata["event_type"] == REPLY_EVENT_TYPE and not await services.store.decision(
+                entry.channel, str(message["ts"])
+            ):
+                alert, _ = classify(entry.event, bot_user_id=entry.bot_user_id, bot_id=entry.bot_id)
+                if alert is not None:
+                    decision = services.engine.analyze(alert.incident)
+                    await _record(services, entry, alert, decision, str(message["ts"]))
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,40 +208,57 @@ async def _trial(
     decision = services.engine.analyze(alert.incident, candidate=True)
     latency_ms = (time.perf_counter() - started) * 1e3
     answered = trial["mode"] == "canary" and canary_hit(channel, ts, float(trial.get("share") or 0.0))
-    await services.store.record_trial(
-        TrialPrediction(
-            channel=channel,
-            alert_ts=ts,
-            version=decision.model_version,
-            mode=trial["mode"],
-            answered=answered,
-            severity=decision.severity,
-            category=decision.category,
-            action=decision.actions[0].action if decision.actions else "",
-            active_version=active.model_version,
-            active_severity=active.severity,
-            active_category=active.category,
-            active_action=active.actions[0].action if active.actions else "",
-            latency_ms=latency_ms,
-        )
+    prediction = TrialPrediction(
+        channel=channel,
+        alert_ts=ts,
+        version=decision.model_version,
+        mode=trial["mode"],
+        answered=answered,
+        severity=decision.severity,
+        category=decision.category,
+        action=decision.actions[0].action if decision.actions else "",
+        active_version=active.model_version,
+        active_severity=active.severity,
+        active_category=active.category,
+        active_action=active.actions[0].action if active.actions else "",
+        latency_ms=latency_ms,
     )
+
+    async def write() -> None:
+        await services.store.record_trial(prediction)
+
+    await services.writes.run("trial prediction", write)
     return _TrialRun(decision, answered)
 
 
-async def _note_resolution(services: Services, client: AsyncWebClient, channel: str, alert: Alert) -> None:
+async def _note_resolution(services: Services, client: AsyncWebClient, job: Job, alert: Alert) -> None:
     """A resolved notification is no new incident: say so in the original alert's thread, if known."""
-    thread = await services.store.alert_thread(channel, alert.fingerprint) if alert.fingerprint else None
+    channel, fingerprint = job.entry.channel, alert.fingerprint
+    thread = await services.store.alert_thread(channel, fingerprint) if fingerprint else None
     if thread is None:
         services.metrics.skipped.inc(reason="resolved, original unknown")
+        return
+    if job.check_thread and await _already_answered(services, client, job.entry, thread):
         return
     text = f":white_check_mark: Resolved: {escape(alert.incident.title)}"
     try:
         async with services.pacer.turn(channel):
             await client.chat_postMessage(
-                channel=channel, thread_ts=thread, text=text, blocks=text_blocks(text), unfurl_links=False
+                channel=channel,
+                thread_ts=thread,
+                text=text,
+                blocks=text_blocks(text),
+                unfurl_links=False,
+                metadata={
+                    "event_type": RESOLUTION_EVENT_TYPE,
+                    "event_payload": {"alert_ts": job.entry.alert_ts},
+                },
             )
-    except SlackApiError as exc:
+    except Exception as exc:
+        retry = retry_for(exc, posting=True)
+        if retry is not None:
+            raise retry from exc
         services.metrics.reply_errors.inc()
-        log.error("resolution note in %s/%s failed: %s", channel, thread, exc.response.get("error"))
+        log.error("Slack refused the resolution note in %s/%s: %s", channel, thread, exc)
         return
     services.metrics.replies.inc(kind="resolution")

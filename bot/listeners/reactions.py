@@ -1,8 +1,10 @@
 """Reactions on the bot's decisions are ratings: :+1: / :-1: judge the decision, :one: :two: :three: say
-which recommended action was right. Reactions on anything else are ignored."""
+which recommended action was right. Reactions on anything else are ignored. A rating made while the store
+is unavailable is stored when it is back."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -15,13 +17,18 @@ EVENTS = ("reaction_added", "reaction_removed")
 
 def register(app: AsyncApp, services: Services) -> None:
     async def on_reaction_added(event: dict[str, Any]) -> None:
-        await rate(services, event, added=True)
+        await services.writes.run("rating", partial(rate, services, event, added=True), key=_voter(event))
 
     async def on_reaction_removed(event: dict[str, Any]) -> None:
-        await rate(services, event, added=False)
+        await services.writes.run("rating", partial(rate, services, event, added=False), key=_voter(event))
 
     for event, handler in zip(EVENTS, (on_reaction_added, on_reaction_removed), strict=True):
         app.event(event)(handler)
+
+
+def _voter(event: dict[str, Any]) -> tuple[str, ...]:
+    item = event.get("item") or {}
+    return ("vote", str(item.get("channel")), str(item.get("ts")), str(event.get("user")))
 
 
 async def rate(services: Services, event: dict[str, Any], added: bool) -> None:

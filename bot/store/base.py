@@ -90,6 +90,22 @@ CLAIM = (
 )
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached or is locked right now; the operation may be retried as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """An alert acknowledged to Slack and not yet answered: enough to answer it in another process."""
+
+    channel: str
+    alert_ts: str
+    event: dict[str, Any]
+    bot_user_id: str | None
+    bot_id: str | None
+    received_at: float
+
+
 class Store(ABC):
     """The feedback store: decisions, ratings, open alert threads, handled Slack events. Open it with
     ``await open_store(db_url)``; every method is a coroutine and safe to call concurrently."""
@@ -110,28 +126,74 @@ class Store(ABC):
 
     @abstractmethod
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement in its own transaction; the number of rows it changed."""
+        """Run one statement in its own transaction; the number of rows it changed. Raises
+        StoreUnavailable when the database cannot be reached or stays locked."""
 
     @abstractmethod
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of one query."""
+        """The rows of one query (StoreUnavailable as above)."""
 
     async def schema_version(self) -> int:
         rows = await self._fetch("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
         return int(rows[0][0])
 
     # -- exactly once ---------------------------------------------------------------------------------
-    async def claim_event(self, event_id: str) -> bool:
+    async def claim_event(self, event_id: str, token: str | None = None) -> bool:
         """True the first time an event id is seen, in this process or any other sharing the database:
-        only the claimant handles it."""
+        only the claimant handles it. Retrying with the same ``token`` counts as the same claim."""
         now = time.time()
-        claimed = await self._execute(CLAIM, (event_id, now, secrets.token_hex(8))) == 1
+        claimed = await self._execute(CLAIM, (event_id, now, token or secrets.token_hex(8))) == 1
         self._claims += 1
         if self._claims % PRUNE_EVERY == 0:  # now and then, forget what Slack will not resend
             await self._execute(
                 "DELETE FROM handled_events WHERE handled_at < ?", (now - EVENT_MEMORY_SECONDS,)
             )
         return claimed
+
+    # -- the outbox -----------------------------------------------------------------------------------
+    async def outbox_put(self, entry: OutboxEntry, owner: str, lease_until: float) -> None:
+        await self._execute(
+            "INSERT INTO outbox (channel, alert_ts, event, bot_user_id, bot_id, owner, lease_until, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, alert_ts) DO NOTHING",
+            (
+                entry.channel, entry.alert_ts, json.dumps(entry.event), entry.bot_user_id, entry.bot_id,
+                owner, lease_until, entry.received_at,
+            ),
+        )  # fmt: skip
+
+    async def outbox_done(self, channel: str, alert_ts: str) -> None:
+        await self._execute("DELETE FROM outbox WHERE channel = ? AND alert_ts = ?", (channel, alert_ts))
+
+    async def outbox_renew(self, owner: str, lease_until: float) -> None:
+        """Keep this owner's entries: nobody else takes them over while it is alive."""
+        await self._execute("UPDATE outbox SET lease_until = ? WHERE owner = ?", (lease_until, owner))
+
+    async def outbox_take(self, owner: str, lease_until: float, mine: bool = False) -> list[OutboxEntry]:
+        """Entries whose lease ran out (their replica died), and with ``mine`` those this owner left
+        behind (its previous life, before a crash or restart): each is leased to ``owner`` one by one,
+        so two replicas never take the same entry."""
+        now = time.time()
+        rows = await self._fetch(
+            "SELECT channel, alert_ts, event, bot_user_id, bot_id, received_at, owner FROM outbox "
+            "WHERE lease_until < ? OR owner = ? ORDER BY received_at LIMIT 500",
+            (now, owner if mine else ""),
+        )
+        taken = []
+        for channel, alert_ts, event, bot_user_id, bot_id, received_at, was in rows:
+            won = await self._execute(
+                "UPDATE outbox SET owner = ?, lease_until = ? WHERE channel = ? AND alert_ts = ? "
+                "AND owner = ? AND (lease_until < ? OR owner = ?)",
+                (owner, lease_until, channel, alert_ts, was, now, owner if mine else ""),
+            )
+            if won:
+                entry = OutboxEntry(
+                    channel, alert_ts, json.loads(event), bot_user_id, bot_id, float(received_at)
+                )
+                taken.append(entry)
+        return taken
+
+    async def outbox_size(self) -> int:
+        return int((await self._fetch("SELECT COUNT(*) FROM outbox"))[0][0])
 
     # -- decisions ------------------------------------------------------------------------------------
     async def record_decision(self, r: DecisionRecord) -> None:

@@ -69,4 +69,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX trial_predictions_by_version ON trial_predictions (version)",
     ),
+    (  # 4: the durable outbox: alerts acknowledged but not yet answered, leased by the replica answering
+        """CREATE TABLE outbox (
+            channel TEXT NOT NULL,
+            alert_ts TEXT NOT NULL,
+            event TEXT NOT NULL,
+            bot_user_id TEXT,
+            bot_id TEXT,
+            owner TEXT NOT NULL,
+            lease_until DOUBLE PRECISION NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, alert_ts)
+        )""",
+        "CREATE INDEX outbox_by_lease ON outbox (lease_until)",
+    ),
 )

@@ -14,9 +14,9 @@ from functools import cache
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from bot.store.base import Store
+from bot.store.base import Store, StoreUnavailable
 from bot.store.migrations import MIGRATIONS, SCHEMA_MIGRATIONS
 
 T = TypeVar("T")
@@ -60,15 +60,21 @@ class PostgresStore(Store):
         await self._pool.close()
 
     async def _with_connection(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
-        """``work`` on a pooled connection, once more on another if the first one is lost."""
+        """``work`` on a pooled connection, once more on another if the first one is lost; then
+        StoreUnavailable (the server is down or restarting: the caller retries later)."""
         try:
             async with self._pool.connection() as conn:
                 return await work(conn)
+        except PoolTimeout as err:  # no connection within CONNECT_TIMEOUT: the server is down
+            raise StoreUnavailable(f"PostgreSQL: {err}") from err
         except psycopg.OperationalError as err:
             log.warning("PostgreSQL connection lost (%s); retrying once", str(err).strip())
             await self._pool.check()  # drop the pool's other dead connections, not just this one
-        async with self._pool.connection() as conn:
-            return await work(conn)
+        try:
+            async with self._pool.connection() as conn:
+                return await work(conn)
+        except psycopg.OperationalError as err:  # PoolTimeout included
+            raise StoreUnavailable(f"PostgreSQL: {str(err).strip()}") from err
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         async def run(conn: psycopg.AsyncConnection[Any]) -> int:

@@ -1,6 +1,7 @@
 """The feedback store in one SQLite file (WAL), behind a single worker thread: the event loop never waits
 on the disk, and one connection per process serialises its writes. Other processes on the same file wait
-for the write lock (busy_timeout)."""
+for the write lock (busy_timeout), then give up with StoreUnavailable: the caller retries later rather than
+stall everything queued behind the lock."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.store.base import Store
+from bot.store.base import Store, StoreUnavailable
 from bot.store.migrations import MIGRATIONS, SCHEMA_MIGRATIONS
 
 T = TypeVar("T")
+BUSY_TIMEOUT_MS = 2000  # wait this long for another process's write lock
 
 
 class SqliteStore(Store):
@@ -44,10 +46,17 @@ class SqliteStore(Store):
         return self._db
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await self._run(lambda: self.db.execute(sql, params).rowcount)
+        return await self._run(self._unavailable_on_error, lambda: self.db.execute(sql, params).rowcount)
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return await self._run(lambda: self.db.execute(sql, params).fetchall())
+        return await self._run(self._unavailable_on_error, lambda: self.db.execute(sql, params).fetchall())
+
+    def _unavailable_on_error(self, statement: Callable[[], T]) -> T:
+        """Locked, busy, or the disk failing: a state that passes, not a bug in the statement."""
+        try:
+            return statement()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite {self.path}: {exc}") from exc
 
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +64,7 @@ class SqliteStore(Store):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
         db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=5000")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
             _migrate(db)
         except BaseException:
