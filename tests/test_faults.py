@@ -183,6 +183,7 @@ async def test_slack_faults_delay_replies_but_never_lose_or_double_them(
         assert not slow_or_failed_acks(emu)
         metrics = await bot.metrics()
         assert metrics["oncall_outbox_unanswered"] == 0
+        assert not [k for k in metrics if 'outcome="error"' in k], "a listener raised"
         if "after" in fault:  # the post went through: the retry found it in the thread
             assert metrics['oncall_replies_total{kind="found posted"}'] >= 1
 
