@@ -201,6 +201,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             if active == "flat":
                 print("* flat (artifacts straight in the model directory)")
             return 0
+        if args.action == "verify":
+            checks = registry.check_all()
+            for c in checks:
+                print(f"{c.verdict:<8} {c.name}: {c.detail}")
+            bad = [c for c in checks if c.verdict == "BAD"]
+            print(f"{len(bad)} problem(s) in {registry.root}" if bad else f"{registry.root} verifies")
+            return 1 if bad else 0
         if args.action == "status":
             ml = MLService(_model_path(args), auto_train=False)
             asyncio.run(ml.initialize())
@@ -388,11 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "models",
-        help="list | status | promote VERSION | rollback | shadow|canary VERSION | end-trial | compare A B",
+        help="list | status | verify | promote VERSION | rollback | shadow|canary VERSION | end-trial | "
+        "compare A B",
     )
     p.add_argument(
         "action",
-        choices=["list", "status", "promote", "rollback", "shadow", "canary", "end-trial", "compare"],
+        choices=[
+            "list",
+            "status",
+            "verify",
+            "promote",
+            "rollback",
+            "shadow",
+            "canary",
+            "end-trial",
+            "compare",
+        ],
     )
     p.add_argument("version", nargs="?")
     p.add_argument("other", nargs="?", help="compare: the version on trial")
