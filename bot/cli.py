@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import redact
 from engine.decision import AIDecisionEngine
 from engine.doctor import run_checks
 from engine.incident import IncidentCreate
@@ -324,9 +325,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             channels=tuple(args.channel) or None,
         )
         asyncio.run(serve(settings))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # it may quote a setting's value, and the value may hold a secret
+        print(f"error: {redact.redact(str(exc), redact.configured_secrets(os.environ))}", file=sys.stderr)
         return 2
+    except Exception as exc:  # an unreachable database, a port in use: one line (traceback at DEBUG)
+        logging.getLogger("oncall").debug("the bot stopped", exc_info=True)
+        why = redact.redact(f"{type(exc).__name__}: {exc}", redact.configured_secrets(os.environ))
+        print(f"error: the bot stopped: {why}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -431,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.install(redact.configured_secrets(os.environ))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -22,8 +22,10 @@ import pickle
 import platform
 import secrets
 import shutil
+import socket
 import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -262,6 +264,28 @@ def load_artifact(data: bytes) -> Any:
     return pickle.loads(raw)  # only bytes whose sha256 matched the metadata reach this
 
 
+STAGING_ABANDONED_AFTER = 24 * 3600  # seconds: a staging folder of another host this old is a crash's
+
+
+def _abandoned(staging: Path) -> bool:
+    """Left by a crashed save: its process (``.staging-<version>@<host>:<pid>@...``) is gone, or it is
+    another host's and a day old. A run saving into the same directory right now keeps its folder."""
+    parts = staging.name.split("@")
+    host, _, pid = parts[1].rpartition(":") if len(parts) == 3 else ("", "", "")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, as another user
+        return False
+    try:
+        return time.time() - staging.stat().st_mtime > STAGING_ABANDONED_AFTER
+    except FileNotFoundError:
+        return False
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """One line of ``oncall models verify``: a version (or the pointer, or the trial) and its verdict."""
@@ -392,7 +416,8 @@ class ModelRegistry:
         with self._writing(f"save model version {version_id}"):
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)  # mode: never writable by others
             self.versions_dir.mkdir(mode=0o755, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".staging-{version_id}-", dir=self.versions_dir))
+            owner = f"{version_id}@{socket.gethostname()}:{os.getpid()}@"  # see _abandoned
+            staging = Path(tempfile.mkdtemp(prefix=f".staging-{owner}", dir=self.versions_dir))
             try:
                 recorded = {}
                 for name, obj in artifacts.items():
@@ -493,9 +518,14 @@ class ModelRegistry:
         if removed:
             pointer = self.pointer()
             self._set_pointer(str(pointer["version"]), [v for v in self.history() if v not in removed])
-        for stale in self.versions_dir.glob(".staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # left by a crashed save
+        self.clean_staging()
         return removed
+
+    def clean_staging(self) -> None:
+        """Remove the staging folders of saves that crashed (never one still being written)."""
+        for staging in self.versions_dir.glob(".staging-*"):
+            if _abandoned(staging):
+                shutil.rmtree(staging, ignore_errors=True)
 
     def verify(self, version: ModelVersion) -> list[str]:
         """Problems with one version's files (empty when every checksum matches)."""
@@ -526,10 +556,12 @@ class ModelRegistry:
         found = sorted(self.versions_dir.iterdir()) if self.versions_dir.is_dir() else []
         flat = self.flat()
         for path in found:
-            if path.name.startswith(".staging-"):
+            if path.name.startswith(".staging-") and _abandoned(path):
                 checks.append(
                     Check(path.name, "leftover", "an interrupted save; the next `oncall train` removes it")
                 )
+            elif path.name.startswith(".staging-"):
+                checks.append(Check(path.name, "saving", "a version being saved by a running process"))
             elif path.is_dir() and not path.name.startswith("."):
                 checks.append(self._check_version(path.name))
         if flat is not None:

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -189,7 +190,8 @@ def test_verify_passes_a_good_registry_and_names_every_broken_version(
     meta["versions"]["scikit-learn"] = f"{int(sklearn.__version__.split('.')[0]) - 1}.24.2"
     meta_path.write_text(json.dumps(meta))
     (versions / "no-metadata" / "metadata.json").unlink()
-    (versions / ".staging-20990101T000000Z-abcdef-x1").mkdir()  # a crashed save: harmless
+    crashed = versions / f".staging-20990101T000000Z-abcdef@{socket.gethostname()}:{dead_pid()}@x1"
+    crashed.mkdir()  # a crashed save: harmless
     registry.start_trial("foreign", "shadow")
     bad = oncall("models", "verify", "--model-path", models_dir)
     assert bad.returncode == 1
@@ -204,7 +206,7 @@ def test_verify_passes_a_good_registry_and_names_every_broken_version(
         verdicts["old-sklearn"].startswith("BAD") and "trained with scikit-learn" in verdicts["old-sklearn"]
     )
     assert verdicts["no-metadata"].startswith("BAD") and "no checksums" in verdicts["no-metadata"]
-    assert verdicts[".staging-20990101T000000Z-abcdef-x1"].startswith("leftover")
+    assert verdicts[crashed.name].startswith("leftover")
     assert verdicts[first.version].startswith("ok") and verdicts["active.json"].startswith("ok")
     assert (
         verdicts["trial.json"].startswith("BAD") and "foreign is missing or broken" in verdicts["trial.json"]
@@ -225,6 +227,30 @@ def test_verify_an_empty_or_missing_directory_fails(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     empty = oncall("models", "verify", "--model-path", tmp_path / "empty")
     assert empty.returncode == 1 and "no active version" in empty.stdout
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_prune_removes_only_staging_folders_whose_save_is_over(models_dir: Path) -> None:
+    """Two runs may save into one directory (replicas auto-training on first start): one run's prune must
+    not delete the folder another is still writing."""
+    versions = models_dir / "versions"
+    host = socket.gethostname()
+    crashed = versions / f".staging-v1@{host}:{dead_pid()}@a"
+    running = versions / f".staging-v2@{host}:{os.getpid()}@b"
+    elsewhere = versions / ".staging-v3@another-host:1@c"
+    for path in (crashed, running, elsewhere):
+        path.mkdir()
+    ModelRegistry(models_dir).prune()
+    assert not crashed.exists() and running.exists() and elsewhere.exists()
+    day_old = time.time() - 25 * 3600
+    os.utime(elsewhere, (day_old, day_old))
+    ModelRegistry(models_dir).prune()
+    assert running.exists() and not elsewhere.exists()
 
 
 # -- disk faults ------------------------------------------------------------------------------------------
@@ -275,9 +301,10 @@ def test_a_read_only_model_directory_during_training_and_promotion_changes_nothi
 def test_kill_9_in_the_middle_of_saving_a_version_leaves_the_active_one_intact(
     models_dir: Path, registry_two_versions
 ) -> None:
-    """SIGKILL as soon as the staging folder appears (polled), i.e. while the artifacts are written."""
+    """SIGKILL once the staging folder holds a first artifact (polled), i.e. while the version is written."""
     second = registry_two_versions[2]
     versions = models_dir / "versions"
+    written: list[str] = []
     for _attempt in range(3):
         proc = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", *TRAIN, "--model-path", str(models_dir)],
@@ -285,18 +312,20 @@ def test_kill_9_in_the_middle_of_saving_a_version_leaves_the_active_one_intact(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        caught = False
         deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            if any(name.startswith(".staging-") for name in os.listdir(versions)):
-                proc.send_signal(signal.SIGKILL)
-                caught = True
-                break
+        while proc.poll() is None and time.monotonic() < deadline and not written:
+            for staging in versions.glob(".staging-*"):
+                try:
+                    written = os.listdir(staging)
+                except FileNotFoundError:
+                    continue  # renamed into place meanwhile: too late this time
+                if written:
+                    proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if caught:
+        if written:
             break
         ModelRegistry(models_dir).promote(second.version)  # it finished: undo, and try again
-    assert caught, "never caught the save in progress in 3 attempts"
+    assert written, "never caught the save in progress in 3 attempts"
     assert proc.returncode == -signal.SIGKILL
     assert len(ModelRegistry(models_dir).list_versions()) == 2, "the killed run added no version"
     verify = oncall("models", "verify", "--model-path", models_dir)
@@ -306,8 +335,7 @@ def test_kill_9_in_the_middle_of_saving_a_version_leaves_the_active_one_intact(
     asyncio.run(ml.initialize())
     assert ml.models.version == second.version and ml.health()["status"] == "ok"
 
-    after = oncall("train", "--samples", "1500", "--seed", "9", "--model-path", models_dir)  # passes the gate
+    after = oncall(*TRAIN, "--no-activate", "--model-path", models_dir)  # the next run saves, and cleans up
     assert after.returncode == 0, after.stderr
-    new = ModelRegistry(models_dir).active_id()
-    assert new != second.version
-    assert_active_serves(models_dir, new)
+    assert len(ModelRegistry(models_dir).list_versions()) == 3
+    assert_active_serves(models_dir, second.version)

@@ -427,6 +427,7 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
     progress = Progress(6, enabled=config.progress)
     registry = ModelRegistry(model_path, keep=config.keep_versions)
     registry.check_writable()
+    registry.clean_staging()
     try:
         with progress.step("training data"):
             rows, summary = collect_data(config)
