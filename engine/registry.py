@@ -485,7 +485,8 @@ class ModelRegistry:
         return trial
 
     def end_trial(self) -> None:
-        self.trial_path.unlink(missing_ok=True)
+        with self._writing("end the trial"):
+            self.trial_path.unlink(missing_ok=True)
 
     def record_promotion(self, version_id: str, entry: dict[str, Any]) -> None:
         """Note a promotion (and the gate's verdict, or that it was forced) in the version's metadata.

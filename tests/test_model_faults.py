@@ -21,7 +21,9 @@ import sklearn
 
 from engine.doctor import run_checks
 from engine.ml_service import MLService
-from engine.registry import ModelRegistry, UnsafePermissions, dump_artifact
+from engine.registry import ModelRegistry, RegistryError, UnsafePermissions, dump_artifact
+from tests.conftest import small_config
+from training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "--samples", "300", "--seed", "5"]  # the smallest run that passes the floor: ~4 s
@@ -277,6 +279,24 @@ def test_a_full_disk_during_training_and_promotion_changes_nothing(
         assert_active_serves(root, second.version)
         promotions = ModelRegistry(root).get(first.version).metadata.get("promotions", [])
         assert all(p.get("replaced") != second.version for p in promotions), "a promotion that did not happen"
+
+
+def test_a_disk_that_fills_between_saving_and_promoting_leaves_no_orphan_version(
+    registry_two_versions, tmp_path: Path
+) -> None:
+    """Room for the version's files, not for recording its promotion: the saved version is removed again."""
+    first = registry_two_versions[1]  # small_config(7): the run below writes the same artifacts
+    page = os.sysconf("SC_PAGE_SIZE")
+    if page > 4096:
+        pytest.skip("the margin below assumes 4 KiB pages: metadata.json must span several tmpfs pages")
+    needed = sum(-(-f.stat().st_size // page) * page for f in first.path.iterdir())
+    with tmpfs(tmp_path / "disk", "16m") as disk:
+        fill(disk, leave=needed + 3 * page)  # metadata.json with its promotion record takes ~6 pages
+        with pytest.raises(RegistryError, match=r"cannot record the promotion of .*No space left on device"):
+            train(small_config(7), disk / "models")
+        registry = ModelRegistry(disk / "models")
+        assert registry.list_versions() == [] and registry.active_id() is None
+        assert list(registry.versions_dir.iterdir()) == []
 
 
 def test_a_read_only_model_directory_during_training_and_promotion_changes_nothing(
