@@ -217,6 +217,8 @@ def test_verify_passes_a_good_registry_and_names_every_broken_version(
 
     registry.end_trial()
     registry.promote("truncated")
+    pointer_mode = (models_dir / "active.json").stat().st_mode & 0o777
+    assert pointer_mode == 0o644, "a bot running as another user than the trainer must read the pointer"
     pointed = oncall("models", "verify", "--model-path", models_dir)
     assert pointed.returncode == 1 and "BAD      active.json: the active version truncated" in pointed.stdout
     (models_dir / "active.json").write_text("{not json")
