@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import redact
 from engine.decision import AIDecisionEngine
 from engine.doctor import run_checks
 from engine.incident import IncidentCreate
@@ -201,6 +202,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             if active == "flat":
                 print("* flat (artifacts straight in the model directory)")
             return 0
+        if args.action == "verify":
+            checks = registry.check_all()
+            for c in checks:
+                print(f"{c.verdict:<8} {c.name}: {c.detail}")
+            bad = [c for c in checks if c.verdict == "BAD"]
+            print(f"{len(bad)} problem(s) in {registry.root}" if bad else f"{registry.root} verifies")
+            return 1 if bad else 0
         if args.action == "status":
             ml = MLService(_model_path(args), auto_train=False)
             asyncio.run(ml.initialize())
@@ -317,9 +325,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             channels=tuple(args.channel) or None,
         )
         asyncio.run(serve(settings))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # it may quote a setting's value, and the value may hold a secret
+        print(f"error: {redact.redact(str(exc), redact.configured_secrets(os.environ))}", file=sys.stderr)
         return 2
+    except Exception as exc:  # an unreachable database, a port in use: one line (traceback at DEBUG)
+        logging.getLogger("oncall").debug("the bot stopped", exc_info=True)
+        why = redact.redact(f"{type(exc).__name__}: {exc}", redact.configured_secrets(os.environ))
+        print(f"error: the bot stopped: {why}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -388,11 +401,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "models",
-        help="list | status | promote VERSION | rollback | shadow|canary VERSION | end-trial | compare A B",
+        help="list | status | verify | promote VERSION | rollback | shadow|canary VERSION | end-trial | "
+        "compare A B",
     )
     p.add_argument(
         "action",
-        choices=["list", "status", "promote", "rollback", "shadow", "canary", "end-trial", "compare"],
+        choices=[
+            "list",
+            "status",
+            "verify",
+            "promote",
+            "rollback",
+            "shadow",
+            "canary",
+            "end-trial",
+            "compare",
+        ],
     )
     p.add_argument("version", nargs="?")
     p.add_argument("other", nargs="?", help="compare: the version on trial")
@@ -413,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    redact.install(redact.configured_secrets(os.environ))
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

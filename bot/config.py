@@ -36,6 +36,7 @@ class Settings:
     admins: frozenset[str] = field(default_factory=frozenset)
     db_url: str = DEFAULT_DB_URL
     runbooks: Path | None = None
+    metrics_addr: tuple[str, int] | None = None  # a separate listener for /metrics (and the probes)
 
     @property
     def local(self) -> bool:
@@ -113,6 +114,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "db_url": get("ONCALL_DB_URL") or DEFAULT_DB_URL,
         "runbooks": Path(r) if (r := get("ONCALL_RUNBOOKS")) else None,
     }
+    if (metrics := get("ONCALL_METRICS_ADDR")) is not None:
+        values["metrics_addr"] = _host_port(metrics)
     if port_text is not None:
         if not port_text.isdigit():
             raise ConfigError(f"ONCALL_PORT must be a port number (1-65535), got {port_text!r}.")
@@ -121,6 +124,15 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     settings = Settings(**values)  # type: ignore[arg-type]
     validate(settings)
     return settings
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) for ONCALL_METRICS_ADDR."""
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"ONCALL_METRICS_ADDR must be host:port, like 127.0.0.1:9100, got {value!r}.")
+    return host, int(port)
 
 
 def validate(s: Settings) -> None:

@@ -24,7 +24,7 @@ from bot.listeners import messages
 from bot.outbox import Outbox
 from bot.posting import web_client
 from bot.runbooks import load_runbooks
-from bot.server import EVENTS_PATH, build_web_app
+from bot.server import EVENTS_PATH, build_ops_app, build_web_app
 from bot.services import Services
 from bot.store import open_store
 from engine.decision import AIDecisionEngine
@@ -44,10 +44,12 @@ class OncallBot:
         self.identity: SlackIdentity | None = None
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
+        self._ops_runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._loading: asyncio.Task[None] | None = None
         self._following: asyncio.Task[None] | None = None
         self.port: int | None = None
+        self.metrics_port: int | None = None  # the ONCALL_METRICS_ADDR listener's, when there is one
 
     @property
     def url(self) -> str:
@@ -82,12 +84,17 @@ class OncallBot:
             store, services.writes, replica_name(settings.port), partial(messages.answer, services, poster)
         )
         bolt = build_app(services, web_client(None, settings.api_url, session=http), self.identity)
-        self._runner = web.AppRunner(
-            build_web_app(bolt, self.services), access_log=None, handle_signals=False
-        )
+        main_app = build_web_app(bolt, services, with_metrics=settings.metrics_addr is None)
+        self._runner = web.AppRunner(main_app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, settings.host, settings.port).start()
         self.port = self._runner.addresses[0][1]
+        if settings.metrics_addr is not None:
+            ops_app = build_ops_app(self.services)
+            self._ops_runner = web.AppRunner(ops_app, access_log=None, handle_signals=False)
+            await self._ops_runner.setup()
+            await web.TCPSite(self._ops_runner, *settings.metrics_addr).start()
+            self.metrics_port = self._ops_runner.addresses[0][1]
         if self.emulator is not None:
             self.emulator.bot_url = self.events_url
         if settings.socket_mode:
@@ -117,8 +124,9 @@ class OncallBot:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._socket is not None:
             await self._socket.close_async()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._ops_runner):
+            if runner is not None:
+                await runner.cleanup()
         if self.services is not None:
             await self.services.outbox.stop()
             await self.services.writes.flush(timeout=5.0)  # the store may be back by now
@@ -163,6 +171,8 @@ async def serve(settings: Settings) -> None:
     else:
         mode = "Socket Mode" if settings.socket_mode else f"HTTP, Slack requests at {bot.events_url}"
         print(f"oncall bot listening on {bot.url} ({mode})", flush=True)
+    if bot.metrics_port is not None:
+        print(f"metrics at http://{settings.metrics_addr[0]}:{bot.metrics_port}/metrics", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

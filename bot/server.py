@@ -1,5 +1,6 @@
 """The HTTP face of the bot: Slack's requests at POST /slack/events; /healthz, /readyz and /metrics for
-whoever runs it. Nothing else is exposed."""
+whoever runs it. Nothing else is exposed: any other path is a bare 404, another method a bare 405, and no
+response names the server software. With ONCALL_METRICS_ADDR, /metrics moves to a listener of its own."""
 
 from __future__ import annotations
 
@@ -15,22 +16,53 @@ EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
 
 
-def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
-    """In Socket Mode Slack's requests come over the socket: no /slack/events (nothing unsigned gets in)."""
+async def _anonymous(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.pop("Server", None)
+
+
+def _application() -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app.on_response_prepare.append(_anonymous)
+    return app
+
+
+def build_web_app(bolt: AsyncApp, services: Services, with_metrics: bool = True) -> web.Application:
+    """In Socket Mode Slack's requests come over the socket: no /slack/events (nothing unsigned gets in).
+    Without ``with_metrics`` /metrics is left to the separate listener (build_ops_app)."""
 
     async def slack_events(request: web.Request) -> web.Response:
         response = await bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
+    app = _application()
+    if not services.settings.socket_mode:
+        app.router.add_post(EVENTS_PATH, slack_events)
+    _add_ops_routes(app, services, with_metrics)
+    return app
+
+
+def build_ops_app(services: Services) -> web.Application:
+    """The ONCALL_METRICS_ADDR listener: /metrics, and the probes beside it (/healthz, /readyz)."""
+    app = _application()
+    _add_ops_routes(app, services, with_metrics=True)
+    return app
+
+
+def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool) -> None:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
+        """Ready once a model set serves; the body says which one, whether it is the rule-based fallback,
+        and the last load error (why it is not the active version)."""
         health = services.engine.ml.health() if services.ready.is_set() else {}
         body = {
             "ready": services.ready.is_set(),
             "serving_version": health.get("serving_version"),
+            "active_version": health.get("active_version"),
+            "fallback": health.get("status") == "fallback",
             "status": health.get("status", "loading models"),
+            "last_error": health.get("last_error"),
         }
         return web.json_response(body, status=200 if body["ready"] else 503)
 
@@ -68,10 +100,7 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
         )
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
-    app = web.Application(client_max_size=MAX_BODY)
-    if not services.settings.socket_mode:
-        app.router.add_post(EVENTS_PATH, slack_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    return app
+    if with_metrics:
+        app.router.add_get("/metrics", metrics)

@@ -45,6 +45,12 @@ def run_checks(model_path: str | Path, allow_unverified: bool = False) -> list[C
     )
     if missing:
         return checks
+    try:
+        version.check_permissions()
+    except RegistryError as exc:
+        checks.append(Check("permissions", False, str(exc)))
+        return checks
+    checks.append(Check("permissions", True, "only the owner (or root) can write the model files"))
     problems = registry.verify(version)
     checks.append(
         Check("checksums", not problems, "; ".join(problems) or "every artifact matches metadata.json")

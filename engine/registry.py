@@ -22,9 +22,13 @@ import pickle
 import platform
 import secrets
 import shutil
+import socket
+import stat
 import tempfile
+import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +69,31 @@ class IncompatibleVersion(RegistryError):
     """The artifacts were written by an incompatible scikit-learn."""
 
 
+class UnsafePermissions(IntegrityError):
+    """Someone other than the owner (or root) could replace a model file, and a model file is code."""
+
+
+def unsafe_permissions(path: Path) -> str | None:
+    """Why ``path`` cannot be trusted to hold code the bot runs, as one sentence with the fix; else None.
+
+    Group-writable counts: a pickle is a program, so anyone in the group could make the bot run theirs (and
+    rewrite metadata.json's checksums to match). Another non-root owner counts for the same reason.
+    """
+    st = path.stat()
+    if st.st_mode & 0o022:
+        who = "everyone" if st.st_mode & 0o002 else "its group"
+        return (
+            f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}), and model files are code "
+            f"the bot runs: refusing to load them; fix it with `chmod go-w {path}`"
+        )
+    if st.st_uid not in (0, os.geteuid()):
+        return (
+            f"{path} belongs to user id {st.st_uid}, not to this user ({os.geteuid()}) or root, and model "
+            f"files are code the bot runs: refusing to load them; fix it with `chown {os.geteuid()} {path}`"
+        )
+    return None
+
+
 def environment_versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
@@ -91,10 +120,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_synced(path: Path, data: bytes) -> None:
+    """A new file, readable by all and writable by its owner only, on disk before this returns."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a temp file, fsync it, rename it over ``path``: readers see the old or the new file, whole."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide the pointer from a bot running as another user
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -140,6 +179,23 @@ class ModelVersion:
     def is_flat(self) -> bool:
         return self.id == FLAT_VERSION
 
+    @property
+    def registry_root(self) -> Path:
+        return self.path if self.is_flat else self.path.parent.parent
+
+    def check_permissions(self) -> None:
+        """Raise UnsafePermissions unless only the owner (or root) can write the directories and files
+        this version is loaded from: the registry root, versions/, its folder, its artifacts, its metadata
+        and the active pointer."""
+        root = self.registry_root
+        dirs = [root] if self.is_flat else [root, self.path.parent, self.path]
+        names = (*ARTIFACT_FILES, METADATA_FILE)
+        files = [self.path / n for n in names] + [root / POINTER_FILE, root / TRIAL_FILE]
+        for path in dirs + [f for f in files if f.is_file()]:
+            problem = unsafe_permissions(path)
+            if problem:
+                raise UnsafePermissions(problem)
+
     def artifact_path(self, name: str) -> Path:
         return self.path / name
 
@@ -153,6 +209,7 @@ class ModelVersion:
         the check and the load cannot slip through.
         """
         warnings: list[str] = []
+        self.check_permissions()
         recorded: Mapping[str, Any] = self.metadata.get("artifacts") or {}
         if not recorded and not allow_unverified:
             raise IntegrityError(
@@ -205,6 +262,37 @@ def load_artifact(data: bytes) -> Any:
     except zlib.error:
         return joblib.load(io.BytesIO(data))
     return pickle.loads(raw)  # only bytes whose sha256 matched the metadata reach this
+
+
+STAGING_ABANDONED_AFTER = 24 * 3600  # seconds: a staging folder of another host this old is a crash's
+
+
+def _abandoned(staging: Path) -> bool:
+    """Left by a crashed save: its process (``.staging-<version>@<host>:<pid>@...``) is gone, or it is
+    another host's and a day old. A run saving into the same directory right now keeps its folder."""
+    parts = staging.name.split("@")
+    host, _, pid = parts[1].rpartition(":") if len(parts) == 3 else ("", "", "")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, as another user
+        return False
+    try:
+        return time.time() - staging.stat().st_mtime > STAGING_ABANDONED_AFTER
+    except FileNotFoundError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``oncall models verify``: a version (or the pointer, or the trial) and its verdict."""
+
+    name: str
+    verdict: str  # ok | BAD | leftover (an interrupted save, harmless, removed by the next training run)
+    detail: str
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -289,40 +377,71 @@ class ModelRegistry:
         return [str(v) for v in self.pointer().get("history", [])]
 
     # -- writing ------------------------------------------------------------------------------------------
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """A full disk or a read-only directory becomes one sentence: every write here is staged and renamed,
+        so a failed one changes nothing that is read."""
+        try:
+            yield
+        except OSError as exc:
+            where = exc.filename or self.root
+            raise RegistryError(
+                f"cannot {what}: {exc.strerror or exc} ({where}); nothing changed, the active version is "
+                f"still {self._active_or_none()}"
+            ) from exc
+
+    def _active_or_none(self) -> str | None:
+        try:
+            return self.active_id()
+        except RegistryError:
+            return None
+
+    def check_writable(self) -> None:
+        """Fail before a long training run, not after it, when the model directory cannot be written."""
+        with self._writing("save model versions"):
+            self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root):
+                pass
+
     def _set_pointer(self, version: str, history: list[str]) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         pointer = {"version": version, "history": history[-50:], "updated_at": datetime.now(UTC).isoformat()}
-        atomic_write_text(self.pointer_path, json.dumps(pointer, indent=2) + "\n")
+        with self._writing(f"make {version} active"):
+            self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+            atomic_write_text(self.pointer_path, json.dumps(pointer, indent=2) + "\n")
 
     def write_version(self, artifacts: Mapping[str, Any], metadata: dict[str, Any]) -> ModelVersion:
-        """Save artifacts as a new immutable version (staged, fsynced, renamed into place); not activated."""
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        """Save artifacts as a new immutable version (staged in a dot folder that readers skip, fsynced,
+        renamed into place); not activated. On any failure the staging folder is removed."""
         version_id = str(metadata.get("version") or new_version_id())
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{version_id}-", dir=self.versions_dir))
-        try:
-            recorded = {}
-            for name, obj in artifacts.items():
-                path = staging / name
-                with path.open("wb") as fh:
-                    fh.write(dump_artifact(obj))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                recorded[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-            meta = {**metadata, "version": version_id, "artifacts": recorded}
-            meta.setdefault("versions", environment_versions())
-            (staging / METADATA_FILE).write_text(
-                json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-            )
-            with (staging / METADATA_FILE).open("rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(staging, 0o755)
-            final = self.versions_dir / version_id
-            os.rename(staging, final)
-            _fsync_dir(self.versions_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with self._writing(f"save model version {version_id}"):
+            self.root.mkdir(mode=0o755, parents=True, exist_ok=True)  # mode: never writable by others
+            self.versions_dir.mkdir(mode=0o755, exist_ok=True)
+            owner = f"{version_id}@{socket.gethostname()}:{os.getpid()}@"  # see _abandoned
+            staging = Path(tempfile.mkdtemp(prefix=f".staging-{owner}", dir=self.versions_dir))
+            try:
+                recorded = {}
+                for name, obj in artifacts.items():
+                    data = dump_artifact(obj)
+                    _write_synced(staging / name, data)
+                    recorded[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+                meta = {**metadata, "version": version_id, "artifacts": recorded}
+                meta.setdefault("versions", environment_versions())
+                text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+                _write_synced(staging / METADATA_FILE, text.encode("utf-8"))
+                os.chmod(staging, 0o755)
+                final = self.versions_dir / version_id
+                os.rename(staging, final)
+                _fsync_dir(self.versions_dir)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
         return ModelVersion(version_id, final, meta)
+
+    def discard(self, version_id: str) -> None:
+        """Delete a version that never went live (its save succeeded but its promotion could not be done)."""
+        if version_id in (self._active_or_none(), *self.history()):
+            raise RegistryError(f"{version_id} is or was active: not deleting it")
+        shutil.rmtree(self.get(version_id).path, ignore_errors=True)
 
     def promote(self, version_id: str) -> ModelVersion:
         """Make ``version_id`` active; the previously active version goes on the rollback history."""
@@ -361,18 +480,22 @@ class ModelRegistry:
             "share": share if mode == "canary" else 0.0,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        atomic_write_text(self.trial_path, json.dumps(trial, indent=2) + "\n")
+        with self._writing(f"start the trial of {version_id}"):
+            atomic_write_text(self.trial_path, json.dumps(trial, indent=2) + "\n")
         return trial
 
     def end_trial(self) -> None:
-        self.trial_path.unlink(missing_ok=True)
+        with self._writing("end the trial"):
+            self.trial_path.unlink(missing_ok=True)
 
     def record_promotion(self, version_id: str, entry: dict[str, Any]) -> None:
         """Note a promotion (and the gate's verdict, or that it was forced) in the version's metadata.
         Only metadata.json changes: the artifacts and their checksums stay as they were."""
         version = self.get(version_id)
         metadata = {**version.metadata, "promotions": [*version.metadata.get("promotions", []), entry]}
-        atomic_write_text(version.path / METADATA_FILE, json.dumps(metadata, indent=2, default=str) + "\n")
+        text = json.dumps(metadata, indent=2, default=str) + "\n"
+        with self._writing(f"record the promotion of {version_id}"):
+            atomic_write_text(version.path / METADATA_FILE, text)
 
     def rollback(self) -> ModelVersion:
         """Re-activate the version that was active before the current one."""
@@ -396,9 +519,14 @@ class ModelRegistry:
         if removed:
             pointer = self.pointer()
             self._set_pointer(str(pointer["version"]), [v for v in self.history() if v not in removed])
-        for stale in self.versions_dir.glob(".staging-*"):
-            shutil.rmtree(stale, ignore_errors=True)  # left by a crashed save
+        self.clean_staging()
         return removed
+
+    def clean_staging(self) -> None:
+        """Remove the staging folders of saves that crashed (never one still being written)."""
+        for staging in self.versions_dir.glob(".staging-*"):
+            if _abandoned(staging):
+                shutil.rmtree(staging, ignore_errors=True)
 
     def verify(self, version: ModelVersion) -> list[str]:
         """Problems with one version's files (empty when every checksum matches)."""
@@ -416,3 +544,75 @@ class ModelRegistry:
             elif sha256_file(path) != info.get("sha256"):
                 problems.append(f"{version.id}: {name} checksum mismatch")
         return problems
+
+    def check_all(self) -> list[Check]:
+        """Every version, the active pointer and the trial, one verdict each (``oncall models verify``)."""
+        if not self.root.is_dir():
+            return [Check(str(self.root), "BAD", "no such model directory: run `oncall train`")]
+        checks: list[Check] = []
+        for path in (self.root, self.versions_dir):
+            problem = unsafe_permissions(path) if path.is_dir() else None
+            if problem:
+                checks.append(Check(path.name + "/", "BAD", problem))
+        found = sorted(self.versions_dir.iterdir()) if self.versions_dir.is_dir() else []
+        flat = self.flat()
+        for path in found:
+            if path.name.startswith(".staging-") and _abandoned(path):
+                checks.append(
+                    Check(path.name, "leftover", "an interrupted save; the next `oncall train` removes it")
+                )
+            elif path.name.startswith(".staging-"):
+                checks.append(Check(path.name, "saving", "a version being saved by a running process"))
+            elif path.is_dir() and not path.name.startswith("."):
+                checks.append(self._check_version(path.name))
+        if flat is not None:
+            checks.append(self._check_version(FLAT_VERSION))
+        good = {c.name for c in checks if c.verdict == "ok"}
+        checks.append(self._check_pointer(good))
+        trial = self._check_trial(good)
+        if trial is not None:
+            checks.append(trial)
+        return checks
+
+    def _check_version(self, version_id: str) -> Check:
+        try:
+            version = self.get(version_id)
+            version.check_permissions()
+            warning = check_sklearn_version(
+                version.metadata.get("versions", {}).get("scikit-learn"), f"model {version.id}"
+            )
+        except RegistryError as exc:
+            return Check(version_id, "BAD", str(exc))
+        problems = [p.removeprefix(f"{version_id}: ") for p in self.verify(version)]
+        if problems:
+            return Check(version_id, "BAD", "; ".join(problems))
+        size = sum(int(a.get("bytes", 0)) for a in version.metadata["artifacts"].values())
+        detail = f"{len(version.metadata['artifacts'])} artifacts, {size / 1e6:.1f} MB, checksums match"
+        return Check(version_id, "ok", detail + (f"; {warning}" if warning else ""))
+
+    def _check_pointer(self, good: set[str]) -> Check:
+        try:
+            active = self.active_id()
+        except RegistryError as exc:
+            return Check(POINTER_FILE, "BAD", str(exc))
+        if active is None:
+            return Check(
+                POINTER_FILE, "BAD", "no active version: run `oncall train` or `oncall models promote`"
+            )
+        if active not in good:
+            return Check(POINTER_FILE, "BAD", f"the active version {active} is missing or broken (see above)")
+        return Check(POINTER_FILE, "ok", f"active version {active}")
+
+    def _check_trial(self, good: set[str]) -> Check | None:
+        try:
+            trial = self.trial()
+        except RegistryError as exc:
+            return Check(TRIAL_FILE, "BAD", str(exc))
+        if trial is None:
+            return None
+        version = str(trial["version"])
+        if version not in good:
+            return Check(TRIAL_FILE, "BAD", f"the trial's version {version} is missing or broken (see above)")
+        if version == self._active_or_none():
+            return Check(TRIAL_FILE, "BAD", f"the trial's version {version} is the active one: `end-trial`")
+        return Check(TRIAL_FILE, "ok", f"{trial.get('mode')} trial of {version}")

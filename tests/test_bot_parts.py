@@ -31,6 +31,9 @@ from engine.decision import ActionScore, Decision
         ({"ONCALL_DB_URL": "postgresql://oncall:pw@db:5432/"}, "ONCALL_DB_URL"),
         ({"SLACK_API_URL": "not a url"}, "SLACK_API_URL"),
         ({"ONCALL_RUNBOOKS": "/nonexistent/runbooks.yml"}, "ONCALL_RUNBOOKS"),
+        ({"ONCALL_METRICS_ADDR": "9100"}, "ONCALL_METRICS_ADDR"),
+        ({"ONCALL_METRICS_ADDR": "0.0.0.0:metrics"}, "ONCALL_METRICS_ADDR"),
+        ({"ONCALL_METRICS_ADDR": "127.0.0.1:70000"}, "ONCALL_METRICS_ADDR"),
     ],
 )
 def test_a_bad_setting_is_one_sentence_naming_it(env: dict[str, str], named: str) -> None:
@@ -51,6 +54,9 @@ def test_settings_modes_and_watched_channels() -> None:
     chosen = load_settings({"ONCALL_CHANNELS": "C0123ABC, #war-room"})
     assert watches(chosen, "C0123ABC", None) and watches(chosen, "C9", "war-room")
     assert not watches(chosen, "C9", "incidents")
+    assert load_settings({"ONCALL_METRICS_ADDR": "0.0.0.0:9100"}).metrics_addr == ("0.0.0.0", 9100)
+    assert load_settings({"ONCALL_METRICS_ADDR": "[::1]:9100"}).metrics_addr == ("::1", 9100)
+    assert local.metrics_addr is None
     postgres = "postgresql://oncall:secret@db.internal:5432/oncall"
     assert load_settings({"ONCALL_DB_URL": postgres}).db_url == postgres
 

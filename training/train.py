@@ -33,6 +33,7 @@ from engine.registry import (
     VECTORIZER_FILE,
     ModelRegistry,
     NoModels,
+    RegistryError,
     environment_versions,
     new_version_id,
 )
@@ -424,6 +425,9 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
     """The whole run: data, fit, validate against the floor, save a new version, activate, prune."""
     started = time.perf_counter()
     progress = Progress(6, enabled=config.progress)
+    registry = ModelRegistry(model_path, keep=config.keep_versions)
+    registry.check_writable()
+    registry.clean_staging()
     try:
         with progress.step("training data"):
             rows, summary = collect_data(config)
@@ -440,7 +444,6 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
             if failures:
                 raise ValidationFailed("model refused, nothing saved: " + "; ".join(failures), metrics)
         with progress.step("save version"):
-            registry = ModelRegistry(model_path, keep=config.keep_versions)
             metadata = {
                 "version": new_version_id(),
                 "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -459,13 +462,17 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
             load_model_set(version)  # the saved files must load and reproduce the probes before going live
         if activate:
             with progress.step("promotion gate"):
-                promote(
-                    registry,
-                    version.id,
-                    config.gate_data,
-                    extra_rows=config.gate_rows,
-                    rejected=config.gate_rejected,
-                )
+                try:
+                    promote(
+                        registry,
+                        version.id,
+                        config.gate_data,
+                        extra_rows=config.gate_rows,
+                        rejected=config.gate_rejected,
+                    )
+                except RegistryError:  # the disk filled up or turned read-only: leave no orphan behind
+                    registry.discard(version.id)
+                    raise
             registry.prune()
     finally:
         progress.close()
@@ -505,7 +512,7 @@ def promote(
             version_id,
             result,
         )
-    registry.promote(version_id)
+    # Recorded first: if the disk fills between the two writes, the pointer has not moved.
     registry.record_promotion(
         version_id,
         {
@@ -515,6 +522,7 @@ def promote(
             "gate": result.to_dict(),
         },
     )
+    registry.promote(version_id)
     return result
 
 

@@ -177,12 +177,12 @@ async def _trial_command(services: Services, sub: str, args: list[str], user: st
         version = args[0]
         if sub == "promote":
             stats = await services.store.trial_stats(version)
-            await asyncio.to_thread(registry.promote, version)
             await asyncio.to_thread(
                 registry.record_promotion,
                 version,
                 {"at": time.time(), "via": "slack", "by": user, "forced": False, "trial": stats},
             )
+            await asyncio.to_thread(registry.promote, version)
             await asyncio.to_thread(registry.end_trial)
             result = await ml.reload_models()
             await ml.sync_trial()
