@@ -3,6 +3,7 @@ writes may act as a mention or a link) and cut to Slack's limits, whatever the i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +20,22 @@ RATE_HINT = (
 )
 
 
+# Bidi overrides and isolates (they would reorder the bot's own words after them) and control characters
+# (NUL and the like): dropped. A lone surrogate (from a payload that was not UTF-8) cannot be encoded.
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def escape(text: str) -> str:
-    """Slack's three control characters: with them escaped, <!channel>, <@U…> and <url|label> are inert."""
+    """Slack's three control characters: with them escaped, <!channel>, <@U…> and <url|label> are inert
+    (and nothing that reorders or hides the bot's own text survives)."""
+    text = _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text))
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str, text: str) -> str:
+    """A link the bot makes: a ``|`` in the URL would end it early and make the rest the label."""
+    return f"<{escape(url).replace('|', '%7C')}|{escape(text)}>"
 
 
 def cut(text: str, limit: int) -> str:
@@ -59,7 +73,7 @@ def decision_blocks(
     )
     category = f"*Category:* {escape(label(decision.category))} ({_pct(decision.category_confidence)})"
     if category_link:
-        category += f" · <{escape(category_link)}|runbook>"
+        category += f" · {link(category_link, 'runbook')}"
     header = f"{severity}   {category}"
     if decision.uncertain:
         header += "\n:warning: *Uncertain* — the model is not confident; check before acting."
@@ -68,9 +82,9 @@ def decision_blocks(
     lines = []
     for i, a in enumerate(decision.actions, start=1):
         line = f"{i}. {escape(label(a.action))} ({_pct(a.confidence)})"
-        link = runbooks.get("actions", {}).get(a.action)
-        if link:
-            line += f" · <{escape(link)}|runbook>"
+        runbook = runbooks.get("actions", {}).get(a.action)
+        if runbook:
+            line += f" · {link(runbook, 'runbook')}"
         lines.append(line)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": cut(header, SECTION_TEXT_MAX)}},

@@ -3,6 +3,8 @@ whoever runs it. Nothing else is exposed."""
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -10,6 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.metrics import training_shares
 from bot.services import Services
 
+log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
 
@@ -18,8 +21,15 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
     """In Socket Mode Slack's requests come over the socket: no /slack/events (nothing unsigned gets in)."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        # Bolt parses the body (and reads ids out of it) before it checks the signature, and raises on a
+        # body that is not UTF-8, not JSON or not shaped like a Slack payload: refused here, not a 500.
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:
+            services.metrics.refused.inc(kind="request", reason="unreadable body")
+            log.warning("refused an unreadable request body: %s", type(exc).__name__)
+            return web.Response(status=400, text="unreadable body")
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
