@@ -14,6 +14,8 @@ from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES, SEVERITY_EMOJI
 SECTION_TEXT_MAX = 3000
 CONTEXT_TEXT_MAX = 2000
 FALLBACK_TEXT_MAX = 3000  # notifications show little; Slack truncates at 40,000
+BUTTON_TEXT_MAX = 75
+MAX_ACTION_BUTTONS = 5  # one per recommended action (the "other action" menu has them all)
 RATE_HINT = (
     "Rate this: react :+1: or :-1:, and :one: :two: :three: for the action that was right; "
     "or correct it below."
@@ -26,11 +28,15 @@ _INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def plain(text: str) -> str:
+    """Text for a plain_text field (never parsed as markup): only what reorders it or cannot be sent goes."""
+    return _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text))
+
+
 def escape(text: str) -> str:
     """Slack's three control characters: with them escaped, <!channel>, <@U…> and <url|label> are inert
     (and nothing that reorders or hides the bot's own text survives)."""
-    text = _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text))
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return plain(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def link(url: str, text: str) -> str:
@@ -145,12 +151,14 @@ def correction_controls(decision: Decision) -> dict[str, Any]:
             "options": [_option(c) for c in CATEGORIES],
         },
     ]
-    for i, a in enumerate(decision.actions):
+    for i, a in enumerate(decision.actions[:MAX_ACTION_BUTTONS]):
+        if a.action not in ACTIONS:  # a button carries only a value a click may store
+            continue
         elements.append(
             {
                 "type": "button",
                 "action_id": f"fixed_action_{i}",
-                "text": {"type": "plain_text", "text": cut(f"{label(a.action)} fixed it", 75)},
+                "text": {"type": "plain_text", "text": cut(f"{label(a.action)} fixed it", BUTTON_TEXT_MAX)},
                 "value": a.action,
             }
         )

@@ -109,7 +109,7 @@ class Metrics:
         self.reply_errors = Counter("oncall_reply_errors_total", "Replies Slack refused after retries.")
         self.refused = Counter(
             "oncall_requests_refused_total",
-            "Requests refused (foreign team, malformed user, unreadable body), by kind and reason.",
+            "Requests refused (foreign team, malformed user or body), by kind and reason.",
         )
         self.duplicates = Counter("oncall_duplicate_events_total", "Re-delivered events answered only once.")
         self.commands = Counter("oncall_commands_total", "Slash commands, by command and subcommand.")

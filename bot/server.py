@@ -4,6 +4,7 @@ whoever runs it. Nothing else is exposed."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -17,6 +18,14 @@ EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
 
 
+def malformed_event(body: dict[str, Any]) -> bool:
+    """An Events API envelope whose event is not an object with a type."""
+    event = body.get("event")
+    return body.get("type") == "event_callback" and not (
+        isinstance(event, dict) and isinstance(event.get("type"), str)
+    )
+
+
 def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
     """In Socket Mode Slack's requests come over the socket: no /slack/events (nothing unsigned gets in)."""
 
@@ -26,9 +35,13 @@ def build_web_app(bolt: AsyncApp, services: Services) -> web.Application:
         try:
             bolt_request = await to_bolt_request(request)
         except (ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:
-            services.metrics.refused.inc(kind="request", reason="unreadable body")
-            log.warning("refused an unreadable request body: %s", type(exc).__name__)
-            return web.Response(status=400, text="unreadable body")
+            services.metrics.refused.inc(kind="request", reason="malformed body")
+            log.warning("refused a malformed request body: %s", type(exc).__name__)
+            return web.Response(status=400, text="malformed body")
+        if malformed_event(bolt_request.body):  # Bolt's own middleware would raise on it
+            services.metrics.refused.inc(kind="request", reason="malformed event")
+            log.warning("refused an event_callback without an event object")
+            return web.Response(status=400, text="malformed event")
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     async def healthz(request: web.Request) -> web.Response:

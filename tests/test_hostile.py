@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from bot.emulator import SlackEmulator
+from bot.emulator import events as emu_events
 from bot.listeners.guard import REFUSED
 from tests import test_alerts as alert_examples
 from tests.test_bot_e2e import ADMIN, PERSON, SECRET, TOKEN, Running, _as_webhook, eventually, start_bot
@@ -49,6 +50,13 @@ async def running(models_dir: Path, tmp_path: Path) -> AsyncIterator[Running]:
         await emulator.settle()
         await bot.stop()
         await emulator.stop()
+
+
+def nested_lists(depth: int) -> Any:
+    leaf: Any = {"type": "text", "text": "<!here> deep"}
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
 
 
 def strings(value: Any) -> list[str]:
@@ -249,3 +257,69 @@ async def test_a_command_from_another_team_or_a_malformed_user_is_refused(
     async with aiohttp.ClientSession() as http:
         text = await (await http.get(running.bot.url + "/metrics")).text()
     assert f'oncall_requests_refused_total{{kind="command",reason="{reason}"}} 1' in text
+
+
+def _error_count(running: Running) -> float:
+    events = running.bot.services.metrics.events
+    return sum(v for labels, v in events.values.items() if ("outcome", "error") in labels)
+
+
+async def test_garbage_bodies_and_payloads_never_break_a_listener(running: Running) -> None:
+    emu = running.emulator
+    ws = emu.workspace
+    channel, person = ws.channel("#incidents").id, ws.human(PERSON).id
+    unreadable = [
+        b'{"type": "event_callback", "event": {"type": "message", "text": "trunc',
+        b'{"type": "event_callback", "event": {"type": "message", "text": "\xff\xfe\xc3("}}',
+        b"[1, 2, 3]",
+        b'"just a string"',
+        b'{"type": "event_callback", "user": 5}',
+        b'{"type": "event_callback", "authorizations": {"a": 1}}',
+        b"[" * 200_000,
+    ]
+    for body in unreadable:
+        answer = await emu.deliver_raw(body)
+        assert answer.status == 400, body[:60]
+    refused = running.bot.services.metrics.refused
+    assert refused.value(kind="request", reason="malformed body") == len(unreadable)
+
+    base = {"type": "message", "channel": channel, "user": person, "ts": "1732600000.000100"}
+    events: list[Any] = [
+        "a string",
+        ["a", "list"],
+        {"type": 5},
+        {**base, "channel": ["C1"], "text": "x"},
+        {**base, "ts": {"a": 1}, "text": "x"},
+        {**base, "text": None, "blocks": "x", "attachments": {"a": [1]}},
+        {**base, "text": "\x00" * 1000 + "\ud800" + "<!channel>"},
+        {**base, "subtype": ["x"], "thread_ts": 5, "text": "x"},
+        {**base, "blocks": [{"type": "rich_text", "elements": nested_lists(900)}]},
+        {"type": "reaction_added", "user": ["x"], "reaction": 5, "item": "x"},
+        {
+            "type": "reaction_added",
+            "user": person,
+            "reaction": "+1",
+            "item": {"type": "message", "channel": 5},
+        },
+        {"type": "app_home_opened", "user": {"id": 1}, "tab": "home"},
+        {"type": "app_home_opened", "user": "U0NOBODY", "tab": "home"},
+    ]
+    ids = [emu.delivery.publish(event) for event in events]
+    huge = ws.add_message(channel, "disk full on db-7 <!channel> " * 33_000, user=person, blocks=[])
+    emu.delivery.publish(emu_events.message_posted(huge))
+    await emu.settle()
+    reply = await emu.wait_for_bot_message("#incidents", thread_ts=huge.ts, timeout=10)
+    assert "&lt;!channel&gt;" in reply["text"] or "<!channel>" not in reply["text"]
+    metrics = running.bot.services.metrics
+    assert _error_count(running) == 0, metrics.events.values
+    refusals = {0: "malformed event", 1: "malformed event", 2: "malformed event", 10: "malformed body"}
+    for i, event_id in enumerate(ids):  # refused with a 400 (Slack retries: each attempt is counted)
+        assert {a.status for a in emu.attempts if a.event_id == event_id} == {400 if i in refusals else 200}
+    attempts = [a for a in emu.attempts if a.event_id in ids]
+    for reason in ("malformed event", "malformed body"):
+        wanted = sum(1 for a in attempts if refusals.get(ids.index(a.event_id)) == reason)
+        wanted += len(unreadable) if reason == "malformed body" else 0
+        assert refused.value(kind="request", reason=reason) == wanted
+    assert metrics.skipped.value(reason="home tab: not a person's home") == 1
+    assert metrics.reply_errors.value() >= 2, "the unknown user's home tab and the thread of a dict ts"
+    assert leaks(running) == []

@@ -25,10 +25,13 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def rate(services: Services, event: dict[str, Any], added: bool) -> None:
-    item = event.get("item") or {}
+    item = event.get("item")
+    item = item if isinstance(item, dict) else {}
     channel, ts = item.get("channel"), item.get("ts")
     user, reaction = event.get("user"), event.get("reaction")
-    if item.get("type") != "message" or not (channel and ts and user and reaction):
+    if item.get("type") != "message" or not all(
+        isinstance(v, str) and v for v in (channel, ts, user, reaction)
+    ):
         return
     decision = await services.store.decision(channel, ts)
     if decision is None:  # not one of our decisions
