@@ -45,13 +45,17 @@ def link(url: str, text: str) -> str:
 
 
 def cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, marked when cut (never in the middle of an escape like &amp;)."""
+    """At most ``limit`` characters, marked when cut (never in the middle of an escape like &amp;, nor of a
+    link the bot made: half a ``<url|label>`` would swallow what follows)."""
     if len(text) <= limit:
         return text
     head = text[: limit - 1]
     amp = head.rfind("&")
     if amp >= 0 and ";" not in head[amp:]:
         head = head[:amp]
+    opened = head.rfind("<")  # escaped text has no raw <: any is the start of the bot's own link
+    if opened > head.rfind(">"):
+        head = head[:opened]
     return head + "…"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.alerts import (
@@ -263,6 +263,13 @@ RUNBOOK_LINK = re.compile(r"<https://wiki\.example/[a-z_]+(?:%7Cx)?\|runbook>")
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 @given(DECISIONS, st.none() | STRINGS, st.booleans(), st.lists(STRINGS, max_size=20))
+# Found by this test: the section was cut inside the second action's runbook link, leaving half a link.
+@example(
+    Decision("", 0, "", 0, [ActionScore("`" * 2950, 1), ActionScore("rollback_deploy", 1)], False, ""),
+    None,
+    False,
+    [],
+)
 def test_any_decision_renders_within_limits_and_inert(
     decision: Decision, title: str | None, controls: bool, corrections: list[str]
 ) -> None:
