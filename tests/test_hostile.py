@@ -320,6 +320,6 @@ async def test_garbage_bodies_and_payloads_never_break_a_listener(running: Runni
         wanted = sum(1 for a in attempts if refusals.get(ids.index(a.event_id)) == reason)
         wanted += len(unreadable) if reason == "malformed body" else 0
         assert refused.value(kind="request", reason=reason) == wanted
-    assert metrics.skipped.value(reason="home tab: not a person's home") == 1
+    assert refused.value(kind="event", reason="malformed user") == 1
     assert metrics.reply_errors.value() >= 2, "the unknown user's home tab and the thread of a dict ts"
     assert leaks(running) == []

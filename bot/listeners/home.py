@@ -25,9 +25,12 @@ ABOUT = (
 
 def register(app: AsyncApp, services: Services) -> None:
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
         user = event.get("user")
-        if event.get("tab", "home") != "home" or not isinstance(user, str) or not USER_ID.match(user):
-            services.metrics.skipped.inc(reason="home tab: not a person's home")
+        if not isinstance(user, str) or not USER_ID.match(user):
+            services.metrics.refused.inc(kind="event", reason="malformed user")
+            log.warning("refused app_home_opened for a malformed user id")
             return
         blocks = text_blocks(ABOUT)
         if services.ready.is_set() and await services.is_admin(client, user):
