@@ -3,6 +3,7 @@ writes may act as a mention or a link) and cut to Slack's limits, whatever the i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,25 +14,48 @@ from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES, SEVERITY_EMOJI
 SECTION_TEXT_MAX = 3000
 CONTEXT_TEXT_MAX = 2000
 FALLBACK_TEXT_MAX = 3000  # notifications show little; Slack truncates at 40,000
+BUTTON_TEXT_MAX = 75
+MAX_ACTION_BUTTONS = 5  # one per recommended action (the "other action" menu has them all)
 RATE_HINT = (
     "Rate this: react :+1: or :-1:, and :one: :two: :three: for the action that was right; "
     "or correct it below."
 )
 
 
+# Bidi overrides and isolates (they would reorder the bot's own words after them) and control characters
+# (NUL and the like): dropped. A lone surrogate (from a payload that was not UTF-8) cannot be encoded.
+_INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def plain(text: str) -> str:
+    """Text for a plain_text field (never parsed as markup): only what reorders it or cannot be sent goes."""
+    return _SURROGATE.sub("\ufffd", _INVISIBLE.sub("", text))
+
+
 def escape(text: str) -> str:
-    """Slack's three control characters: with them escaped, <!channel>, <@U…> and <url|label> are inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Slack's three control characters: with them escaped, <!channel>, <@U…> and <url|label> are inert
+    (and nothing that reorders or hides the bot's own text survives)."""
+    return plain(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str, text: str) -> str:
+    """A link the bot makes: a ``|`` in the URL would end it early and make the rest the label."""
+    return f"<{escape(url).replace('|', '%7C')}|{escape(text)}>"
 
 
 def cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, marked when cut (never in the middle of an escape like &amp;)."""
+    """At most ``limit`` characters, marked when cut (never in the middle of an escape like &amp;, nor of a
+    link the bot made: half a ``<url|label>`` would swallow what follows)."""
     if len(text) <= limit:
         return text
     head = text[: limit - 1]
     amp = head.rfind("&")
     if amp >= 0 and ";" not in head[amp:]:
         head = head[:amp]
+    opened = head.rfind("<")  # escaped text has no raw <: any is the start of the bot's own link
+    if opened > head.rfind(">"):
+        head = head[:opened]
     return head + "…"
 
 
@@ -59,7 +83,7 @@ def decision_blocks(
     )
     category = f"*Category:* {escape(label(decision.category))} ({_pct(decision.category_confidence)})"
     if category_link:
-        category += f" · <{escape(category_link)}|runbook>"
+        category += f" · {link(category_link, 'runbook')}"
     header = f"{severity}   {category}"
     if decision.uncertain:
         header += "\n:warning: *Uncertain* — the model is not confident; check before acting."
@@ -68,9 +92,9 @@ def decision_blocks(
     lines = []
     for i, a in enumerate(decision.actions, start=1):
         line = f"{i}. {escape(label(a.action))} ({_pct(a.confidence)})"
-        link = runbooks.get("actions", {}).get(a.action)
-        if link:
-            line += f" · <{escape(link)}|runbook>"
+        runbook = runbooks.get("actions", {}).get(a.action)
+        if runbook:
+            line += f" · {link(runbook, 'runbook')}"
         lines.append(line)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": cut(header, SECTION_TEXT_MAX)}},
@@ -131,12 +155,14 @@ def correction_controls(decision: Decision) -> dict[str, Any]:
             "options": [_option(c) for c in CATEGORIES],
         },
     ]
-    for i, a in enumerate(decision.actions):
+    for i, a in enumerate(decision.actions[:MAX_ACTION_BUTTONS]):
+        if a.action not in ACTIONS:  # a button carries only a value a click may store
+            continue
         elements.append(
             {
                 "type": "button",
                 "action_id": f"fixed_action_{i}",
-                "text": {"type": "plain_text", "text": cut(f"{label(a.action)} fixed it", 75)},
+                "text": {"type": "plain_text", "text": cut(f"{label(a.action)} fixed it", BUTTON_TEXT_MAX)},
                 "value": a.action,
             }
         )

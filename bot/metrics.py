@@ -107,6 +107,10 @@ class Metrics:
         self.skipped = Counter("oncall_messages_skipped_total", "Messages not treated as alerts, by reason.")
         self.replies = Counter("oncall_replies_total", "Replies posted, by kind.")
         self.reply_errors = Counter("oncall_reply_errors_total", "Replies Slack refused after retries.")
+        self.refused = Counter(
+            "oncall_requests_refused_total",
+            "Requests refused (foreign team, malformed user or body), by kind and reason.",
+        )
         self.duplicates = Counter("oncall_duplicate_events_total", "Re-delivered events answered only once.")
         self.commands = Counter("oncall_commands_total", "Slash commands, by command and subcommand.")
         self.ratings = Counter("oncall_ratings_total", "Ratings stored or withdrawn, by kind.")
@@ -141,6 +145,7 @@ class Metrics:
             self.replies,
             self.reply_errors,
             self.duplicates,
+            self.refused,
             self.commands,
             self.ratings,
             self.store_unavailable,

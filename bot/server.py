@@ -4,6 +4,9 @@ response names the server software. With ONCALL_METRICS_ADDR, /metrics moves to 
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
@@ -12,6 +15,7 @@ from bot.metrics import training_shares
 from bot.services import Services
 from bot.store import StoreUnavailable
 
+log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
 
@@ -26,13 +30,32 @@ def _application() -> web.Application:
     return app
 
 
+def malformed_event(body: dict[str, Any]) -> bool:
+    """An Events API envelope whose event is not an object with a type."""
+    event = body.get("event")
+    return body.get("type") == "event_callback" and not (
+        isinstance(event, dict) and isinstance(event.get("type"), str)
+    )
+
+
 def build_web_app(bolt: AsyncApp, services: Services, with_metrics: bool = True) -> web.Application:
     """In Socket Mode Slack's requests come over the socket: no /slack/events (nothing unsigned gets in).
     Without ``with_metrics`` /metrics is left to the separate listener (build_ops_app)."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        # Bolt parses the body (and reads ids out of it) before it checks the signature, and raises on a
+        # body that is not UTF-8, not JSON or not shaped like a Slack payload: refused here, not a 500.
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:
+            services.metrics.refused.inc(kind="request", reason="malformed body")
+            log.warning("refused a malformed request body: %s", type(exc).__name__)
+            return web.Response(status=400, text="malformed body")
+        if malformed_event(bolt_request.body):  # Bolt's own middleware would raise on it
+            services.metrics.refused.inc(kind="request", reason="malformed event")
+            log.warning("refused an event_callback without an event object")
+            return web.Response(status=400, text="malformed event")
+        return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     app = _application()
     if not services.settings.socket_mode:

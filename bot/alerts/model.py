@@ -21,6 +21,7 @@ _NORMALISED = {
     **dict.fromkeys(("p4", "p5", "sev4", "sev5", "info", "informational", "low", "minor", "debug"), "low"),
 }
 _HINT_NOISE = re.compile(r"[\s\-_\[\]()`*:]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(slots=True)
@@ -43,6 +44,9 @@ def normalise_severity(hint: str | None) -> str | None:
 
 
 def _cap(text: str, limit: int) -> str:
+    """At most ``limit`` characters, storable: NUL (PostgreSQL's text refuses it) and lone surrogates (a
+    payload that was not UTF-8; no encoder takes them) become U+FFFD."""
+    text = _UNSTORABLE.sub("\ufffd", text)
     return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
@@ -74,5 +78,5 @@ def make_alert(
         status=status,
         fingerprint=_cap(fingerprint, MAX_FINGERPRINT) if fingerprint else None,
         source_severity=hint,
-        url=url[:2_000] if url else None,
+        url=_cap(url, 2_000) if url else None,
     )

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import escape, label, with_corrections
+from bot.listeners.guard import USER_ID
 from bot.services import Services
 from bot.store import Rating
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
@@ -59,7 +60,7 @@ async def correct(services: Services, client: AsyncWebClient, body: dict[str, An
     await services.store.rate(channel, ts, user, action_id, Rating(kind, value))
     services.metrics.ratings.inc(kind=kind, change="corrected")
     lines = [
-        f"{'fixed by' if k == 'action' else k + ' →'} {escape(label(v))} (<@{escape(u)}>)"
+        f"{'fixed by' if k == 'action' else k + ' →'} {escape(label(v))} ({_mention(u)})"
         for u, k, source, v in await services.store.ratings(channel, ts)
         if ACTION_IDS.match(source)  # a control, not a reaction
     ]
@@ -68,3 +69,8 @@ async def correct(services: Services, client: AsyncWebClient, body: dict[str, An
         await client.chat_update(channel=channel, ts=ts, text=str(message.get("text") or ""), blocks=blocks)
     except SlackApiError as exc:
         log.error("could not show the correction on %s/%s: %s", channel, ts, exc.response.get("error"))
+
+
+def _mention(user: str) -> str:
+    """A mention of the person who corrected, only for a well-formed user id (else the id, inert)."""
+    return f"<@{user}>" if USER_ID.match(user) else escape(user)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import text_blocks
 from bot.listeners.commands import MODELS_USAGE, status_text
+from bot.listeners.guard import USER_ID
 from bot.services import Services
 
+log = logging.getLogger(__name__)
 EVENTS = ("app_home_opened",)
 ABOUT = (
     "*On-call agent.* Every alert in an incident channel gets a reply in its thread: severity, category and "
@@ -21,15 +25,23 @@ ABOUT = (
 
 def register(app: AsyncApp, services: Services) -> None:
     async def on_home_opened(event: dict[str, Any], client: AsyncWebClient) -> None:
-        user = str(event.get("user") or "")
-        if event.get("tab", "home") != "home" or not user:
+        if event.get("tab", "home") != "home":
+            return
+        user = event.get("user")
+        if not isinstance(user, str) or not USER_ID.match(user):
+            services.metrics.refused.inc(kind="event", reason="malformed user")
+            log.warning("refused app_home_opened for a malformed user id")
             return
         blocks = text_blocks(ABOUT)
         if services.ready.is_set() and await services.is_admin(client, user):
             blocks += [{"type": "divider"}, *text_blocks(await status_text(services))]
             blocks += text_blocks(_monitoring(services))
             blocks += [{"type": "context", "elements": [{"type": "mrkdwn", "text": MODELS_USAGE[:2000]}]}]
-        await client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+        try:
+            await client.views_publish(user_id=user, view={"type": "home", "blocks": blocks})
+        except SlackApiError as exc:  # an unknown or deactivated user: nothing to show, nothing broken
+            services.metrics.reply_errors.inc()
+            log.warning("home tab of %s not published: %s", user, exc.response.get("error"))
 
     app.event(EVENTS[0])(on_home_opened)
 

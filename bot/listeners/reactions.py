@@ -27,15 +27,19 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 def _voter(event: dict[str, Any]) -> tuple[str, ...]:
-    item = event.get("item") or {}
+    """One person's vote on one message: their ratings are written in the order they were made."""
+    item = event.get("item") if isinstance(event.get("item"), dict) else {}
     return ("vote", str(item.get("channel")), str(item.get("ts")), str(event.get("user")))
 
 
 async def rate(services: Services, event: dict[str, Any], added: bool) -> None:
-    item = event.get("item") or {}
+    item = event.get("item")
+    item = item if isinstance(item, dict) else {}
     channel, ts = item.get("channel"), item.get("ts")
     user, reaction = event.get("user"), event.get("reaction")
-    if item.get("type") != "message" or not (channel and ts and user and reaction):
+    if item.get("type") != "message" or not all(
+        isinstance(v, str) and v for v in (channel, ts, user, reaction)
+    ):
         return
     decision = await services.store.decision(channel, ts)
     if decision is None:  # not one of our decisions
