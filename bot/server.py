@@ -4,7 +4,11 @@ response names the server software. With ONCALL_METRICS_ADDR, /metrics moves to 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +22,7 @@ from bot.store import StoreUnavailable
 log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
+SIGNATURE_WINDOW = 300  # seconds: an older signed request is a replay
 
 
 async def _anonymous(request: web.Request, response: web.StreamResponse) -> None:
@@ -28,6 +33,15 @@ def _application() -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app.on_response_prepare.append(_anonymous)
     return app
+
+
+def signed(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> bool:
+    """Slack's request signature (v0, HMAC-SHA256 of "v0:timestamp:body") and its 5-minute window."""
+    timestamp, signature = headers.get("X-Slack-Request-Timestamp", ""), headers.get("X-Slack-Signature", "")
+    if not secret or not timestamp.isdigit() or abs(now - int(timestamp)) > SIGNATURE_WINDOW:
+        return False
+    mac = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256)
+    return hmac.compare_digest("v0=" + mac.hexdigest(), signature)
 
 
 def malformed_event(body: dict[str, Any]) -> bool:
@@ -43,18 +57,24 @@ def build_web_app(bolt: AsyncApp, services: Services, with_metrics: bool = True)
     Without ``with_metrics`` /metrics is left to the separate listener (build_ops_app)."""
 
     async def slack_events(request: web.Request) -> web.Response:
-        # Bolt parses the body (and reads ids out of it) before it checks the signature, and raises on a
-        # body that is not UTF-8, not JSON or not shaped like a Slack payload: refused here, not a 500.
+        # The signature first, on the raw bytes: Bolt parses the body (and reads ids out of it) before it
+        # checks the signature, and raises on a body that is not UTF-8, not JSON or not shaped like a Slack
+        # payload. Unsigned: 401. Signed by Slack yet unreadable: acknowledged (a retry would not help)
+        # and counted as a refusal, never a 500.
+        raw = await request.read()
+        if not signed(services.settings.signing_secret or "", request.headers, raw, time.time()):
+            services.metrics.refused.inc(kind="request", reason="bad signature")
+            return web.Response(status=401, text="invalid signature")
         try:
             bolt_request = await to_bolt_request(request)
         except (ValueError, TypeError, AttributeError, LookupError, RecursionError) as exc:
             services.metrics.refused.inc(kind="request", reason="malformed body")
             log.warning("refused a malformed request body: %s", type(exc).__name__)
-            return web.Response(status=400, text="malformed body")
+            return web.Response(status=200, text="malformed body")
         if malformed_event(bolt_request.body):  # Bolt's own middleware would raise on it
             services.metrics.refused.inc(kind="request", reason="malformed event")
             log.warning("refused an event_callback without an event object")
-            return web.Response(status=400, text="malformed event")
+            return web.Response(status=200, text="malformed event")
         return await to_aiohttp_response(await bolt.async_dispatch(bolt_request))
 
     app = _application()

@@ -280,9 +280,9 @@ async def test_garbage_bodies_and_payloads_never_break_a_listener(running: Runni
         b'{"type": "event_callback", "authorizations": {"a": 1}}',
         b"[" * 200_000,
     ]
-    for body in unreadable:
+    for body in unreadable:  # signed by Slack: acknowledged (a retry would not help), and counted
         answer = await emu.deliver_raw(body)
-        assert answer.status == 400, body[:60]
+        assert answer.status == 200, body[:60]
     refused = running.bot.services.metrics.refused
     assert refused.value(kind="request", reason="malformed body") == len(unreadable)
 
@@ -316,8 +316,8 @@ async def test_garbage_bodies_and_payloads_never_break_a_listener(running: Runni
     metrics = running.bot.services.metrics
     assert _error_count(running) == 0, metrics.events.values
     refusals = {0: "malformed event", 1: "malformed event", 2: "malformed event", 10: "malformed body"}
-    for i, event_id in enumerate(ids):  # refused with a 400 (Slack retries: each attempt is counted)
-        assert {a.status for a in emu.attempts if a.event_id == event_id} == {400 if i in refusals else 200}
+    for event_id in ids:  # refused or answered, each acknowledged once: Slack has no reason to retry
+        assert [a.status for a in emu.attempts if a.event_id == event_id] == [200]
     attempts = [a for a in emu.attempts if a.event_id in ids]
     for reason in ("malformed event", "malformed body"):
         wanted = sum(1 for a in attempts if refusals.get(ids.index(a.event_id)) == reason)
