@@ -137,6 +137,7 @@ async def main() -> None:
                 "SLACK_SIGNING_SECRET": SECRET,
                 "SLACK_API_URL": emu.api_url,
                 "ONCALL_LOG_LEVEL": "WARNING",
+                "ONCALL_GROUP_QUIET": "0",  # grouping off: every alert's own reply is what is timed
             }
             cmd = [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--model-path", str(models)]
             cmd += ["--db-url", f"sqlite:///{tmp}/bench.db"]

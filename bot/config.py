@@ -24,6 +24,16 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class GroupingSettings:
+    """ONCALL_GROUP_WINDOW, ONCALL_GROUP_QUIET (seconds; 0 turns grouping off), ONCALL_GROUP_SIMILARITY
+    (0-1; above 1 only duplicates and the same service group)."""
+
+    window: float = 600.0  # a related alert joins a group seen this recently
+    quiet: float = 1800.0  # a group with no new alert for this long is closed
+    similarity: float = 0.6  # the share of an alert's words its group uses, from which they are related
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     bot_token: str | None = None
     signing_secret: str | None = None
@@ -37,6 +47,7 @@ class Settings:
     db_url: str = DEFAULT_DB_URL
     runbooks: Path | None = None
     metrics_addr: tuple[str, int] | None = None  # a separate listener for /metrics (and the probes)
+    grouping: GroupingSettings = field(default_factory=GroupingSettings)
 
     @property
     def local(self) -> bool:
@@ -114,6 +125,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "db_url": get("ONCALL_DB_URL") or DEFAULT_DB_URL,
         "runbooks": Path(r) if (r := get("ONCALL_RUNBOOKS")) else None,
     }
+    grouping = {}
+    for name, key in (("ONCALL_GROUP_WINDOW", "window"), ("ONCALL_GROUP_QUIET", "quiet"),
+                      ("ONCALL_GROUP_SIMILARITY", "similarity")):  # fmt: skip
+        if (raw := get(name)) is not None:
+            try:
+                grouping[key] = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
+            if grouping[key] < 0:
+                raise ConfigError(f"{name} must not be negative, got {raw!r}.")
+    values["grouping"] = GroupingSettings(**grouping)
     if (metrics := get("ONCALL_METRICS_ADDR")) is not None:
         values["metrics_addr"] = _host_port(metrics)
     if port_text is not None:

@@ -106,6 +106,7 @@ class Metrics:
         self.alerts = Counter("oncall_alerts_total", "Messages decided on, by alert source.")
         self.skipped = Counter("oncall_messages_skipped_total", "Messages not treated as alerts, by reason.")
         self.replies = Counter("oncall_replies_total", "Replies posted, by kind.")
+        self.grouped = Counter("oncall_alerts_grouped_total", "Alerts that joined a group, by alert source.")
         self.reply_errors = Counter("oncall_reply_errors_total", "Replies Slack refused after retries.")
         self.refused = Counter(
             "oncall_requests_refused_total",
@@ -143,6 +144,7 @@ class Metrics:
             self.alerts,
             self.skipped,
             self.replies,
+            self.grouped,
             self.reply_errors,
             self.duplicates,
             self.refused,

@@ -9,6 +9,7 @@ import logging
 import secrets
 import signal
 import socket
+import time
 from dataclasses import replace
 from functools import partial
 
@@ -19,6 +20,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from bot.app import build_app
 from bot.config import Settings
 from bot.emulator import SlackEmulator
+from bot.grouping import Group
 from bot.identity import SlackIdentity
 from bot.listeners import messages
 from bot.outbox import Outbox
@@ -26,7 +28,7 @@ from bot.posting import web_client
 from bot.runbooks import load_runbooks
 from bot.server import EVENTS_PATH, build_ops_app, build_web_app
 from bot.services import Services
-from bot.store import open_store
+from bot.store import StoreUnavailable, open_store
 from engine.decision import AIDecisionEngine
 from engine.ml_service import MLService
 
@@ -107,11 +109,27 @@ class OncallBot:
         assert self.services is not None and self.identity is not None
         await self.ml.initialize()  # trains the built-in model if the directory is empty
         await self.identity.fetch_until_known()  # then no event waits on auth.test before its ack
+        await self._restore_groups()
         self.services.ready.set()
         log.info("models ready: %s", self.ml.models.version)
         # Every replica follows the shared model directory's active pointer: a promote or rollback
         # anywhere reaches all of them within seconds, without a restart.
         self._following = asyncio.create_task(self.ml.follow_active())
+
+    async def _restore_groups(self) -> None:
+        """The groups still open, as the store keeps them: a restart does not split a storm in two."""
+        assert self.services is not None
+        services = self.services
+        try:
+            rows = await services.store.open_groups(since=time.time() - services.settings.grouping.quiet)
+        except StoreUnavailable as exc:
+            log.warning("alert groups not restored, the store is unavailable: %s", exc)
+            return
+        except Exception:  # grouping is a convenience: the bot must still answer alerts
+            log.exception("alert groups not restored")
+            return
+        for group_id, channel, thread_ts, state, last_seen in rows:
+            services.grouper.restore(Group.from_state(group_id, channel, thread_ts, state, last_seen))
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         assert self._loading is not None, "start() first"

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.grouping import Grouper
 from bot.metrics import Metrics
 from bot.outbox import Outbox, Retry
 from bot.posting import ChannelPacer
@@ -44,7 +45,12 @@ class Services:
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the models are loaded
     writes: WriteBehind = field(default_factory=WriteBehind)
     outbox: Outbox = field(init=False)  # set by the runner, which owns the client that answers
+    grouper: Grouper = field(init=False)
+    group_updates: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # group id -> pending edit
     _channel_names: _Lru = field(default_factory=_Lru)
+
+    def __post_init__(self) -> None:
+        self.grouper = Grouper(self.settings.grouping)
 
     async def channel_name(self, client: AsyncWebClient, channel: str) -> str | None:
         """The channel's name (cached); None when Slack will not say. Raises Retry when Slack is rate

@@ -98,9 +98,9 @@ async def bot_process(
         await asyncio.to_thread(proc.wait, 20)
 
 
-async def reply_to(emu: SlackEmulator, text: str) -> str:
-    """Post an alert into #incidents; the context line of the bot's answer in its thread."""
-    alert = await emu.post_message(PERSON, "#incidents", text)
+async def reply_to(emu: SlackEmulator, text: str, channel: str = "#incidents") -> str:
+    """Post an alert into a channel; the context line of the bot's answer in its thread."""
+    alert = await emu.post_message(PERSON, channel, text)
     reply = await emu.wait_for_bot_message(alert["channel"], thread_ts=alert["ts"], timeout=10)
     return json.dumps(reply)
 
@@ -172,7 +172,9 @@ async def test_broken_versions_never_serve_and_readyz_and_status_say_why(
                     await asyncio.sleep(0.05)
                 assert ready["serving_version"] == second.version and ready["active_version"] == bad
                 assert ready["status"] == "degraded" and not ready["fallback"] and why in ready["last_error"]
-                assert f"model {second.version}" in await reply_to(emu, f"{fault}: checkout 5xx at 40%")
+                incidents = emu.workspace.add_channel(f"inc-{fault.replace(' ', '-')}").id  # no group joined
+                reply = await reply_to(emu, f"{fault}: checkout 5xx at 40%", incidents)
+                assert f"model {second.version}" in reply
                 status = await models_status(emu)
                 assert f"*Serving:* `{second.version}` (active: `{bad}`, status degraded" in status
                 assert why in status

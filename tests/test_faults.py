@@ -109,13 +109,21 @@ async def bot_and_slack(
             bot.stop()
 
 
-async def post_alerts(emu: SlackEmulator, n: int, label: str) -> list[str]:
-    return [
-        (await emu.post_message(PERSON, CHANNEL, f"[FIRING:1] {label} #{i}: checkout 5xx at 3{i}% for 10m"))[
-            "ts"
-        ]
-        for i in range(n)
-    ]
+# Unrelated alerts: each gets a decision of its own (related ones would be grouped in one thread).
+ALERTS = (
+    "[FIRING:1] HighErrorRate checkout 5xx at 35% for 10m",
+    "Disk usage 97% on db-prod-3 /var/lib/postgresql",
+    "TLS certificate for api.example.com expires in 2 days",
+    "Kafka consumer lag 120k on orders-events partition 7",
+    "Memory 95% on search-indexer-2, OOM kills",
+    "DNS resolution failures for payments.internal: SERVFAIL",
+    "Stripe API latency p99 8s, card payment timeouts",
+    "Deploy v2.14 of cart-service: readiness probe failing",
+)
+
+
+async def post_alerts(emu: SlackEmulator, n: int, first: int = 0) -> list[str]:
+    return [(await emu.post_message(PERSON, CHANNEL, ALERTS[first + i]))["ts"] for i in range(n)]
 
 
 def bot_replies(emu: SlackEmulator, ts: str) -> list[Any]:
@@ -176,7 +184,7 @@ async def test_slack_faults_delay_replies_but_never_lose_or_double_them(
 ) -> None:
     async with bot_and_slack(models_dir, tmp_path) as (emu, bot):
         SLACK_FAULTS[fault](emu)
-        alerts = await post_alerts(emu, 4, fault)
+        alerts = await post_alerts(emu, 4)
         lost, doubled = await answered(emu, alerts, timeout=40)
         assert emu.faults.injected, "the fault was never hit"
         assert not lost and not doubled, f"{fault}: lost {lost}, doubled {doubled}"
@@ -193,7 +201,7 @@ async def test_kill_9_mid_reply_then_restart_answers_what_was_acknowledged(
 ) -> None:
     async with bot_and_slack(models_dir, tmp_path) as (emu, bot):
         emu.faults.slow("chat.postMessage", 3.0, times=50)  # every reply in flight when the bot dies
-        alerts = await post_alerts(emu, 4, "crash")
+        alerts = await post_alerts(emu, 4)
         deadline = time.monotonic() + 10
         while len([a for a in emu.attempts if a.kind == "event" and a.status == 200]) < len(alerts):
             assert time.monotonic() < deadline, "events were not acknowledged"
@@ -218,13 +226,13 @@ async def test_kill_9_mid_reply_then_restart_answers_what_was_acknowledged(
 
 async def test_a_locked_sqlite_file_delays_writes_not_replies(models_dir: Path, tmp_path: Path) -> None:
     async with bot_and_slack(models_dir, tmp_path) as (emu, bot):
-        before = await post_alerts(emu, 2, "before the lock")
+        before = await post_alerts(emu, 2)
         assert await answered(emu, before, timeout=10) == ([], [])
         replies = [bot_replies(emu, ts)[0].ts for ts in before]
         locker = sqlite3.connect(tmp_path / "oncall.db", isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")  # as a long-running script holding the write lock would
         try:
-            during = await post_alerts(emu, 3, "while locked")
+            during = await post_alerts(emu, 3, first=2)
             for reply in replies:
                 await emu.add_reaction("U0CAROL", CHANNEL, reply, "+1")
             await emu.redeliver(next(iter(emu.events)))  # a duplicate while the store cannot say
@@ -294,16 +302,16 @@ async def test_a_postgresql_restart_mid_load_loses_no_rating_and_no_reply(
 ) -> None:
     with postgres_cluster() as (url, stop_server, start_server):
         async with bot_and_slack(models_dir, tmp_path, db_url=url) as (emu, bot):
-            before = await post_alerts(emu, 3, "before the restart")
+            before = await post_alerts(emu, 3)
             assert await answered(emu, before, timeout=10) == ([], [])
             replies = [bot_replies(emu, ts)[0].ts for ts in before]
             await asyncio.to_thread(stop_server)
-            during = await post_alerts(emu, 3, "while PostgreSQL is down")
+            during = await post_alerts(emu, 3, first=3)
             for reply in replies:
                 await emu.add_reaction("U0CAROL", CHANNEL, reply, "+1")
             assert await answered(emu, during, timeout=15) == ([], []), "no reply while the database was down"
             await asyncio.to_thread(start_server)
-            after = await post_alerts(emu, 2, "after the restart")
+            after = await post_alerts(emu, 2, first=6)
             assert await answered(emu, after, timeout=15) == ([], [])
             assert not slow_or_failed_acks(emu)
             await emu.settle()

@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import group_thread
 from bot.alerts import Alert, classify
 from bot.blocks import decision_blocks, escape, text_blocks
 from bot.config import watches
@@ -95,6 +96,10 @@ async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
     trial = await _trial(services, channel, entry.alert_ts, alert, decision)
     if trial is not None and trial.answered:
         decision = trial.decision  # a canary hit: the candidate answers this alert
+    group, joined = await group_thread.place(services, entry, alert, decision)
+    if joined:  # shown in the thread of the alert that opened the group, not as a decision of its own
+        group_thread.schedule(services, client, group)
+        return
     text, blocks = decision_blocks(decision, services.runbooks, alert.incident.title, with_controls=True)
     try:
         async with services.pacer.turn(channel):
@@ -123,6 +128,7 @@ async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
     metrics.predicted(decision.model_version, decision.severity)
     metrics.decide_seconds.observe(time.time() - entry.received_at)
     await _record(services, entry, alert, decision, str(posted["ts"]))
+    await group_thread.opened(services, group, str(posted["ts"]))
 
 
 async def _record(
@@ -234,6 +240,8 @@ async def _trial(
 async def _note_resolution(services: Services, client: AsyncWebClient, job: Job, alert: Alert) -> None:
     """A resolved notification is no new incident: say so in the original alert's thread, if known."""
     channel, fingerprint = job.entry.channel, alert.fingerprint
+    if await group_thread.resolve(services, client, channel, alert):
+        return  # counted in its group's message
     thread = await services.store.alert_thread(channel, fingerprint) if fingerprint else None
     if thread is None:
         services.metrics.skipped.inc(reason="resolved, original unknown")

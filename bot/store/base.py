@@ -195,6 +195,42 @@ class Store(ABC):
     async def outbox_size(self) -> int:
         return int((await self._fetch("SELECT COUNT(*) FROM outbox"))[0][0])
 
+    # -- alert groups ---------------------------------------------------------------------------------
+    async def save_group(self, group_id: str, channel: str, thread_ts: str, state: dict[str, Any],
+                         last_seen: float, closed_at: float | None) -> None:  # fmt: skip
+        await self._execute(
+            "INSERT INTO alert_groups (id, channel, thread_ts, state, last_seen, closed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state, "
+            "last_seen = excluded.last_seen, closed_at = excluded.closed_at",
+            (group_id, channel, thread_ts, json.dumps(state), last_seen, closed_at),
+        )
+
+    async def open_groups(self, since: float) -> list[tuple[str, str, str, dict[str, Any], float]]:
+        """(id, channel, thread_ts, state, last_seen) of the groups still open and seen since ``since``."""
+        rows = await self._fetch(
+            "SELECT id, channel, thread_ts, state, last_seen FROM alert_groups "
+            "WHERE closed_at IS NULL AND last_seen >= ?",
+            (since,),
+        )
+        return [(i, c, t, json.loads(state), float(seen)) for i, c, t, state, seen in rows]
+
+    async def add_member(self, channel: str, alert_ts: str, group_id: str, fingerprint: str | None,
+                         title: str, severity: str) -> None:  # fmt: skip
+        await self._execute(
+            "INSERT INTO group_members (channel, alert_ts, group_id, fingerprint, title, severity, added_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (channel, alert_ts) DO NOTHING",
+            (channel, alert_ts, group_id, fingerprint, title, severity, time.time()),
+        )
+
+    async def members(self, group_id: str) -> list[tuple[str, str, str | None, str]]:
+        """(channel, alert_ts, fingerprint, title) of a group's alerts, in the order they joined."""
+        rows = await self._fetch(
+            "SELECT channel, alert_ts, fingerprint, title FROM group_members WHERE group_id = ? "
+            "ORDER BY added_at, alert_ts",
+            (group_id,),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
     # -- decisions ------------------------------------------------------------------------------------
     async def record_decision(self, r: DecisionRecord) -> None:
         values = {c: getattr(r, c) for c in DECISION_COLUMNS}

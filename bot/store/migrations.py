@@ -83,4 +83,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX outbox_by_lease ON outbox (lease_until)",
     ),
+    (  # 5: alert groups: related alerts answered in one thread, and which alert joined which group
+        """CREATE TABLE alert_groups (
+            id TEXT PRIMARY KEY,
+            channel TEXT NOT NULL,
+            thread_ts TEXT NOT NULL,
+            state TEXT NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL,
+            closed_at DOUBLE PRECISION
+        )""",
+        "CREATE INDEX alert_groups_open ON alert_groups (closed_at, last_seen)",
+        """CREATE TABLE group_members (
+            channel TEXT NOT NULL,
+            alert_ts TEXT NOT NULL,
+            group_id TEXT NOT NULL,
+            fingerprint TEXT,
+            title TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            added_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (channel, alert_ts)
+        )""",
+        "CREATE INDEX group_members_by_group ON group_members (group_id)",
+    ),
 )

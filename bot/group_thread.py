@@ -1,0 +1,157 @@
+"""What a group looks like in Slack: the first alert's decision, then one "+N related alerts" message in its
+thread that is edited as alerts join and resolve (at most every UPDATE_DELAY seconds, not once per alert),
+and the decision itself updated when a related alert raises the group's severity."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.alerts import Alert
+from bot.blocks import CONTEXT_TEXT_MAX, cut, decision_blocks, escape, text_blocks
+from bot.grouping import Group, rank
+from bot.store import OutboxEntry
+from engine.decision import Decision
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+log = logging.getLogger(__name__)
+UPDATE_DELAY = 2.0  # seconds a group's thread message waits for more alerts before it is edited
+GROUP_EVENT_TYPE = "oncall_group"
+
+
+async def place(
+    services: Services, entry: OutboxEntry, alert: Alert, decision: Decision
+) -> tuple[Group, bool]:
+    """Put the alert in its group: (the group, True) when it joined one, (its new group, False) when it
+    opens one (and so gets a decision message of its own)."""
+    grouper, channel, now = services.grouper, entry.channel, time.time()
+    async with grouper.lock(channel):
+        group = grouper.find(channel, alert, now)
+        if group is not None and group.thread_ts == entry.alert_ts:
+            return group, False  # its own group: a retry of the alert that opened it
+        if group is None:
+            group = grouper.open(channel, entry.alert_ts, alert, decision.severity, now)
+            await _save(services, group)
+            return group, False
+        if entry.alert_ts not in group.alerts:
+            grouper.join(group, entry.alert_ts, alert, now)
+            if rank(decision.severity) > rank(group.severity):
+                group.severity, group.raised_by = decision.severity, (decision, alert.incident.title)
+            await _save(services, group)
+
+            async def member() -> None:
+                await services.store.add_member(
+                    channel,
+                    entry.alert_ts,
+                    group.id,
+                    alert.fingerprint,
+                    alert.incident.title,
+                    decision.severity,
+                )
+
+            await services.writes.run("group member", member)
+            services.metrics.grouped.inc(source=alert.source)
+    return group, True
+
+
+async def opened(services: Services, group: Group, decision_ts: str) -> None:
+    """The decision of a new group is posted: a later severity raise updates it."""
+    group.decision_ts = decision_ts
+    await _save(services, group)
+
+
+def schedule(services: Services, client: AsyncWebClient, group: Group) -> None:
+    """Show the group's news in its thread soon, once for everything that arrives meanwhile."""
+    pending = services.group_updates
+    if group.id in pending and not pending[group.id].done():
+        return
+
+    async def show_later() -> None:
+        await asyncio.sleep(UPDATE_DELAY)
+        pending.pop(group.id, None)
+        try:
+            await show(services, client, group)
+        except Exception:  # the next alert, or the next resolution, shows it again
+            log.exception("could not show group %s in %s/%s", group.id, group.channel, group.thread_ts)
+
+    pending[group.id] = asyncio.create_task(show_later())
+
+
+async def show(services: Services, client: AsyncWebClient, group: Group) -> None:
+    """Post or edit the "+N related alerts" message; update the decision if the severity rose."""
+    text = summary(group)
+    async with services.pacer.turn(group.channel):
+        if group.update_ts is None:
+            posted = await client.chat_postMessage(
+                channel=group.channel,
+                thread_ts=group.thread_ts,
+                text=text,
+                blocks=text_blocks(text),
+                unfurl_links=False,
+                metadata={"event_type": GROUP_EVENT_TYPE, "event_payload": {"group": group.id}},
+            )
+            group.update_ts = str(posted["ts"])
+        else:
+            await client.chat_update(
+                channel=group.channel, ts=group.update_ts, text=text, blocks=text_blocks(text)
+            )
+    services.metrics.replies.inc(kind="group update")
+    if group.raised_by is not None and group.decision_ts is not None:
+        decision, title = group.raised_by
+        fallback, blocks = decision_blocks(decision, services.runbooks, group.title, with_controls=True)
+        note = (
+            f":arrow_up: Severity raised to *{escape(decision.severity)}* by a related alert: {escape(title)}"
+        )
+        blocks.insert(
+            1, {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(note, CONTEXT_TEXT_MAX)}]}
+        )
+        async with services.pacer.turn(group.channel):
+            await client.chat_update(
+                channel=group.channel, ts=group.decision_ts, text=fallback, blocks=blocks
+            )
+        group.raised_by = None
+        services.metrics.replies.inc(kind="severity raised")
+    await _save(services, group)
+
+
+def summary(group: Group) -> str:
+    related = group.count - 1
+    latest = "; ".join(escape(t) for t in list(group.titles)[-3:])
+    plural = "s" if related != 1 else ""
+    text = f":link: *+{related} related alert{plural}* grouped in this thread. Latest: {latest}"
+    if group.resolved:
+        text += f"\n:white_check_mark: {len(group.resolved)} of {len(group.fingerprints)} resolved"
+    if group.closed:
+        text += " · group closed"
+    return cut(text, 3000)
+
+
+async def resolve(services: Services, client: AsyncWebClient, channel: str, alert: Alert) -> bool:
+    """A resolved notification for an alert in a group of several: counted in the group's message, and the
+    group closed once all its alerts resolved. False when the alert is in no such group."""
+    if not alert.fingerprint:
+        return False
+    group = services.grouper.with_fingerprint(channel, alert.fingerprint)
+    if group is None or group.count < 2:
+        return False
+    group.resolved.add(alert.fingerprint)
+    if group.resolved >= group.fingerprints:
+        services.grouper.close(group)
+    schedule(services, client, group)
+    return True
+
+
+async def _save(services: Services, group: Group) -> None:
+    async def write() -> None:
+        await services.store.save_group(
+            group.id, group.channel, group.thread_ts, group.state(), group.last_seen,
+            time.time() if group.closed else None,
+        )  # fmt: skip
+
+    await services.writes.run("group", write, key=("group", group.id))
