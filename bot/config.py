@@ -30,7 +30,7 @@ class GroupingSettings:
 
     window: float = 600.0  # a related alert joins a group seen this recently
     quiet: float = 1800.0  # a group with no new alert for this long is closed
-    similarity: float = 0.6  # the share of an alert's words its group uses, from which they are related
+    similarity: float = 0.5  # the share of an alert's words its group uses, from which they are related
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,15 @@ from engine.taxonomy import SEVERITIES
 
 _WORD = re.compile(r"[a-z][a-z0-9_.\-]*[a-z0-9]|[a-z]")
 _NUMBER = re.compile(r"\d+")
-# Words every alert source writes whatever the cause: they relate nothing.
+# Words that say nothing about the cause: what alert sources' templates write around it (Alertmanager,
+# Grafana, Datadog, Sentry, CloudWatch, PagerDuty) and common English. Shorter words count for nothing too.
 BOILERPLATE = frozenset(
     {
         "firing",
         "resolved",
         "triggered",
         "recovered",
+        "acknowledged",
         "alert",
         "alerts",
         "alarm",
@@ -49,30 +51,69 @@ BOILERPLATE = frozenset(
         "monitor",
         "ok",
         "the",
-        "a",
-        "an",
-        "on",
-        "in",
-        "of",
+        "and",
         "for",
-        "to",
-        "is",
         "are",
         "was",
-        "at",
-        "and",
-        "or",
-        "by",
         "with",
         "from",
         "not",
-        "no",
         "has",
         "have",
-        "be",
-        "it",
         "this",
         "that",
+        "description",
+        "details",
+        "summary",
+        "service",
+        "labels",
+        "annotations",
+        "alertname",
+        "value",
+        "values",
+        "instance",
+        "job",
+        "grafana",
+        "folder",
+        "source",
+        "silence",
+        "dashboard",
+        "panel",
+        "last",
+        "minutes",
+        "slack-incidents",
+        "pagerduty",
+        "urgency",
+        "priority",
+        "assigned",
+        "red_circle",
+        "rotating_light",
+        "environment",
+        "production",
+        "staging",
+        "release_id",
+        "via",
+        "app",
+        "call",
+        "level",
+        "issue",
+        "issues",
+        "cloudwatch",
+        "amazon",
+        "aws",
+        "account",
+        "state",
+        "threshold",
+        "threshold_crossed",
+        "datapoint",
+        "datapoints",
+        "greater",
+        "less",
+        "than",
+        "us-east",
+        "us-west",
+        "eu-west",
+        "region",
     }
 )
 KEPT_TITLES = 5
@@ -80,9 +121,11 @@ MAX_GROUPS_PER_CHANNEL = 200
 
 
 def words(alert: Alert) -> frozenset[str]:
+    """The words that may name the cause: not boilerplate, not the service (related by its own rule)."""
     incident = alert.incident
     text = _NUMBER.sub("#", f"{incident.title} {incident.description[:2000]}".lower())
-    return frozenset(w for w in _WORD.findall(text) if w not in BOILERPLATE)
+    service = (incident.service or "").lower()
+    return frozenset(w for w in _WORD.findall(text) if len(w) > 2 and w not in BOILERPLATE and w != service)
 
 
 def normalized(alert: Alert) -> str:

@@ -8,10 +8,12 @@ import json
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.alerts.model import make_alert
 from bot.config import GroupingSettings, load_settings
+from bot.emulator.storm import bcubed, storm
 from bot.grouping import Group, Grouper
 from tests.test_bot_e2e import Running, running, start_bot  # noqa: F401 - the fixture
 
@@ -23,7 +25,7 @@ def alert(title: str, service: str | None = None, fingerprint: str | None = None
 
 
 def test_duplicates_same_service_and_similar_text_join_unrelated_alerts_do_not() -> None:
-    grouper = Grouper(GroupingSettings(window=600, quiet=1800, similarity=0.6))
+    grouper = Grouper(GroupingSettings(window=600, quiet=1800, similarity=0.5))
     now = 1000.0
     for i, title in enumerate(["pod restarting", "queue depth growing", "login latency high", "disk full"]):
         grouper.open("C1", f"{i}.0", alert(f"{title} on host-{i}"), "low", now)  # some history for rarity
@@ -103,3 +105,31 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
     while "+4 related alerts" not in emu.workspace.message("C0INCIDENTS", summary.ts).text:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
+
+
+async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(running: Running) -> None:  # noqa: F811
+    emu, store = running.emulator, running.bot.services.store
+    hook = emu.create_webhook("#incidents")
+    replayed = storm(150, seed=11)
+    alert_ts: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        for item in replayed:
+            assert (await http.post(hook, json=item.body)).status == 200
+            alert_ts.append((await emu.history("#incidents"))[-1]["ts"])
+            await asyncio.sleep(0.02)
+    await emu.settle()
+    deadline = time.monotonic() + 20
+    while True:  # every alert is a group's first (with a decision) or one of its members
+        groups = {thread_ts: group_id for group_id, _, thread_ts, _, _ in await store.open_groups(since=0)}
+        members = {ts: g for g in groups.values() for _, ts, _, _ in await store.members(g)}
+        placed = {ts: groups.get(ts) or members.get(ts) for ts in alert_ts}
+        if all(placed.values()) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert all(placed.values()), f"{sum(not g for g in placed.values())} alerts in no group"
+    decisions = [
+        c for c in emu.calls if c.method == "chat.postMessage" and c.ok and "oncall_decision" in str(c.params)
+    ]
+    assert len(decisions) <= 10
+    precision, recall = bcubed([a.cause for a in replayed], [placed[ts] for ts in alert_ts])
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall)
