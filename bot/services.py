@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
+from bot.memory import SimilarIncidents
 from bot.metrics import Metrics
 from bot.outbox import Outbox, Retry
 from bot.posting import ChannelPacer
@@ -44,6 +45,7 @@ class Services:
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the models are loaded
     writes: WriteBehind = field(default_factory=WriteBehind)
     outbox: Outbox = field(init=False)  # set by the runner, which owns the client that answers
+    memory: SimilarIncidents | None = None  # similar past incidents (the runner builds it)
     _channel_names: _Lru = field(default_factory=_Lru)
 
     async def channel_name(self, client: AsyncWebClient, channel: str) -> str | None:
