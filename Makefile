@@ -27,3 +27,4 @@ bench: install
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/similar.py

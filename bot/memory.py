@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
 OVERLAP_SECONDS = 60.0  # re-read this far back: another replica's clock may be behind, its write slow
 TITLE_MAX = 200
+VOTES_TIMEOUT = 0.5  # seconds to read a past decision's labels before showing its own, unconfirmed
 _SERVICE_SUFFIX = re.compile(r"\s*service:\S*\s*$")
 
 
@@ -66,7 +67,6 @@ class SimilarIncidents:
         self.store = store
         self.workspace_url = workspace_url
         self.index = IncidentMemory()
-        self.built = asyncio.Event()  # the first full read of the store is indexed
         self._written: dict[str, float] = {}  # id -> created_at indexed (a re-import renews it)
         self._since = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -83,9 +83,10 @@ class SimilarIncidents:
         while True:
             try:
                 await self.refresh()
-                self.built.set()
             except StoreUnavailable as exc:
                 log.warning("similar incidents: store unavailable (%s); trying again", exc)
+            except Exception:  # a bug here must not stop the memory from following the store
+                log.exception("similar incidents: refresh failed; trying again")
             await asyncio.sleep(REFRESH_SECONDS)
 
     async def refresh(self) -> int:
@@ -122,9 +123,9 @@ class SimilarIncidents:
                 )
                 continue
             link = thread_link(self.workspace_url(), past.channel, past.alert_ts)
-            try:
-                votes = await self.store.votes(past.channel, past.reply_ts)
-            except StoreUnavailable:
+            try:  # a locked or distant store must not hold the reply back
+                votes = await asyncio.wait_for(self.store.votes(past.channel, past.reply_ts), VOTES_TIMEOUT)
+            except (StoreUnavailable, TimeoutError):
                 votes = []
             if votes:
                 final = final_labels(past.severity, past.category, votes)

@@ -57,7 +57,7 @@ class IncidentMemory:
         self.min_similarity = min_similarity
         self._lock = threading.Lock()
         self._df = np.zeros(N_FEATURES, dtype=np.int32)
-        self._postings: dict[int, tuple[array[int], array[float]]] = {}
+        self._postings: dict[int, array[int]] = {}  # feature -> documents (their tf is in the document)
         self._terms: list[np.ndarray] = []  # per document: sorted feature ids (int32)
         self._tfs: list[np.ndarray] = []  # per document: sublinear tf of each (float32)
         self._norms = array("f")  # per document: its norm under the idf when it was added
@@ -95,12 +95,11 @@ class IncidentMemory:
                 self._terms.append(terms)
                 self._tfs.append(tfs)
                 self._norms.append(float(np.linalg.norm(tfs * self._idf(terms))) or 1.0)
-                for t, w in zip(terms.tolist(), tfs.tolist(), strict=True):
+                for t in terms.tolist():
                     post = self._postings.get(t)
                     if post is None:
-                        post = self._postings[t] = (array("i"), array("f"))
-                    post[0].append(doc)
-                    post[1].append(w)
+                        post = self._postings[t] = array("i")
+                    post.append(doc)
 
     def _remove(self, id: Hashable) -> None:
         doc = self._slot.pop(id, None)
@@ -132,7 +131,8 @@ class IncidentMemory:
             idf = self._idf(terms)
             q = np.array([1.0 + math.log(counts[int(t)]) for t in terms], dtype=np.float32) * idf
             q /= np.linalg.norm(q)
-            # Candidates: the postings of the query's rarest terms, up to the budget.
+            # Candidates: the postings of the query's rarest terms, up to the budget, scored as if every
+            # document's tf were 1 (close enough to rank them; the best are then scored exactly).
             df = self._df[terms]
             ids, weights = [], []
             read = 0
@@ -141,9 +141,9 @@ class IncidentMemory:
                     continue
                 if read and read + df[i] > POSTINGS_BUDGET:
                     break
-                docs, tfs = self._postings[int(terms[i])]
+                docs = self._postings[int(terms[i])]
                 ids.append(np.frombuffer(docs, dtype=np.int32))
-                weights.append(np.frombuffer(tfs, dtype=np.float32) * (q[i] * idf[i]))
+                weights.append(np.full(len(docs), q[i] * idf[i], dtype=np.float32))
                 read += len(docs)
             if not ids:
                 return []
@@ -172,6 +172,6 @@ class IncidentMemory:
 
     def memory_bytes(self) -> int:
         """The index's own arrays (postings, documents, df), not the payloads."""
-        postings = sum(d.itemsize * len(d) + w.itemsize * len(w) for d, w in self._postings.values())
+        postings = sum(d.itemsize * len(d) for d in self._postings.values())
         docs = sum(t.nbytes + f.nbytes for t, f in zip(self._terms, self._tfs, strict=True))
         return postings + docs + self._df.nbytes + len(self._norms) * 4

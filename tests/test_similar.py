@@ -214,3 +214,27 @@ async def test_the_bot_lists_the_similar_past_incident_under_its_decision(runnin
     text = similar[0]["elements"][0]["text"]
     assert "<https://wiki.example.com/pm-42|Disk full on db-prod-3: postgres writes failing>" in text
     assert "fixed by scale up" in text
+
+
+@pytest.mark.asyncio
+async def test_the_running_bot_remembers_its_decisions_and_their_corrections(running: Running) -> None:  # noqa: F811
+    """What the bot serves from today: its memory follows the store and links to the workspace's threads."""
+    services = running.bot.services
+    alert = await running.emulator.post_message(
+        PERSON, "#incidents", "disk full on db-prod-5, postgres writes failing"
+    )
+    reply = await running.decision_for(alert)
+    await running.stored(reply)
+    await services.memory.refresh()
+    await services.store.rate(
+        alert["channel"], reply["ts"], "U0CAROL", "correct_severity", Rating("severity", "low")
+    )
+    hits = await services.memory.similar("disk full on db-prod-9: postgres writes failing", "C0OTHER", "1.0")
+    assert [(h.title, h.severity, h.confirmed) for h in hits] == [
+        ("disk full on db-prod-5, postgres writes failing", "low", True)
+    ]
+    assert (
+        hits[0].link
+        == f"https://emulator.slack.com/archives/{alert['channel']}/p{alert['ts'].replace('.', '')}"
+    )
+    assert await services.memory.similar(alert["text"], alert["channel"], alert["ts"]) == []  # never itself
