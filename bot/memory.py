@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 2.0
-OVERLAP_SECONDS = 60.0  # re-read this far back: another replica's clock may be behind, its write slow
+OVERLAP_SECONDS = 10.0  # re-read this far back: another replica's clock may be a little behind
 TITLE_MAX = 200
 VOTES_TIMEOUT = 0.5  # seconds to read a past decision's labels before showing its own, unconfirmed
 _SERVICE_SUFFIX = re.compile(r"\s*service:\S*\s*$")

@@ -42,6 +42,11 @@ def features(text: str) -> Counter[int]:
     return Counter(zlib.crc32(t.encode()) & (N_FEATURES - 1) for t in terms)
 
 
+def _tf(counts: np.ndarray) -> np.ndarray:
+    """Sublinear term frequency: the tenth mention of a word is not ten times the first."""
+    return (1.0 + np.log(counts.astype(np.float32))).astype(np.float32)
+
+
 @dataclass(frozen=True, slots=True)
 class Neighbour:
     id: Hashable
@@ -58,8 +63,11 @@ class IncidentMemory:
         self._lock = threading.Lock()
         self._df = np.zeros(N_FEATURES, dtype=np.int32)
         self._postings: dict[int, array[int]] = {}  # feature -> documents (their tf is in the document)
-        self._terms: list[np.ndarray] = []  # per document: sorted feature ids (int32)
-        self._tfs: list[np.ndarray] = []  # per document: sublinear tf of each (float32)
+        # Every document's sorted feature ids and their counts (capped at 255), end to end: document i
+        # is [_starts[i], _starts[i + 1]). One array each, not two per document: a third of the memory.
+        self._terms = array("i")
+        self._counts = array("B")
+        self._starts = array("q", [0])
         self._norms = array("f")  # per document: its norm under the idf when it was added
         self._ids: list[Hashable] = []
         self._payloads: list[Any] = []
@@ -83,7 +91,7 @@ class IncidentMemory:
         for id, text, payload in items:
             counts = features(text)
             terms = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
-            tfs = np.array([1.0 + math.log(counts[int(t)]) for t in terms], dtype=np.float32)
+            capped = np.array([min(counts[int(t)], 255) for t in terms], dtype=np.uint8)
             with self._lock:
                 self._remove(id)
                 doc = len(self._ids)
@@ -92,9 +100,10 @@ class IncidentMemory:
                 self._ids.append(id)
                 self._payloads.append(payload)
                 self._alive.append(1)
-                self._terms.append(terms)
-                self._tfs.append(tfs)
-                self._norms.append(float(np.linalg.norm(tfs * self._idf(terms))) or 1.0)
+                self._terms.frombytes(terms.tobytes())
+                self._counts.frombytes(capped.tobytes())
+                self._starts.append(len(self._terms))
+                self._norms.append(float(np.linalg.norm(_tf(capped) * self._idf(terms))) or 1.0)
                 for t in terms.tolist():
                     post = self._postings.get(t)
                     if post is None:
@@ -105,7 +114,15 @@ class IncidentMemory:
         doc = self._slot.pop(id, None)
         if doc is not None:  # its postings stay, dead; its terms no longer count
             self._alive[doc] = 0
-            self._df[self._terms[doc]] -= 1
+            self._df[self._document(doc)[0]] -= 1
+
+    def _document(self, doc: int) -> tuple[np.ndarray, np.ndarray]:
+        """A document's feature ids and counts (copies: the arrays behind them keep growing)."""
+        start, end = self._starts[doc], self._starts[doc + 1]
+        return (
+            np.frombuffer(self._terms[start:end], dtype=np.int32),
+            np.frombuffer(self._counts[start:end], dtype=np.uint8),
+        )
 
     def update(self, id: Hashable, payload: Any) -> bool:
         """Replace an incident's payload (its labels changed, not its text); False if it is unknown."""
@@ -160,8 +177,8 @@ class IncidentMemory:
             # Exact cosine of the candidates under the current idf.
             exact = []
             for doc in candidates.tolist():
-                d_terms = self._terms[doc]
-                d = self._tfs[doc] * self._idf(d_terms)
+                d_terms, d_counts = self._document(doc)
+                d = _tf(d_counts) * self._idf(d_terms)
                 at = np.searchsorted(terms, d_terms).clip(max=len(terms) - 1)
                 shared = terms[at] == d_terms
                 cosine = float(d[shared] @ q[at[shared]]) / float(np.linalg.norm(d))
@@ -173,5 +190,5 @@ class IncidentMemory:
     def memory_bytes(self) -> int:
         """The index's own arrays (postings, documents, df), not the payloads."""
         postings = sum(d.itemsize * len(d) for d in self._postings.values())
-        docs = sum(t.nbytes + f.nbytes for t, f in zip(self._terms, self._tfs, strict=True))
+        docs = len(self._terms) * 5 + len(self._starts) * 8
         return postings + docs + self._df.nbytes + len(self._norms) * 4
