@@ -28,3 +28,4 @@ bench: install
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/storm.py
+	$(BIN)/python bench/similar.py

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from bot.memory import Similar
 from engine.decision import Decision
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES, SEVERITY_EMOJI
 
@@ -15,6 +16,9 @@ SECTION_TEXT_MAX = 3000
 CONTEXT_TEXT_MAX = 2000
 FALLBACK_TEXT_MAX = 3000  # notifications show little; Slack truncates at 40,000
 BUTTON_TEXT_MAX = 75
+SIMILAR_TITLE_MAX = 90  # a similar incident's title: one line each
+MAX_SIMILAR = 3
+SIMILAR_BLOCK = "similar"
 MAX_ACTION_BUTTONS = 5  # one per recommended action (the "other action" menu has them all)
 RATE_HINT = (
     "Rate this: react :+1: or :-1:, and :one: :two: :three: for the action that was right; "
@@ -72,9 +76,10 @@ def decision_blocks(
     runbooks: Mapping[str, Mapping[str, str]] | None = None,
     title: str | None = None,
     with_controls: bool = False,
+    similar: list[Similar] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) of a decision, as posted in the alert's thread (``with_controls``: and the
-    controls to correct it)."""
+    controls to correct it; ``similar``: the similar past incidents, under the actions)."""
     runbooks = runbooks or {}
     category_link = runbooks.get("categories", {}).get(decision.category)
     severity = (
@@ -106,6 +111,8 @@ def decision_blocks(
             },
         },
     ]
+    if similar:
+        blocks.append(similar_block(similar))
     context = [f"model {escape(decision.model_version)}"]
     if decision.explanation:
         terms = ", ".join("`" + escape(t).replace("`", "'") + "`" for t in decision.explanation)
@@ -123,6 +130,28 @@ def decision_blocks(
         + ", ".join(label(a.action) for a in decision.actions)
     )
     return cut(escape(fallback), FALLBACK_TEXT_MAX), blocks
+
+
+def similar_block(similars: list[Similar]) -> dict[str, Any]:
+    """A context block listing up to three similar past incidents, one line each: the title (linked to
+    its thread when known), its final severity and category, and the action that fixed it."""
+    lines = []
+    for s in similars[:MAX_SIMILAR]:
+        title = cut(plain(s.title).replace("\n", " "), SIMILAR_TITLE_MAX) or "(untitled)"
+        line = f"• {link(s.link, title) if s.link else escape(title)}"
+        labels = [escape(s.severity) if s.severity else "", escape(label(s.category)) if s.category else ""]
+        known = ", ".join(x for x in labels if x)
+        if known:
+            line += f" — {known}" + ("" if s.confirmed else " (predicted, unconfirmed)")
+        if s.action:
+            line += f" · fixed by {escape(label(s.action))}"
+        lines.append(line + f" · {_pct(s.similarity)} similar")
+    text = ":mag: *Similar past incidents:*\n" + "\n".join(lines)
+    return {
+        "type": "context",
+        "block_id": SIMILAR_BLOCK,
+        "elements": [{"type": "mrkdwn", "text": cut(text, CONTEXT_TEXT_MAX)}],
+    }
 
 
 def text_blocks(text: str) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -312,6 +313,61 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace) -> int:
+    """Seed the similar-incident memory with a team's history: labeled JSONL rows into the store."""
+    from bot.store import PastIncident, open_store
+    from training.dataset import BadLine, iter_jsonl
+
+    incidents: list[PastIncident] = []
+    skipped: list[str] = []
+    for path in args.data:
+        try:
+            lines = list(iter_jsonl(path))
+        except OSError as exc:
+            print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        for _, row in lines:
+            if isinstance(row, BadLine):
+                skipped.append(str(row))
+                continue
+            title = row.title or row.description.split("\n", 1)[0]
+            # Without an id the text is the identity: importing the same file again changes nothing.
+            key = row.id or "sha256:" + hashlib.sha256(row.text.encode()).hexdigest()[:24]
+            incidents.append(
+                PastIncident(
+                    id=key,
+                    title=title,
+                    incident_text=row.text,
+                    severity=row.severity,
+                    category=row.category,
+                    actions=row.actions or (),
+                    link=row.link,
+                )
+            )
+
+    async def write() -> None:
+        store = await open_store(_db_url(args))
+        try:
+            for incident in incidents:
+                await store.import_incident(incident)
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(write())
+    except Exception as exc:
+        print(
+            f"error: {redact.redact(f'{type(exc).__name__}: {exc}', redact.configured_secrets(os.environ))}",
+            file=sys.stderr,
+        )
+        return 2
+    for reason in skipped:
+        print(f"skipped {reason}", file=sys.stderr)
+    distinct = len({i.id for i in incidents})
+    print(f"{distinct} past incidents imported into the memory, {len(skipped)} lines skipped")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.config import ConfigError, load_settings
     from bot.runner import serve
@@ -398,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser("history", help="import a team's past incidents for the similar-incident memory")
+    p.add_argument("action", choices=["import"])
+    p.add_argument("--data", action="append", required=True, type=Path, help="labeled JSONL (repeatable)")
+    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser(
         "models",

@@ -19,6 +19,7 @@ class SlackIdentity:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
         self.known: AuthorizeResult | None = None
+        self.url: str | None = None  # the workspace's, e.g. https://acme.slack.com/ (thread links)
         self._lock = asyncio.Lock()
 
     async def fetch(self) -> AuthorizeResult:
@@ -26,6 +27,7 @@ class SlackIdentity:
         async with self._lock:
             if self.known is None:
                 answer = await self.client.auth_test()
+                self.url = answer.get("url")
                 self.known = AuthorizeResult(
                     enterprise_id=answer.get("enterprise_id"),
                     team_id=answer.get("team_id"),

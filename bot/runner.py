@@ -23,6 +23,7 @@ from bot.emulator import SlackEmulator
 from bot.grouping import Group
 from bot.identity import SlackIdentity
 from bot.listeners import messages
+from bot.memory import SimilarIncidents
 from bot.outbox import Outbox
 from bot.posting import web_client
 from bot.runbooks import load_runbooks
@@ -81,6 +82,8 @@ class OncallBot:
         token = settings.bot_token or ""
         self.identity = SlackIdentity(web_client(token, settings.api_url, session=http))
         self.services = services = Services(settings, AIDecisionEngine(self.ml), store, runbooks)
+        identity = self.identity
+        services.memory = SimilarIncidents(store, workspace_url=lambda: identity.url)
         poster = web_client(token, settings.api_url, ambiguous_retries=False, session=http)
         services.outbox = Outbox(
             store, services.writes, replica_name(settings.port), partial(messages.answer, services, poster)
@@ -103,6 +106,7 @@ class OncallBot:
             self._socket = AsyncSocketModeHandler(bolt, settings.app_token)
             await self._socket.connect_async()
         self._loading = asyncio.create_task(self._load_models())
+        services.memory.start()  # similar past incidents, read from the store in the background
         services.outbox.start()  # alerts left unanswered by this replica's previous life, first
 
     async def _load_models(self) -> None:
@@ -146,6 +150,8 @@ class OncallBot:
             if runner is not None:
                 await runner.cleanup()
         if self.services is not None:
+            if self.services.memory is not None:
+                await self.services.memory.stop()
             await self.services.outbox.stop()
             await self.services.writes.flush(timeout=5.0)  # the store may be back by now
             await self.services.writes.stop()

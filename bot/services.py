@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.grouping import Grouper
+from bot.memory import SimilarIncidents
 from bot.metrics import Metrics
 from bot.outbox import Outbox, Retry
 from bot.posting import ChannelPacer
@@ -47,6 +48,7 @@ class Services:
     outbox: Outbox = field(init=False)  # set by the runner, which owns the client that answers
     grouper: Grouper = field(init=False)
     group_updates: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # group id -> pending edit
+    memory: SimilarIncidents | None = None  # similar past incidents (the runner builds it)
     _channel_names: _Lru = field(default_factory=_Lru)
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ class LabeledIncident:
     provider: str | None = None
     id: str | None = None
     tags: tuple[str, ...] = field(default=())
+    link: str | None = None  # where the incident is written up (``link`` or ``url``; http(s) only)
 
     @property
     def text(self) -> str:
@@ -61,6 +62,15 @@ def _label(value: object, allowed: Iterable[str], what: str) -> str | None:
     return value
 
 
+def _link(obj: dict[str, object]) -> str | None:
+    """An http(s) URL from ``link`` or ``url``; anything else is ignored (it is never a label)."""
+    for key in ("link", "url"):
+        value = obj.get(key)
+        if isinstance(value, str) and value.startswith(("https://", "http://")) and value.isprintable():
+            return value.strip()
+    return None
+
+
 def parse_record(obj: object, default_source: str) -> LabeledIncident:
     """One JSON object to a LabeledIncident; raises ValueError saying what is wrong."""
     if not isinstance(obj, dict):
@@ -91,6 +101,7 @@ def parse_record(obj: object, default_source: str) -> LabeledIncident:
         provider=obj.get("provider") if isinstance(obj.get("provider"), str) else None,
         id=str(obj["id"]) if obj.get("id") is not None else None,
         tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        link=_link(obj),
     )
 
 

@@ -1,10 +1,9 @@
 """What people said in Slack, as labeled incidents (the schema of LABELED_DATA.md).
 
-For each rated decision: a correction outranks a confirmation (the latest correction of a field wins);
-a :+1: without a :-1: confirms the predicted severity and category; actions confirmed by a reaction
-(:one: :two: :three:) or a button are the actions taken. A :-1: without a correction says the predicted
-label is wrong but not what is right: that field stays unknown for training, and the export keeps the
-rejected label (``rejected_severity`` / ``rejected_category``, fields the loader ignores) so it is not lost.
+For each rated decision, the final labels of ``engine.labels`` (a correction outranks a confirmation, a
+:+1: without a :-1: confirms, confirmed actions are the actions taken). A :-1: without a correction says
+the predicted label is wrong but not what is right: that field stays unknown for training, and the export
+keeps the rejected label (``rejected_severity`` / ``rejected_category``, fields the loader ignores).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from engine.labels import Vote, final_labels
 from training.dataset import LabeledIncident
 
 
@@ -27,37 +27,21 @@ class DecisionRecord(Protocol):
     model_version: str
 
 
-Vote = tuple[str, str, str, str, float]  # user, kind, reaction or control, value, time
 _SERVICE = re.compile(r"^(.*?)\s*service:(\S*)\s*$", re.DOTALL)
 
 
 def labeled(decision: DecisionRecord, votes: Sequence[Vote]) -> tuple[LabeledIncident, dict[str, str]]:
     """The labeled incident a rated decision teaches, and the labels people rejected without correcting."""
-    by_time = sorted(votes, key=lambda v: v[4])
-    verdicts = {value for _, kind, _, value, _ in by_time if kind == "verdict"}
-    confirmed = "confirm" in verdicts and "reject" not in verdicts
-    rejected = "reject" in verdicts
-    labels: dict[str, str | None] = {}
-    refused: dict[str, str] = {}
-    for field, predicted in (("severity", decision.severity), ("category", decision.category)):
-        corrections = [value for _, kind, _, value, _ in by_time if kind == field]
-        if corrections:
-            labels[field] = corrections[-1]
-        elif confirmed:
-            labels[field] = predicted
-        else:
-            labels[field] = None
-            if rejected:
-                refused[f"rejected_{field}"] = predicted
-    actions = tuple(dict.fromkeys(value for _, kind, _, value, _ in by_time if kind == "action"))
+    final = final_labels(decision.severity, decision.category, votes)
+    refused = {f"rejected_{field}": value for field, value in final.rejected.items()}
     match = _SERVICE.match(decision.incident_text)
     title, service = (match.group(1), match.group(2) or None) if match else (decision.incident_text, None)
     row = LabeledIncident(
         title=title,
         service=None if service == "unknown" else service,
-        severity=labels["severity"],
-        category=labels["category"],
-        actions=actions or None,
+        severity=final.severity,
+        category=final.category,
+        actions=final.actions or None,
         source="feedback",
         id=f"slack:{decision.channel}:{decision.reply_ts}",
     )

@@ -19,6 +19,7 @@ from bot import group_thread
 from bot.alerts import Alert, classify
 from bot.blocks import decision_blocks, escape, text_blocks
 from bot.config import watches
+from bot.memory import similar_for
 from bot.outbox import Job, Retry
 from bot.services import Services
 from bot.store import DecisionRecord, OutboxEntry, StoreUnavailable, TrialPrediction
@@ -100,7 +101,10 @@ async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
     if joined:  # shown in the thread of the alert that opened the group, not as a decision of its own
         group_thread.schedule(services, client, group)
         return
-    text, blocks = decision_blocks(decision, services.runbooks, alert.incident.title, with_controls=True)
+    similar = await similar_for(services, alert.incident.text, channel, entry.alert_ts)
+    text, blocks = decision_blocks(
+        decision, services.runbooks, alert.incident.title, with_controls=True, similar=similar
+    )
     try:
         async with services.pacer.turn(channel):
             posted = await client.chat_postMessage(

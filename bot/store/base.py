@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from engine.labels import Vote
+
 # Reactions that rate a decision: a verdict on the whole decision, or which of the three actions was right.
 VERDICTS = {"+1": "confirm", "thumbsup": "confirm", "-1": "reject", "thumbsdown": "reject"}
 ACTION_PICKS = {"one": 1, "two": 2, "three": 3}
@@ -37,6 +39,25 @@ class DecisionRecord:
     actions: list[tuple[str, float]]
     model_version: str
     created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PastIncident:
+    """An incident from a team's history (``oncall history import``), with its final labels."""
+
+    id: str
+    title: str
+    incident_text: str
+    severity: str | None
+    category: str | None
+    actions: tuple[str, ...]
+    link: str | None = None
+    source: str = "import"
+    created_at: float = 0.0
+
+
+_INCIDENT_COLUMNS = tuple(f.name for f in fields(PastIncident))
+_INCIDENT_LIST = ", ".join(_INCIDENT_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +288,54 @@ class Store(ABC):
             decision = DecisionRecord(**record)
             out.append((decision, sorted(by_decision.get((decision.channel, decision.reply_ts), []))))
         return out
+
+    # -- what the similar-incident memory is built from ---------------------------------------------
+    async def import_incident(self, p: PastIncident) -> None:
+        """Insert a past incident, or replace the one with its id (a re-import updates it)."""
+        values = [getattr(p, c) for c in _INCIDENT_COLUMNS]
+        values[_INCIDENT_COLUMNS.index("actions")] = json.dumps(list(p.actions))
+        values[-1] = p.created_at or time.time()
+        await self._execute(
+            f"INSERT INTO incidents ({_INCIDENT_LIST}) VALUES ({', '.join('?' * len(values))}) "
+            "ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _INCIDENT_COLUMNS[1:]),
+            values,
+        )
+
+    async def past_incidents(self, since: float = 0.0) -> list[PastIncident]:
+        """Imported incidents written after ``since`` (created_at, which a re-import renews), oldest first."""
+        rows = await self._fetch(
+            f"SELECT {_INCIDENT_LIST} FROM incidents WHERE created_at > ? ORDER BY created_at, id", (since,)
+        )
+        out = []
+        for row in rows:
+            record = dict(zip(_INCIDENT_COLUMNS, row, strict=True))
+            record["actions"] = tuple(json.loads(record["actions"]))
+            out.append(PastIncident(**record))
+        return out
+
+    async def decisions_since(self, since: float = 0.0) -> list[DecisionRecord]:
+        """Decisions recorded after ``since``, oldest first."""
+        rows = await self._fetch(
+            f"SELECT {_DECISION_LIST} FROM decisions WHERE created_at > ? "
+            "ORDER BY created_at, channel, reply_ts",
+            (since,),
+        )
+        out = []
+        for row in rows:
+            record = dict(zip(DECISION_COLUMNS, row, strict=True))
+            record["actions"] = [tuple(a) for a in json.loads(record["actions"])]
+            out.append(DecisionRecord(**record))
+        return out
+
+    async def votes(self, channel: str, reply_ts: str) -> list[Vote]:
+        """(user, kind, reaction or control, value, time) of a decision's current votes."""
+        rows = await self._fetch(
+            'SELECT "user", kind, reaction, value, created_at FROM ratings '
+            "WHERE channel = ? AND reply_ts = ?",
+            (channel, reply_ts),
+        )
+        return sorted((u, k, r, v, float(at)) for u, k, r, v, at in rows)
 
     # -- trials -------------------------------------------------------------------------------------
     async def record_trial(self, t: TrialPrediction) -> None:

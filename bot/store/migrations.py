@@ -105,4 +105,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX group_members_by_group ON group_members (group_id)",
     ),
+    (  # 6: past incidents imported from a team's history (`oncall history import`): similar incidents
+        """CREATE TABLE incidents (
+            id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            title TEXT NOT NULL,
+            incident_text TEXT NOT NULL,
+            severity TEXT,
+            category TEXT,
+            actions TEXT NOT NULL,
+            link TEXT,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX incidents_by_time ON incidents (created_at)",
+        "CREATE INDEX decisions_by_time ON decisions (created_at)",
+    ),
 )
