@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -116,6 +117,7 @@ async def show(services: Services, client: AsyncWebClient, group: Group) -> None
                 channel=group.channel, ts=group.decision_ts, text=fallback, blocks=blocks
             )
         group.raised_by = None
+        await _rerecord(services, group.channel, group.decision_ts, decision)
         services.metrics.replies.inc(kind="severity raised")
     await _save(services, group)
 
@@ -145,6 +147,27 @@ async def resolve(services: Services, client: AsyncWebClient, channel: str, aler
         services.grouper.close(group)
     schedule(services, client, group)
     return True
+
+
+async def _rerecord(services: Services, channel: str, reply_ts: str, decision: Decision) -> None:
+    """The stored decision becomes the one shown: ratings and corrections apply to what people see."""
+
+    async def write() -> None:
+        shown = await services.store.decision(channel, reply_ts)
+        if shown is not None:
+            await services.store.record_decision(
+                replace(
+                    shown,
+                    severity=decision.severity,
+                    severity_confidence=decision.severity_confidence,
+                    category=decision.category,
+                    category_confidence=decision.category_confidence,
+                    actions=[(a.action, a.confidence) for a in decision.actions],
+                    model_version=decision.model_version,
+                )
+            )
+
+    await services.writes.run("raised decision", write, key=("decision", channel, reply_ts))
 
 
 async def _save(services: Services, group: Group) -> None:

@@ -14,7 +14,7 @@ import pytest
 from bot.alerts.model import make_alert
 from bot.config import GroupingSettings, load_settings
 from bot.emulator.storm import bcubed, storm
-from bot.grouping import Group, Grouper
+from bot.grouping import Group, Grouper, rank
 from tests.test_bot_e2e import Running, running, start_bot  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.asyncio
@@ -133,3 +133,33 @@ async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(runn
     assert len(decisions) <= 10
     precision, recall = bcubed([a.cause for a in replayed], [placed[ts] for ts in alert_ts])
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
+
+
+async def test_a_related_alert_of_higher_severity_updates_the_decision(running: Running) -> None:  # noqa: F811
+    emu, engine = running.emulator, running.bot.services.engine
+    mild = "queue depth growing slowly on orders-worker, no user impact yet"
+    severe = "orders-worker down: all checkout orders failing for every customer, outage, data loss"
+    low, high = (engine.analyze(alert(text, "orders").incident).severity for text in (mild, severe))
+    assert rank(high) > rank(low), (low, high)  # the premise: the model ranks them so
+    hook = emu.create_webhook("#incidents")
+
+    def labelled(text: str) -> dict[str, Any]:  # Alertmanager's layout: the service is a label
+        return {
+            "username": "alertmanager",
+            "attachments": [{"title": f"[FIRING:1] {text[:30]}", "text": f"*Description:* {text}\n"
+                             " • *service:* `orders`"}],
+        }  # fmt: skip
+
+    async with aiohttp.ClientSession() as http:
+        assert (await http.post(hook, json=labelled(mild))).status == 200
+        first = (await emu.history("#incidents"))[-1]
+        decision = await emu.wait_for_bot_message("#incidents", thread_ts=first["ts"], timeout=10)
+        assert (await http.post(hook, json=labelled(severe))).status == 200
+    deadline = time.monotonic() + 15
+    while "Severity raised" not in json.dumps(emu.workspace.message("C0INCIDENTS", decision["ts"]).fields):
+        assert time.monotonic() < deadline, "the decision was not updated"
+        await asyncio.sleep(0.1)
+    shown = json.dumps(emu.workspace.message("C0INCIDENTS", decision["ts"]).fields)
+    assert f"Severity raised to *{high}*" in shown
+    record = await running.bot.services.store.decision("C0INCIDENTS", decision["ts"])
+    assert record is not None and record.severity == high, "ratings apply to what is shown"
