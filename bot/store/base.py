@@ -213,9 +213,6 @@ class Store(ABC):
                 taken.append(entry)
         return taken
 
-    async def outbox_size(self) -> int:
-        return int((await self._fetch("SELECT COUNT(*) FROM outbox"))[0][0])
-
     # -- alert groups ---------------------------------------------------------------------------------
     async def save_group(self, group_id: str, channel: str, thread_ts: str, state: dict[str, Any],
                          last_seen: float, closed_at: float | None) -> None:  # fmt: skip
