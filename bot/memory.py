@@ -10,6 +10,7 @@ correction made a second ago counts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -69,6 +70,7 @@ class SimilarIncidents:
         self.index = IncidentMemory()
         self._written: dict[str, float] = {}  # id -> created_at indexed (a re-import renews it)
         self._since = 0.0
+        self._rated: set[tuple[str, str]] = set()  # decisions with votes: only theirs are read per alert
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -94,6 +96,7 @@ class SimilarIncidents:
         since = max(0.0, self._since - OVERLAP_SECONDS)
         past = await self.store.past_incidents(since)
         decisions = await self.store.decisions_since(since)
+        self._rated = await self.store.rated_decisions()
         items: list[tuple[str, str, PastIncident | DecisionRecord]] = []
         for p in past:
             key = f"import:{p.id}"
@@ -123,10 +126,13 @@ class SimilarIncidents:
                 )
                 continue
             link = thread_link(self.workspace_url(), past.channel, past.alert_ts)
-            try:  # a locked or distant store must not hold the reply back
-                votes = await asyncio.wait_for(self.store.votes(past.channel, past.reply_ts), VOTES_TIMEOUT)
-            except (StoreUnavailable, TimeoutError):
-                votes = []
+            votes = []
+            if (past.channel, past.reply_ts) in self._rated:  # else no read: a storm stays cheap
+                # a locked or distant store must not hold the reply back
+                with contextlib.suppress(StoreUnavailable, TimeoutError):
+                    votes = await asyncio.wait_for(
+                        self.store.votes(past.channel, past.reply_ts), VOTES_TIMEOUT
+                    )
             if votes:
                 final = final_labels(past.severity, past.category, votes)
                 severity, category, confirmed = final.severity, final.category, True

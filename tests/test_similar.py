@@ -104,9 +104,10 @@ async def test_the_memory_shows_final_labels_thread_links_and_never_the_alert_it
         made = by_title["Disk full on db-prod-4, postgres writes failing"]
         assert made.link == "https://acme.slack.com/archives/C1/p1000002000"
         assert (made.severity, made.category, made.confirmed) == ("medium", "hardware", False)  # unrated
-        # A correction and a confirmed fix count the moment they are stored.
+        # A correction and a confirmed fix count from the next refresh (every REFRESH_SECONDS).
         await store.rate("C1", "100.000200", "U2", "correct_category", Rating("category", "database"))
         await store.rate("C1", "100.000200", "U2", "fixed_other", Rating("action", "failover"))
+        await memory.refresh()
         again = await memory.similar("disk full on db-prod-7, postgresql writes failing", "C1", "999.1")
         made = next(h for h in again if h.link and "acme" in h.link)
         assert (made.severity, made.category, made.action, made.confirmed) == (
@@ -229,6 +230,7 @@ async def test_the_running_bot_remembers_its_decisions_and_their_corrections(run
     await services.store.rate(
         alert["channel"], reply["ts"], "U0CAROL", "correct_severity", Rating("severity", "low")
     )
+    await services.memory.refresh()  # as the memory does every REFRESH_SECONDS
     hits = await services.memory.similar("disk full on db-prod-9: postgres writes failing", "C0OTHER", "1.0")
     assert [(h.title, h.severity, h.confirmed) for h in hits] == [
         ("disk full on db-prod-5, postgres writes failing", "low", True)

@@ -325,6 +325,10 @@ class Store(ABC):
             out.append(DecisionRecord(**record))
         return out
 
+    async def rated_decisions(self) -> set[tuple[str, str]]:
+        """(channel, reply_ts) of every decision somebody rated or corrected."""
+        return {(c, ts) for c, ts in await self._fetch("SELECT DISTINCT channel, reply_ts FROM ratings")}
+
     async def votes(self, channel: str, reply_ts: str) -> list[Vote]:
         """(user, kind, reaction or control, value, time) of a decision's current votes."""
         rows = await self._fetch(
