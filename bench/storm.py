@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,18 +22,13 @@ import time
 from pathlib import Path
 
 import aiohttp
+from e2e import free_port  # bench/ is the script's directory
 
 from bot.emulator import SlackEmulator
 from bot.emulator.storm import bcubed, storm
 from training.train import train_builtin
 
 SECRET, TOKEN = "storm-signing-secret", "xoxb-storm-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def main() -> None:

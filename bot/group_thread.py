@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -149,23 +149,25 @@ async def resolve(services: Services, client: AsyncWebClient, channel: str, aler
     return True
 
 
+def predicted(decision: Decision) -> dict[str, Any]:
+    """What a decision record keeps of a decision."""
+    return {
+        "severity": decision.severity,
+        "severity_confidence": decision.severity_confidence,
+        "category": decision.category,
+        "category_confidence": decision.category_confidence,
+        "actions": [(a.action, a.confidence) for a in decision.actions],
+        "model_version": decision.model_version,
+    }
+
+
 async def _rerecord(services: Services, channel: str, reply_ts: str, decision: Decision) -> None:
     """The stored decision becomes the one shown: ratings and corrections apply to what people see."""
 
     async def write() -> None:
         shown = await services.store.decision(channel, reply_ts)
         if shown is not None:
-            await services.store.record_decision(
-                replace(
-                    shown,
-                    severity=decision.severity,
-                    severity_confidence=decision.severity_confidence,
-                    category=decision.category,
-                    category_confidence=decision.category_confidence,
-                    actions=[(a.action, a.confidence) for a in decision.actions],
-                    model_version=decision.model_version,
-                )
-            )
+            await services.store.record_decision(replace(shown, **predicted(decision)))
 
     await services.writes.run("raised decision", write, key=("decision", channel, reply_ts))
 

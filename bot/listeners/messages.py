@@ -145,12 +145,7 @@ async def _record(
         source=alert.source,
         fingerprint=alert.fingerprint,
         incident_text=alert.incident.text,
-        severity=decision.severity,
-        severity_confidence=decision.severity_confidence,
-        category=decision.category,
-        category_confidence=decision.category_confidence,
-        actions=[(a.action, a.confidence) for a in decision.actions],
-        model_version=decision.model_version,
+        **group_thread.predicted(decision),
     )
 
     async def write() -> None:
