@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -349,11 +350,9 @@ async def test_each_alert_source_through_a_webhook_gets_its_decision(
     assert record.source == source and record.alert_ts == alert["ts"]
 
 
-async def test_socket_mode_answers_alerts_and_commands_over_the_socket(
-    models_dir: Path, tmp_path: Path
-) -> None:
-    """SLACK_APP_TOKEN: the bot opens a Socket Mode connection (apps.connections.open, then a WebSocket)
-    and takes everything over it; its HTTP server keeps /healthz but has no /slack/events."""
+@asynccontextmanager
+async def socket_mode_bot(models_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[SlackEmulator, OncallBot]]:
+    """The bot in Socket Mode (SLACK_APP_TOKEN set) against the emulator, ready."""
     app_token = "xapp-e2e-socket"
     async with SlackEmulator(SECRET, TOKEN, app_token=app_token) as emu:
         settings = Settings(
@@ -368,28 +367,31 @@ async def test_socket_mode_answers_alerts_and_commands_over_the_socket(
         await bot.start()
         try:
             await bot.wait_ready(timeout=30)
-            assert emu.delivery.socket is not None, "the bot connected in Socket Mode"
-            alert = await emu.post_message(
-                PERSON, "#incidents", "[FIRING:1] DiskFull db-7 disk 97% (critical)"
-            )
-            reply = await emu.wait_for_bot_message(alert["channel"], thread_ts=alert["ts"], timeout=10)
-            assert "*Severity:*" in json.dumps(reply["blocks"])
-            answer = await emu.run_command(
-                PERSON, "#incidents", "/oncall-predict", "redis evictions on cache-3"
-            )
-            assert "*Severity:*" in json.dumps(answer.payload.get("blocks"))
-            async with aiohttp.ClientSession() as http:
-                assert (await http.get(bot.url + "/healthz")).status == 200
-                assert (
-                    await http.post(bot.url + "/slack/events", json={"type": "event_callback"})
-                ).status in (
-                    404,
-                    405,
-                )
-            assert all(a.status == 200 for a in emu.attempts if a.kind in ("event", "command"))
+            yield emu, bot
         finally:
             await emu.settle()
             await bot.stop()
+
+
+async def test_socket_mode_answers_alerts_and_commands_over_the_socket(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """SLACK_APP_TOKEN: the bot opens a Socket Mode connection (apps.connections.open, then a WebSocket)
+    and takes everything over it; its HTTP server keeps /healthz but has no /slack/events."""
+    async with socket_mode_bot(models_dir, tmp_path) as (emu, bot):
+        assert emu.delivery.socket is not None, "the bot connected in Socket Mode"
+        alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] DiskFull db-7 disk 97% (critical)")
+        reply = await emu.wait_for_bot_message(alert["channel"], thread_ts=alert["ts"], timeout=10)
+        assert "*Severity:*" in json.dumps(reply["blocks"])
+        answer = await emu.run_command(PERSON, "#incidents", "/oncall-predict", "redis evictions on cache-3")
+        assert "*Severity:*" in json.dumps(answer.payload.get("blocks"))
+        async with aiohttp.ClientSession() as http:
+            assert (await http.get(bot.url + "/healthz")).status == 200
+            assert (await http.post(bot.url + "/slack/events", json={"type": "event_callback"})).status in (
+                404,
+                405,
+            )
+        assert all(a.status == 200 for a in emu.attempts if a.kind in ("event", "command"))
 
 
 async def test_corrections_are_stored_as_labels_and_shown_on_the_decision(running: Running) -> None:

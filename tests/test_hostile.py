@@ -16,14 +16,21 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.emulator import events as emu_events
 from bot.listeners.guard import REFUSED
-from bot.runner import OncallBot
-from engine.ml_service import MLService
 from tests import test_alerts as alert_examples
-from tests.test_bot_e2e import ADMIN, PERSON, SECRET, TOKEN, Running, _as_webhook, eventually, start_bot
+from tests.test_bot_e2e import (
+    ADMIN,
+    PERSON,
+    SECRET,
+    TOKEN,
+    Running,
+    _as_webhook,
+    eventually,
+    socket_mode_bot,
+    start_bot,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -337,27 +344,11 @@ async def test_garbage_bodies_and_payloads_never_break_a_listener(running: Runni
 
 async def test_socket_mode_refuses_a_command_from_another_team_too(models_dir: Path, tmp_path: Path) -> None:
     """Over the socket there is no signature: the team check is what keeps another workspace out."""
-    app_token = "xapp-hostile-socket"
-    async with SlackEmulator(SECRET, TOKEN, app_token=app_token) as emu:
-        settings = Settings(
-            bot_token=TOKEN,
-            app_token=app_token,
-            api_url=emu.api_url,
-            port=0,
-            model_path=models_dir,
-            db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
-        )
-        bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
-        await bot.start()
-        try:
-            await bot.wait_ready(timeout=30)
-            forged = emu.interactions.new_command(PERSON, "#incidents", "/oncall-predict", "db down")
-            forged.form["team_id"] = "T0OTHER"
-            answer = await (await emu.interactions.send(forged)).first_response()
-            assert answer.text == REFUSED
-            assert bot.services.metrics.refused.value(kind="command", reason="foreign team") == 1
-            own = await emu.run_command(PERSON, "#incidents", "/oncall-predict", "db down")
-            assert "*Severity:*" in json.dumps(own.payload.get("blocks"))
-        finally:
-            await emu.settle()
-            await bot.stop()
+    async with socket_mode_bot(models_dir, tmp_path) as (emu, bot):
+        forged = emu.interactions.new_command(PERSON, "#incidents", "/oncall-predict", "db down")
+        forged.form["team_id"] = "T0OTHER"
+        answer = await (await emu.interactions.send(forged)).first_response()
+        assert answer.text == REFUSED
+        assert bot.services.metrics.refused.value(kind="command", reason="foreign team") == 1
+        own = await emu.run_command(PERSON, "#incidents", "/oncall-predict", "db down")
+        assert "*Severity:*" in json.dumps(own.payload.get("blocks"))
