@@ -166,6 +166,9 @@ class IncidentMemory:
                 return []
             n_docs = len(self._ids)
             scores = np.bincount(np.concatenate(ids), np.concatenate(weights), minlength=n_docs)
+            # The views export the postings' buffers: gone before the lock is, or an add in another
+            # thread could not grow those postings (BufferError).
+            ids.clear()
             scores /= np.frombuffer(self._norms, dtype=np.float32)
             scores *= np.frombuffer(self._alive, dtype=np.uint8)
             for id in exclude:

@@ -4,6 +4,7 @@ synthetic incidents, searched and checked against an exact brute-force cosine.""
 from __future__ import annotations
 
 import math
+import sys
 import threading
 
 import numpy as np
@@ -87,26 +88,37 @@ def test_scores_are_the_exact_cosine_and_the_best_one_is_found() -> None:
 
 
 def test_searches_while_one_writer_adds_never_fail() -> None:
-    rows = generate_incidents(1200, seed=5)
+    """Readers search without pause while a writer adds (as the store refresh does, in a thread); the
+    threads switch every microsecond so that a search leaving a postings array exported fails the add."""
+    rows = generate_incidents(1500, seed=5)
     m = IncidentMemory()
     m.add_many((i, r.text, r.category) for i, r in enumerate(rows[:200]))
     errors: list[BaseException] = []
+    writing = threading.Event()
+    writing.set()
 
     def read() -> None:
         try:
-            for r in rows[:300]:
-                for hit in m.search(r.text):
-                    assert hit.payload == rows[hit.id].category
+            while writing.is_set():
+                for r in rows[:50]:
+                    for hit in m.search(r.text):
+                        assert hit.payload == rows[hit.id].category
         except BaseException as exc:  # any failure in a reader fails the test
             errors.append(exc)
 
-    readers = [threading.Thread(target=read) for _ in range(3)]
-    for t in readers:
-        t.start()
-    m.add_many((i, r.text, r.category) for i, r in enumerate(rows[200:], start=200))
-    for t in readers:
-        t.join()
-    assert not errors and len(m) == 1200
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in readers:
+            t.start()
+        m.add_many((i, r.text, r.category) for i, r in enumerate(rows[200:], start=200))
+    finally:
+        writing.clear()
+        for t in readers:
+            t.join()
+        sys.setswitchinterval(interval)
+    assert not errors and len(m) == 1500
 
 
 def test_final_labels_correction_outranks_confirmation_and_a_reject_leaves_it_unknown() -> None:
