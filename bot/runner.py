@@ -25,6 +25,8 @@ from bot.identity import SlackIdentity
 from bot.listeners import messages
 from bot.memory import SimilarIncidents
 from bot.outbox import Outbox
+from bot.playground import add_playground
+from bot.playground.routes import is_loopback
 from bot.posting import web_client
 from bot.runbooks import load_runbooks
 from bot.server import EVENTS_PATH, build_ops_app, build_web_app
@@ -90,6 +92,11 @@ class OncallBot:
         )
         bolt = build_app(services, web_client(None, settings.api_url, session=http), self.identity)
         main_app = build_web_app(bolt, services, with_metrics=settings.metrics_addr is None)
+        if self.emulator is not None:
+            if is_loopback(settings.host):
+                add_playground(main_app, self.emulator, services, http)
+            else:  # its buttons change the models: only for whoever sits at this machine
+                log.warning("the playground is off: ONCALL_HOST %s is not a loopback address", settings.host)
         self._runner = web.AppRunner(main_app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, settings.host, settings.port).start()
@@ -173,11 +180,13 @@ def local_instructions(bot: OncallBot) -> str:
     assert bot.emulator is not None
     hook = bot.emulator.create_webhook("#incidents")
     emu = bot.emulator.url
+    playground = [f"Open the playground: {bot.url}/"] if is_loopback(bot.settings.host) else []
     return "\n".join(
         [
             f"oncall bot listening on {bot.url} (local mode: no Slack tokens, so a built-in Slack emulator)",
+            *playground,
             f"  emulated Slack: {emu}   health: {bot.url}/healthz   ready: {bot.url}/readyz",
-            "Post an alert into #incidents like a real alert sender would:",
+            "Or post an alert into #incidents like a real alert sender would:",
             f"  curl -s -X POST -H 'Content-Type: application/json' {hook} \\",
             '    -d \'{"text": "[FIRING:1] HighErrorRate checkout 5xx at 35% for 10m (critical)"}\'',
             "Then read the bot's reply in the alert's thread:",

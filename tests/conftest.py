@@ -7,15 +7,19 @@ import os
 import secrets
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import pytest_asyncio
 from psycopg import sql
 
+from bot.config import Settings
+from bot.runner import OncallBot
+from engine.ml_service import MLService
 from training.train import TrainConfig, TrainResult, train
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -97,3 +101,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store on each backend in turn."""
     with fresh_db_url(request.param, request, tmp_path) as url:
         yield url
+
+
+@pytest_asyncio.fixture
+async def local_bot(models_dir: Path, tmp_path: Path) -> AsyncIterator[OncallBot]:
+    """`oncall serve` with no Slack tokens, in this process: the built-in emulator and the playground, on
+    a free port of 127.0.0.1, SQLite, the two-version model directory."""
+    settings = Settings(port=0, model_path=models_dir, db_url=f"sqlite:///{tmp_path / 'playground.db'}")
+    bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    await bot.start()
+    try:
+        await bot.wait_ready(timeout=30)
+        yield bot
+    finally:
+        if bot.emulator is not None:
+            await bot.emulator.settle()
+        await bot.stop()

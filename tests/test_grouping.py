@@ -17,8 +17,6 @@ from bot.emulator.storm import bcubed, storm
 from bot.grouping import Group, Grouper, rank
 from tests.test_bot_e2e import Running, running, start_bot  # noqa: F401 - the fixture
 
-pytestmark = pytest.mark.asyncio
-
 
 def alert(title: str, service: str | None = None, fingerprint: str | None = None) -> Any:
     return make_alert("human", status="firing", title=title, service=service, fingerprint=fingerprint)
@@ -68,6 +66,7 @@ STORM = [  # one cause, several services, as Alertmanager would fire them
 ]
 
 
+@pytest.mark.asyncio
 async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
     running: Running,  # noqa: F811 - the fixture imported above
 ) -> None:
@@ -107,6 +106,7 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.asyncio
 async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(running: Running) -> None:  # noqa: F811
     emu, store = running.emulator, running.bot.services.store
     hook = emu.create_webhook("#incidents")
@@ -135,6 +135,7 @@ async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(runn
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
 
 
+@pytest.mark.asyncio
 async def test_a_related_alert_of_higher_severity_updates_the_decision(running: Running) -> None:  # noqa: F811
     emu, engine = running.emulator, running.bot.services.engine
     mild = "queue depth growing slowly on orders-worker, no user impact yet"

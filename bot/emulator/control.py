@@ -26,7 +26,7 @@ def _error(status: int, code: str, detail: str) -> web.Response:
     return web.json_response({"ok": False, "error": code, "detail": detail}, status=status)
 
 
-def _json_handler(handler: Handler, status: int = 200) -> Handler:
+def json_handler(handler: Handler, status: int = 200) -> Handler:
     """Turns a handler's result into JSON and every bad input into a clear 4xx."""
 
     async def wrapped(request: web.Request) -> web.Response:
@@ -40,7 +40,7 @@ def _json_handler(handler: Handler, status: int = 200) -> Handler:
     return wrapped
 
 
-async def _body(request: web.Request, *required: str) -> dict[str, Any]:
+async def json_body(request: web.Request, *required: str) -> dict[str, Any]:
     try:
         body = await request.json()
     except json.JSONDecodeError:
@@ -78,22 +78,22 @@ def control_routes(emu: SlackEmulator) -> list[web.RouteDef]:
         ]
 
     async def post_message(request: web.Request) -> dict[str, Any]:
-        body = await _body(request, "user", "channel")
+        body = await json_body(request, "user", "channel")
         fields = {k: body[k] for k in ("thread_ts", "blocks", "attachments", "reply_broadcast") if k in body}
         return await emu.post_message(body["user"], body["channel"], body.get("text", ""), **fields)
 
     async def add_reaction(request: web.Request) -> dict[str, Any]:
-        body = await _body(request, "user", "channel", "ts", "name")
+        body = await json_body(request, "user", "channel", "ts", "name")
         await emu.add_reaction(body["user"], body["channel"], body["ts"], body["name"])
         return {"ok": True}
 
     async def remove_reaction(request: web.Request) -> dict[str, Any]:
-        body = await _body(request, "user", "channel", "ts", "name")
+        body = await json_body(request, "user", "channel", "ts", "name")
         await emu.remove_reaction(body["user"], body["channel"], body["ts"], body["name"])
         return {"ok": True}
 
     async def run_command(request: web.Request) -> dict[str, Any]:
-        body = await _body(request, "user", "channel", "command")
+        body = await json_body(request, "user", "channel", "command")
         if not emu.delivery.bot_url and emu.delivery.socket is None:
             raise ValueError("the emulator has no bot_url to send the command to")
         return emu.start_command(
@@ -107,7 +107,7 @@ def control_routes(emu: SlackEmulator) -> list[web.RouteDef]:
         return found.to_dict()
 
     async def create_webhook(request: web.Request) -> dict[str, Any]:
-        body = await _body(request, "channel")
+        body = await json_body(request, "channel")
         return {"url": emu.create_webhook(body["channel"], body.get("name") or "incoming-webhook")}
 
     async def deliveries(request: web.Request) -> list[dict[str, Any]]:
@@ -120,16 +120,16 @@ def control_routes(emu: SlackEmulator) -> list[web.RouteDef]:
         return emu.ephemeral
 
     return [
-        web.get("/_emulator/workspace", _json_handler(workspace)),
-        web.get("/_emulator/channels", _json_handler(list_channels)),
-        web.get("/_emulator/channels/{channel}/history", _json_handler(history)),
-        web.post("/_emulator/messages", _json_handler(post_message, 201)),
-        web.post("/_emulator/reactions", _json_handler(add_reaction)),
-        web.delete("/_emulator/reactions", _json_handler(remove_reaction)),
-        web.post("/_emulator/commands", _json_handler(run_command, 202)),
-        web.get("/_emulator/interactions/{id}", _json_handler(interaction)),
-        web.post("/_emulator/webhooks", _json_handler(create_webhook, 201)),
-        web.get("/_emulator/deliveries", _json_handler(deliveries)),
-        web.get("/_emulator/calls", _json_handler(calls)),
-        web.get("/_emulator/ephemeral", _json_handler(ephemeral)),
+        web.get("/_emulator/workspace", json_handler(workspace)),
+        web.get("/_emulator/channels", json_handler(list_channels)),
+        web.get("/_emulator/channels/{channel}/history", json_handler(history)),
+        web.post("/_emulator/messages", json_handler(post_message, 201)),
+        web.post("/_emulator/reactions", json_handler(add_reaction)),
+        web.delete("/_emulator/reactions", json_handler(remove_reaction)),
+        web.post("/_emulator/commands", json_handler(run_command, 202)),
+        web.get("/_emulator/interactions/{id}", json_handler(interaction)),
+        web.post("/_emulator/webhooks", json_handler(create_webhook, 201)),
+        web.get("/_emulator/deliveries", json_handler(deliveries)),
+        web.get("/_emulator/calls", json_handler(calls)),
+        web.get("/_emulator/ephemeral", json_handler(ephemeral)),
     ]

@@ -250,14 +250,7 @@ class Interactions:
                 )
                 self.emit(events.message_posted(message))
             else:
-                self.ws.ephemeral.append(
-                    {
-                        "channel": interaction.channel,
-                        "user": interaction.user,
-                        "ts": self.ws.next_ts(),
-                        **content,
-                    }
-                )
+                self.ws.add_ephemeral(interaction.channel, interaction.user, **content)
         interaction.add_response(BotResponse(via, payload))
 
 

@@ -1,7 +1,8 @@
 """The emulated workspace in memory: team, users, the bot, channels, messages with threads and reactions.
 
 Every method takes one re-entrant lock and never awaits, so the state stays consistent whether it is
-changed from the server's event loop or from another thread (a test, the playground).
+changed from the server's event loop or from another thread (a test, the playground). Whoever watches
+(the playground's live view) registers in `watchers`: each change calls them with the channel's id.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,6 +234,11 @@ class Workspace:
         self._messages: dict[str, dict[str, Message]] = {c: {} for c in self.channels}
         self.ephemeral: list[dict[str, Any]] = []
         self.home_views: dict[str, dict[str, Any]] = {}
+        self.watchers: list[Callable[[str], None]] = []
+
+    def _changed(self, channel: str) -> None:
+        for watcher in self.watchers:
+            watcher(channel)
 
     def add_channel(self, name: str) -> Channel:
         """A new public channel with everyone in it, the bot included (benchmarks spread load over many)."""
@@ -241,6 +248,7 @@ class Workspace:
             channel = Channel(f"C{uuid.uuid4().hex[:10].upper()}", name, int(time.time()), set(self.users))
             self.channels[channel.id] = channel
             self._messages[channel.id] = {}
+            self._changed(channel.id)
             return channel
 
     # --- look-ups -------------------------------------------------------------------------------
@@ -369,6 +377,7 @@ class Workspace:
                 author = message.author or ""
                 if author not in parent.reply_users:
                     parent.reply_users.append(author)
+            self._changed(channel)
             return message
 
     def post_as_bot(self, channel: str, text: str, **kwargs: Any) -> Message:
@@ -400,6 +409,7 @@ class Workspace:
                 else:
                     message.fields[key] = value
             message.fields["edited"] = {"user": message.user or message.bot_id, "ts": self.next_ts()}
+            self._changed(channel)
             return before, message
 
     def delete_message(self, channel: str, ts: str, deleter: str) -> Message:
@@ -428,6 +438,7 @@ class Workspace:
                 parent = messages.get(message.thread_ts or "") if message.is_reply else None
                 if parent is not None:
                     parent.replies.remove(ts)
+            self._changed(channel)
             return message
 
     def add_reaction(self, channel: str, ts: str, name: str, user: str) -> Message:
@@ -439,6 +450,7 @@ class Workspace:
             if user in users:
                 raise SlackApiError("already_reacted")
             users.append(user)
+            self._changed(channel)
             return message
 
     def remove_reaction(self, channel: str, ts: str, name: str, user: str) -> Message:
@@ -450,4 +462,13 @@ class Workspace:
             users.remove(user)
             if not users:
                 del message.reactions[name]
+            self._changed(channel)
+            return message
+
+    def add_ephemeral(self, channel: str, user: str, **content: Any) -> dict[str, Any]:
+        """A message only `user` sees (chat.postEphemeral, an ephemeral command response)."""
+        with self._lock:
+            message = {"channel": channel, "user": user, "ts": self.next_ts(), **content}
+            self.ephemeral.append(message)
+            self._changed(channel)
             return message

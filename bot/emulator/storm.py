@@ -91,12 +91,14 @@ def storm(alerts: int = 1000, causes: int = 5, services: int = 50, seed: int = 7
         cause = rng.randrange(causes)
         service = rng.choice(owned[cause])
         source = rng.choice(SOURCES)
-        out.append(StormAlert(cause, service, source, _body(source, CAUSES[cause][1], service, rng)))
+        body = webhook_body(source, CAUSES[cause][1], service, rng.randint(50, 99))
+        out.append(StormAlert(cause, service, source, body))
     return out
 
 
-def _body(source: str, what: str, service: str, rng: random.Random) -> dict[str, Any]:
-    value = rng.randint(50, 99)
+def webhook_body(source: str, what: str, service: str, value: int) -> dict[str, Any]:
+    """What ``source`` posts to an incoming webhook when ``what`` breaks ``service`` (``value``: the
+    metric's reading, in percent); "human" is a person typing it."""
     if source == "alertmanager":
         title = f"[FIRING:1] {what.split(':')[0].replace(' ', '')} ({service} critical)"
         text = f"*Alert:* {what} - `critical`\n*Description:* {what} on {service} ({value}%)\n*Details:*\n"

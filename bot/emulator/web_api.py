@@ -230,11 +230,8 @@ class WebApi:
         if user.id not in self.ws.channels[channel].members:
             raise SlackApiError("user_not_in_channel")
         content = check_content(params.get("text"), params.get("blocks"), params.get("attachments"))
-        ts = self.ws.next_ts()
-        self.ws.ephemeral.append(
-            {"channel": channel, "user": user.id, "ts": ts, "thread_ts": params.get("thread_ts"), **content}
-        )
-        return {"message_ts": ts}
+        message = self.ws.add_ephemeral(channel, user.id, thread_ts=params.get("thread_ts"), **content)
+        return {"message_ts": message["ts"]}
 
     def chat_update(self, params: Params) -> dict[str, Any]:
         channel = self._bot_channel(params)

@@ -80,9 +80,9 @@ async def models(
     elif sub in ADMIN_ONLY and not await services.is_admin(client, user):
         text = f"Sorry, only on-call admins can {sub} models. Ask one of them, or see `/oncall-models`."
     elif sub == "reload":
-        text = await _reload(services)
+        text = await reload_active(services)
     elif sub == "rollback":
-        text = await _rollback(services)
+        text = await rollback(services)
     elif sub in ("shadow", "canary", "promote", "end"):
         text = await _trial_command(services, sub, words[1:], user)
     else:
@@ -156,7 +156,8 @@ def _history(services: Services) -> str:
     return "\n".join(lines)
 
 
-async def _reload(services: Services) -> str:
+async def reload_active(services: Services) -> str:
+    """Loads the active version from disk; the answer says from which version to which, or why not."""
     result = await services.engine.ml.reload_models()
     if result.ok:
         return f":white_check_mark: Reloaded: `{result.old_version}` → `{result.new_version}`."
@@ -176,19 +177,7 @@ async def _trial_command(services: Services, sub: str, args: list[str], user: st
             return MODELS_USAGE
         version = args[0]
         if sub == "promote":
-            stats = await services.store.trial_stats(version)
-            await asyncio.to_thread(
-                registry.record_promotion,
-                version,
-                {"at": time.time(), "via": "slack", "by": user, "forced": False, "trial": stats},
-            )
-            await asyncio.to_thread(registry.promote, version)
-            await asyncio.to_thread(registry.end_trial)
-            result = await ml.reload_models()
-            await ml.sync_trial()
-            if not result.ok:
-                return f":x: {version} is active on disk but does not load: {escape(str(result.error))}"
-            return f":rocket: Promoted: `{result.old_version}` → `{result.new_version}`; the trial is over."
+            return await promote(services, version, user, via="slack")
         share = 0.0
         if sub == "canary":
             raw = args[1].rstrip("%") if len(args) > 1 else "10"
@@ -207,7 +196,27 @@ async def _trial_command(services: Services, sub: str, args: list[str], user: st
     return f":test_tube: `{escape(version)}` {what}. `/oncall-models status` shows how it compares."
 
 
-async def _rollback(services: Services) -> str:
+async def promote(services: Services, version: str, user: str, via: str) -> str:
+    """Makes ``version`` active (recording who did it, where, and its trial's numbers), ends any trial,
+    and loads it. Raises RegistryError, StoreUnavailable."""
+    ml = services.engine.ml
+    stats = await services.store.trial_stats(version)
+    await asyncio.to_thread(
+        ml.registry.record_promotion,
+        version,
+        {"at": time.time(), "via": via, "by": user, "forced": False, "trial": stats},
+    )
+    await asyncio.to_thread(ml.registry.promote, version)
+    await asyncio.to_thread(ml.registry.end_trial)
+    result = await ml.reload_models()
+    await ml.sync_trial()
+    if not result.ok:
+        return f":x: {escape(version)} is active on disk but does not load: {escape(str(result.error))}"
+    return f":rocket: Promoted: `{result.old_version}` → `{result.new_version}`; the trial is over."
+
+
+async def rollback(services: Services) -> str:
+    """The active pointer back one version, then loaded."""
     ml = services.engine.ml
     try:
         version = await asyncio.to_thread(ml.registry.rollback)

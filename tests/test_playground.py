@@ -1,0 +1,279 @@
+"""The playground's server side, over HTTP against `oncall serve` in local mode (in this process): the page
+and its static files (nothing fetched from the network), the guards (loopback Host, same-origin JSON
+only), live updates, acting as people and alert sources, and the models API. The browser drives the same
+API in tests/test_playground_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from bot.config import Settings
+from bot.emulator import SlackEmulator
+from bot.playground.routes import STATIC, is_loopback
+from bot.runner import OncallBot
+from engine.ml_service import MLService
+
+API = "/playground/api"
+CHANNEL = "C0INCIDENTS"
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    async with http.request(method, url, json=body) as response:
+        return response.status, await response.json()
+
+
+async def thread_replies(http: aiohttp.ClientSession, base: str, ts: str, viewer: str = "alice") -> list[Any]:
+    """The replies of `ts` in #incidents once the bot has answered (waits up to 10 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, data = await call(http, "GET", f"{base}{API}/channels/{CHANNEL}/messages?viewer={viewer}")
+        assert status == 200
+        parent = next(m for m in data["messages"] if m["ts"] == ts)
+        if parent["replies"]:
+            return list(parent["replies"])
+        await asyncio.sleep(0.05)
+    raise AssertionError("the bot never answered in the thread")
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.mark.asyncio
+async def test_the_page_and_its_files_are_served_and_fetch_nothing_from_the_network(
+    local_bot: OncallBot, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(local_bot.url + "/") as response:
+        page = await response.text()
+        assert response.status == 200 and response.content_type == "text/html"
+    assert '<script type="module" src="/static/app.js">' in page
+    files = sorted(p.name for p in STATIC.iterdir())
+    assert {"index.html", "app.js", "blockkit.js", "mrkdwn.js", "models.js", "style.css"} <= set(files)
+    remote = re.compile(
+        r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//|from\s+["']https?:|@import"""
+    )
+    for name in files:
+        async with http.get(f"{local_bot.url}/static/{name}") as response:
+            assert response.status == 200, name
+            text = await response.text()
+        assert not remote.search(text), f"{name} loads something from the network: {remote.search(text)}"
+    async with http.get(local_bot.url + "/models") as response:  # the models page is the same app
+        assert response.status == 200 and await response.text() == page
+    async with http.get(local_bot.url + "/static/../routes.py") as response:
+        assert response.status in (403, 404)
+
+
+@pytest.mark.asyncio
+async def test_only_this_machine_and_its_own_page_may_use_it(
+    local_bot: OncallBot, http: aiohttp.ClientSession
+) -> None:
+    base = local_bot.url
+    for path in ("/", f"{API}/workspace"):  # DNS rebinding: another name that resolves to 127.0.0.1
+        async with http.get(base + path, headers={"Host": "attacker.example"}) as response:
+            assert response.status == 403, path
+    body = {"user": "alice", "channel": CHANNEL, "text": "hello"}
+    async with http.post(
+        f"{base}{API}/messages", json=body, headers={"Origin": "https://attacker.example"}
+    ) as r:
+        assert r.status == 403 and (await r.json())["detail"] == "cross-site"
+    async with http.post(
+        f"{base}{API}/messages", data={"user": "alice", "channel": CHANNEL, "text": "x"}
+    ) as r:
+        assert r.status == 415  # a cross-site form cannot send JSON without a preflight
+    async with http.post(f"{base}{API}/messages", json=body, headers={"Origin": base}) as r:
+        assert r.status == 201
+    history = await local_bot.emulator.history(CHANNEL)  # type: ignore[union-attr]
+    assert [m["text"] for m in history] == ["hello"]  # only the same-origin post got in
+
+
+def test_loopback_hosts() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost", "LOCALHOST"))
+    assert not any(
+        is_loopback(h) for h in ("0.0.0.0", "10.0.0.1", "::", "example.com", "", "127.0.0.1.nip.io")
+    )
+
+
+@pytest.mark.asyncio
+async def test_an_alert_from_a_source_gets_its_decision_live_and_commands_answer_only_their_user(
+    local_bot: OncallBot, http: aiohttp.ClientSession
+) -> None:
+    base = local_bot.url
+    status, workspace = await call(http, "GET", f"{base}{API}/workspace")
+    assert status == 200
+    sources = {t["source"]: t for t in workspace["templates"]}
+    assert set(sources) == {"alertmanager", "grafana", "datadog", "sentry", "cloudwatch", "pagerduty"}
+    assert "/oncall-predict" in workspace["commands"] and "/oncall-models" in workspace["commands"]
+
+    async with http.get(f"{base}{API}/events", timeout=aiohttp.ClientTimeout(sock_read=10)) as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        assert await stream.content.readline() == b"retry: 1000\n"
+        status, _ = await call(
+            http,
+            "POST",
+            f"{base}{API}/alerts",
+            {"source": "alertmanager", "channel": "#incidents", "payload": sources["alertmanager"]["body"]},
+        )
+        assert status == 201
+        changed: list[str] = []
+        while CHANNEL not in changed:  # the alert, then the bot's reply, each announce the channel
+            line = (await stream.content.readline()).decode()
+            if line.startswith("data: ") and "channels" in line:
+                changed += json.loads(line[6:])["channels"]
+
+    status, data = await call(http, "GET", f"{base}{API}/channels/{CHANNEL}/messages?viewer=alice")
+    alert = data["messages"][-1]
+    assert alert["author"] == {"name": "alertmanager", "kind": "bot"}  # posted through a real webhook
+    assert "HighErrorRate" in alert["attachments"][0]["title"]
+    (decision,) = await thread_replies(http, base, alert["ts"])
+    assert decision["author"]["kind"] == "app" and "Severity" in json.dumps(decision["blocks"])
+
+    status, interaction = await call(
+        http,
+        "POST",
+        f"{base}{API}/commands",
+        {
+            "user": "bob",
+            "channel": CHANNEL,
+            "command": "/oncall-predict",
+            "text": "payments 503 for everyone",
+        },
+    )
+    assert status == 202 and interaction["kind"] == "command"
+    deadline = time.monotonic() + 10
+    while True:
+        seen = {}
+        for viewer in ("bob", "alice"):
+            _, data = await call(http, "GET", f"{base}{API}/channels/{CHANNEL}/messages?viewer={viewer}")
+            seen[viewer] = data["ephemeral"]
+        if seen["bob"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert len(seen["bob"]) == 1 and "Severity" in json.dumps(seen["bob"][0]["blocks"])
+    assert seen["alice"] == []  # ephemeral: only who ran the command sees it
+
+
+@pytest.mark.asyncio
+async def test_bad_requests_get_a_clear_error_and_change_nothing(
+    local_bot: OncallBot, http: aiohttp.ClientSession
+) -> None:
+    base = local_bot.url
+    cases = [
+        (
+            "POST",
+            "/alerts",
+            {"source": "nagios", "channel": CHANNEL, "payload": {"text": "x"}},
+            400,
+            "unknown source",
+        ),
+        ("POST", "/alerts", {"source": "grafana", "channel": CHANNEL, "payload": ["x"]}, 400, "JSON object"),
+        (
+            "POST",
+            "/alerts",
+            {"source": "grafana", "channel": CHANNEL, "payload": {"nothing": 1}},
+            400,
+            "refused",
+        ),
+        (
+            "POST",
+            "/alerts",
+            {"source": "grafana", "channel": "#nope", "payload": {"text": "x"}},
+            404,
+            "no channel",
+        ),
+        ("POST", "/messages", {"user": "mallory", "channel": CHANNEL, "text": "x"}, 404, "no person"),
+        ("POST", "/messages", {"user": "alice", "channel": CHANNEL}, 400, "missing fields: text"),
+        (
+            "POST",
+            "/commands",
+            {"user": "alice", "channel": CHANNEL, "command": "oncall"},
+            400,
+            "slash command",
+        ),
+        (
+            "POST",
+            "/clicks",
+            {"user": "alice", "channel": CHANNEL, "ts": "1.2", "action_id": "x"},
+            404,
+            "no message",
+        ),
+        (
+            "POST",
+            "/reactions",
+            {"user": "alice", "channel": CHANNEL, "ts": "1.2", "name": "+1"},
+            404,
+            "no message",
+        ),
+        ("GET", "/channels/C0NOPE/messages", None, 404, "no channel"),
+        ("POST", "/models/explode", {}, 404, "no model action"),
+        ("POST", "/models/promote", {}, 400, "missing fields: version"),
+    ]
+    for method, path, body, status, detail in cases:
+        got, answer = await call(http, method, f"{base}{API}{path}", body)
+        assert (got, answer["ok"]) == (status, False), (path, body, answer)
+        assert detail in answer["detail"], (path, answer)
+    async with http.post(
+        f"{base}{API}/messages", data="{not json", headers={"Content-Type": "application/json"}
+    ) as r:
+        assert r.status == 400 and "JSON object" in (await r.json())["detail"]
+    assert await local_bot.emulator.history(CHANNEL) == []  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_models_page_data_and_its_buttons(local_bot: OncallBot, http: aiohttp.ClientSession) -> None:
+    base = local_bot.url
+    _, summary = await call(http, "GET", f"{base}{API}/models")
+    first, second = summary["versions"][1]["id"], summary["versions"][0]["id"]  # newest first
+    assert summary["serving"] == summary["active"] == second and not summary["fallback"]
+    for version in summary["versions"]:
+        severity = version["severity"]
+        assert severity["confusion"]["labels"] == ["critical", "high", "medium", "low"]
+        assert set(severity["per_class"]) == {"critical", "high", "medium", "low"}
+        assert all(0 <= b["confidence"] <= 1 and b["n"] > 0 for b in severity["calibration"])
+        assert version["ratings"] == {"decisions": 0, "confirm": 0, "reject": 0, "action": 0, "corrected": 0}
+        assert 0 < version["actions"]["top3"] <= 1
+
+    _, answer = await call(http, "POST", f"{base}{API}/models/rollback", {})
+    assert answer["ok"] and f"`{second}` → `{first}`" in answer["text"]
+    assert local_bot.ml.models.version == first
+    _, answer = await call(http, "POST", f"{base}{API}/models/promote", {"version": second})
+    assert answer["ok"] and f"→ `{second}`" in answer["text"]
+    promotions = local_bot.ml.registry.get(second).metadata["promotions"]
+    assert promotions[-1]["via"] == "playground"
+    _, answer = await call(http, "POST", f"{base}{API}/models/promote", {"version": "no-such-version"})
+    assert not answer["ok"] and "no-such-version" in answer["text"]
+    _, answer = await call(http, "POST", f"{base}{API}/models/reload", {})
+    assert answer["ok"] and local_bot.ml.models.version == second  # the failed promote changed nothing
+
+
+@pytest.mark.asyncio
+async def test_no_playground_when_connected_to_slack(models_dir: Path, tmp_path: Path) -> None:
+    async with SlackEmulator("s" * 16, "xoxb-test") as emulator:
+        settings = Settings(
+            bot_token="xoxb-test",
+            signing_secret="s" * 16,
+            api_url=emulator.api_url,
+            port=0,
+            model_path=models_dir,
+            db_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+        )
+        bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+        await bot.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                for path in ("/", f"{API}/workspace", "/static/app.js"):
+                    async with http.get(bot.url + path) as response:
+                        assert response.status == 404, path
+        finally:
+            await bot.stop()

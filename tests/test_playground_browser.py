@@ -1,0 +1,236 @@
+"""The playground in a real browser: headless Chromium (Debian's `chromium` and `chromedriver`, which
+.ci/run installs; nothing is downloaded) drives `oncall serve` in local mode as a person would. Each step
+saves a screenshot under $ONCALL_TEST_ARTIFACTS (default test-artifacts/) / playground/.
+
+Without Chromium the test is skipped, unless ONCALL_REQUIRE_BROWSER=1 (CI) makes that a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.runner import OncallBot
+
+REPO = Path(__file__).resolve().parents[1]
+HOSTILE = (
+    "<javascript:document.body.dataset.pwned=1|click me> <https://ok.example/x|fine> "
+    '&lt;script&gt;document.body.dataset.pwned=1&lt;/script&gt; *bold <b onclick="x">*'
+)
+TIMEOUT = 15.0  # seconds for anything the page waits on (the bot answers in milliseconds)
+
+
+def _browser_paths() -> tuple[str, str] | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    return (chromium, driver) if chromium and driver else None
+
+
+@pytest.fixture
+def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    paths = _browser_paths()
+    if paths is None:
+        if os.environ.get("ONCALL_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium and chromedriver are required (ONCALL_REQUIRE_BROWSER=1) but not on PATH")
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for a browser online
+    options = webdriver.ChromeOptions()
+    options.binary_location = paths[0]
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,900",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(paths[1]), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _artifacts() -> Path:
+    root = Path(os.environ.get("ONCALL_TEST_ARTIFACTS") or REPO / "test-artifacts") / "playground"
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob("*.png"):
+        old.unlink()
+    return root
+
+
+def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
+    """The steps of a first visit, as a person clicks them; returns what the page showed."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    # The page re-renders a message whenever it changes (a reaction, an edit): an element found a moment
+    # ago may be gone, so each wait looks again.
+    wait = WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
+    step = iter(range(1, 100))
+
+    def shot(name: str) -> None:
+        driver.save_screenshot(str(shots / f"{next(step):02d}-{name}.png"))
+
+    def until(condition: Callable[[Any], Any], what: str) -> Any:
+        return wait.until(condition, message=f"the page never showed {what}")
+
+    def app_reply() -> Any:
+        return driver.find_element(By.CSS_SELECTOR, "#thread .message.from-app")
+
+    seen: dict[str, Any] = {}
+    driver.get(url + "/")
+    until(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "the workspace")
+    until(lambda d: "live" in d.find_element(By.ID, "connection").text, "the live connection")
+    shot("workspace")
+
+    # An Alertmanager alert from the composer's template.
+    Select(driver.find_element(By.ID, "post-as")).select_by_value("alertmanager")
+    assert '"attachments"' in driver.find_element(By.ID, "composer-text").get_attribute("value")
+    driver.find_element(By.ID, "send").click()
+    link = until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages [data-testid=thread-link]"), "a thread"
+    )
+    seen["alert"] = driver.find_element(By.CSS_SELECTOR, "#messages .message.from-bot").text
+    shot("alert-posted")
+
+    # The decision in the thread, rendered from its Block Kit.
+    link[0].click()
+    until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .message.from-app .bk-actions"), "the decision")
+    reply = app_reply()
+    seen["decision"] = reply.text
+    seen["selects"] = [
+        s.get_attribute("data-action-id") for s in reply.find_elements(By.CSS_SELECTOR, "select")
+    ]
+    shot("decision-in-thread")
+
+    # :+1: from the message's hover bar.
+    ActionChains(driver).move_to_element(reply).perform()
+    reply.find_element(By.CSS_SELECTOR, "[data-quick-reaction='+1']").click()
+    until(
+        lambda d: app_reply().find_elements(By.CSS_SELECTOR, ".reaction.mine[data-reaction='+1']"), "the :+1:"
+    )
+    shot("thumbs-up")
+
+    # The severity corrected with the select under the decision: the bot edits its message to say so.
+    def correct(d: Any) -> bool:
+        Select(
+            app_reply().find_element(By.CSS_SELECTOR, "select[data-action-id=correct_severity]")
+        ).select_by_value("low")
+        return True
+
+    until(correct, "the severity select")
+    until(lambda d: "Corrected: severity → low" in app_reply().text, "the correction")
+    seen["corrected"] = app_reply().text
+    shot("severity-corrected")
+
+    # /oncall-models reload from the composer, as the admin.
+    Select(driver.find_element(By.ID, "post-as")).select_by_value("me")
+    box = driver.find_element(By.ID, "composer-text")
+    box.clear()
+    box.send_keys("/oncall-models reload")
+    driver.find_element(By.ID, "send").click()
+    answer = until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .message.ephemeral"), "the reload answer"
+    )
+    seen["reload"] = answer[0].text
+    shot("models-reload")
+
+    # The models page: charts, the rating just given, and rolling back.
+    driver.find_element(By.ID, "models-link").click()
+    until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".version.serving [data-testid=chart-severity-confusion]"),
+        "the charts",
+    )
+    until(lambda d: "👍 1" in d.find_element(By.CSS_SELECTOR, ".version.serving .ratings").text, "the rating")
+    serving = driver.find_element(By.CSS_SELECTOR, ".version.serving")
+    seen["charts"] = sorted(
+        c.get_attribute("data-testid") for c in serving.find_elements(By.CSS_SELECTOR, "svg.chart")
+    )
+    seen["confusion_cells"] = len(
+        serving.find_elements(By.CSS_SELECTOR, "[data-testid=chart-severity-confusion] rect")
+    )
+    seen["calibration_dots"] = len(
+        serving.find_elements(By.CSS_SELECTOR, "[data-testid=chart-severity-calibration] circle")
+    )
+    seen["ratings"] = serving.find_element(By.CSS_SELECTOR, ".ratings").text
+    seen["serving_before"] = driver.find_element(By.CSS_SELECTOR, "[data-testid=serving]").text
+    shot("models-page")
+    driver.find_element(By.CSS_SELECTOR, "[data-testid=rollback]").click()
+    until(lambda d: "Rolled back" in d.find_element(By.ID, "model-result").text, "the rollback")
+    until(
+        lambda d: d.find_element(By.CSS_SELECTOR, "[data-testid=serving]").text != seen["serving_before"],
+        "the new serving version",
+    )
+    seen["serving_after"] = driver.find_element(By.CSS_SELECTOR, "[data-testid=serving]").text
+    shot("rolled-back")
+
+    # A hostile alert in #alerts-prod: markup in it is shown as text, never run or followed.
+    driver.find_element(By.CSS_SELECTOR, "a[data-channel=C0ALERTSPROD]").click()
+    hostile = {
+        "username": "Datadog",
+        "attachments": [{"title": '<img src=x onerror="document.body.dataset.pwned=1">', "text": HOSTILE}],
+    }
+    driver.execute_async_script(
+        "const done = arguments[1]; fetch('/playground/api/alerts', {method: 'POST', headers: "
+        "{'Content-Type': 'application/json'}, body: JSON.stringify({source: 'datadog', channel: "
+        "'C0ALERTSPROD', payload: arguments[0]})}).then(() => done());",
+        hostile,
+    )
+    alert = until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .message.from-bot"), "the hostile alert"
+    )
+    until(lambda d: d.find_elements(By.CSS_SELECTOR, "#messages [data-testid=thread-link]"), "its decision")
+    seen["hostile_text"] = alert[0].text
+    seen["hostile_links"] = [a.get_attribute("href") for a in alert[0].find_elements(By.TAG_NAME, "a")]
+    seen["hostile_images"] = len(driver.find_elements(By.CSS_SELECTOR, "#messages img"))
+    seen["pwned"] = driver.execute_script("return document.body.dataset.pwned || null")
+    shot("hostile-alert")
+    seen["console_errors"] = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    return seen
+
+
+@pytest.mark.asyncio
+async def test_a_first_visit_in_a_real_browser(local_bot: OncallBot, browser: Any) -> None:
+    shots = _artifacts()
+    seen = await asyncio.to_thread(walk_through, browser, local_bot.url, shots)
+
+    assert "HighErrorRate" in seen["alert"]
+    assert "Severity:" in seen["decision"] and "Recommended actions:" in seen["decision"]
+    assert seen["selects"][:2] == ["correct_severity", "correct_category"]
+    assert "Only visible to you" in seen["reload"] and "Reloaded" in seen["reload"]
+    assert seen["charts"] == [
+        f"chart-{label}-{kind}"
+        for label in ("category", "severity")
+        for kind in ("calibration", "confusion", "per-class")
+    ]
+    assert seen["confusion_cells"] == 16  # four severities, true by predicted
+    assert seen["calibration_dots"] >= 2
+    assert seen["serving_after"] != seen["serving_before"]
+    assert seen["console_errors"] == []
+    assert len(list(shots.glob("*.png"))) == 9
+    assert seen["pwned"] is None and seen["hostile_images"] == 0
+    assert seen["hostile_links"] == ["https://ok.example/x"]  # the javascript: one is text
+    assert '<img src=x onerror="document.body.dataset.pwned=1">' in seen["hostile_text"]
+    assert "<script>document.body.dataset.pwned=1</script>" in seen["hostile_text"]
+
+    # What the clicks did reached the store, as Slack's would: the :+1: and the correction, by Alice.
+    store = local_bot.services.store  # type: ignore[union-attr]
+    (decision,) = [d for d in await store.decisions_since(0) if d.channel == "C0INCIDENTS"]
+    votes = await store.ratings(decision.channel, decision.reply_ts)
+    assert ("U0ALICE", "verdict", "+1", "confirm") in votes
+    assert any(user == "U0ALICE" and kind == "severity" and value == "low" for user, kind, _, value in votes)
+    assert local_bot.ml.models.version == seen["serving_after"]
