@@ -4,7 +4,9 @@ For each rate (events/s, open loop, for --seconds each) people post alerts sprea
 channels (Slack paces a channel to about one message a second, so real load spreads too). The emulator
 delivers each message event to the bot, signed, and records when the bot's chat.postMessage arrives.
 Prints, per rate: event acknowledged (p50/p99), event POST to reply arrival (p50/p99), replies lost or
-doubled; then the bot's RSS after --rss-alerts alerts in all, against its RSS after the first 1,000.
+doubled, the share of decisions posted without looking up similar incidents (the bot was overloaded),
+the bot's CPU time per alert; then the bot's RSS after --rss-alerts alerts in all, against its RSS after
+the first 1,000.
 
     python bench/e2e.py [--rates 20,100,200] [--seconds 30] [--channels 400] [--rss-alerts 10000]
 """
@@ -39,6 +41,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def similar_skipped(http: aiohttp.ClientSession, port: int) -> int:
+    """Decisions the bot posted without looking up similar incidents, since it started (its /metrics)."""
+    text = await (await http.get(f"http://127.0.0.1:{port}/metrics")).text()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("oncall_similar_skipped_total{")
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU the process used so far: its cost per alert, whatever else runs beside it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -156,16 +174,21 @@ async def main() -> None:
                 await load.settle(await load.run(50, 2))  # warm-up: caches, first auth.test
                 print(
                     f"{'events/s':>8} {'ack p50':>9} {'ack p99':>9} {'reply p50':>10} {'reply p99':>10} "
-                    f"{'lost':>5} {'doubled':>7}"
+                    f"{'lost':>5} {'doubled':>7} {'no similar':>10} {'bot CPU/alert':>13}"
                 )
-                for rate in (float(r) for r in args.rates.split(",")):
-                    posted = await load.run(rate, args.seconds)
-                    await load.settle(posted)
-                    r = load.report(posted)
-                    print(
-                        f"{rate:>8.0f} {r['ack_p50']:>7.1f}ms {r['ack_p99']:>7.1f}ms {r['p50']:>8.1f}ms "
-                        f"{r['p99']:>8.1f}ms {r['lost']:>5} {r['doubled']:>7}"
-                    )
+                async with aiohttp.ClientSession() as http:
+                    for rate in (float(r) for r in args.rates.split(",")):
+                        skipped, cpu = await similar_skipped(http, port), cpu_seconds(bot.pid)
+                        posted = await load.run(rate, args.seconds)
+                        await load.settle(posted)
+                        r = load.report(posted)
+                        share = (await similar_skipped(http, port) - skipped) / len(posted)
+                        cpu = (cpu_seconds(bot.pid) - cpu) / len(posted)
+                        print(
+                            f"{rate:>8.0f} {r['ack_p50']:>7.1f}ms {r['ack_p99']:>7.1f}ms {r['p50']:>8.1f}ms "
+                            f"{r['p99']:>8.1f}ms {r['lost']:>5} {r['doubled']:>7} {share:>10.0%} "
+                            f"{cpu * 1e3:>11.2f}ms"
+                        )
                 rss_start = None
                 while load.sent < args.rss_alerts:  # 200 alerts/s, measuring at 1,000 and at the end
                     if rss_start is None and load.sent >= 1000:

@@ -19,6 +19,7 @@ BUTTON_TEXT_MAX = 75
 SIMILAR_TITLE_MAX = 90  # a similar incident's title: one line each
 MAX_SIMILAR = 3
 SIMILAR_BLOCK = "similar"
+SIMILAR_SKIPPED = ":mag: Similar past incidents not looked up this time: the bot was too busy."
 MAX_ACTION_BUTTONS = 5  # one per recommended action (the "other action" menu has them all)
 RATE_HINT = (
     "Rate this: react :+1: or :-1:, and :one: :two: :three: for the action that was right; "
@@ -77,9 +78,11 @@ def decision_blocks(
     title: str | None = None,
     with_controls: bool = False,
     similar: list[Similar] | None = None,
+    similar_skipped: bool = False,
 ) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) of a decision, as posted in the alert's thread (``with_controls``: and the
-    controls to correct it; ``similar``: the similar past incidents, under the actions)."""
+    controls to correct it; ``similar``: the similar past incidents, under the actions;
+    ``similar_skipped``: they were not looked up, which it says rather than look like there are none)."""
     runbooks = runbooks or {}
     category_link = runbooks.get("categories", {}).get(decision.category)
     severity = (
@@ -113,6 +116,14 @@ def decision_blocks(
     ]
     if similar:
         blocks.append(similar_block(similar))
+    elif similar_skipped:
+        blocks.append(
+            {
+                "type": "context",
+                "block_id": SIMILAR_BLOCK,
+                "elements": [{"type": "mrkdwn", "text": SIMILAR_SKIPPED}],
+            }
+        )
     context = [f"model {escape(decision.model_version)}"]
     if decision.explanation:
         terms = ", ".join("`" + escape(t).replace("`", "'") + "`" for t in decision.explanation)

@@ -5,6 +5,11 @@ The index is built from the store in the background at start (alerts are answere
 indexed so far) and then follows the store every few seconds: new decisions and imports, by this replica
 or any other sharing the store. A decision's labels are read from the store when it is shown, so a
 correction made a second ago counts.
+
+The search is a convenience and the reply is not: it runs on a thread of its own and a decision waits for
+it at most SEARCH_BUDGET; while the event loop is behind (an alert storm, a starved CPU) it is not run at
+all, so the acks and replies it would delay get the loop back. Either way the decision says it was not
+looked up, and /metrics counts it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +35,11 @@ REFRESH_SECONDS = 2.0
 OVERLAP_SECONDS = 10.0  # re-read this far back: another replica's clock may be a little behind
 TITLE_MAX = 200
 VOTES_TIMEOUT = 0.5  # seconds to read a past decision's labels before showing its own, unconfirmed
+SEARCH_BUDGET = 0.25  # seconds a decision waits for its similar incidents
+LAG_EVERY = 0.05  # how often the event loop's lag is sampled
+BUSY_LAG = 0.05  # a sample this late means the loop is behind ...
+BUSY_SAMPLES = 3  # ... and this many in a row that it is overloaded (one slow callback is not)
+BUSY_HOLD = 2.0  # searches stay off this long after the last late sample, so they do not flap
 _SERVICE_SUFFIX = re.compile(r"\s*service:\S*\s*$")
 
 
@@ -43,6 +54,39 @@ class Similar:
     action: str | None  # the action people confirmed fixed it
     similarity: float
     confirmed: bool = True  # False: an unrated decision, whose labels are only the bot's prediction
+
+
+class NotSearched(Exception):
+    """The similar incidents were not looked up for this decision; ``reason``: "busy" or "slow"."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LoopLag:
+    """Whether the event loop is overloaded: a sleep of LAG_EVERY that wakes BUSY_LAG late, BUSY_SAMPLES
+    times in a row, means callbacks wait that long for their turn (acks included)."""
+
+    def __init__(self) -> None:
+        self.lag = 0.0  # the last sample, seconds
+        self._late = 0
+        self._busy_until = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return asyncio.get_running_loop().time() < self._busy_until
+
+    async def watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_EVERY)
+            now = loop.time()
+            self.lag = now - start - LAG_EVERY
+            self._late = self._late + 1 if self.lag > BUSY_LAG else 0
+            if self._late >= BUSY_SAMPLES:
+                self._busy_until = now + BUSY_HOLD
 
 
 def decision_key(channel: str, alert_ts: str) -> str:
@@ -71,15 +115,19 @@ class SimilarIncidents:
         self._written: dict[str, float] = {}  # id -> created_at indexed (a re-import renews it)
         self._since = 0.0
         self._rated: set[tuple[str, str]] = set()  # decisions with votes: only theirs are read per alert
-        self._task: asyncio.Task[None] | None = None
+        self.loop_lag = LoopLag()
+        # One thread: searches queue there, and one that waited past its budget is dropped unstarted.
+        self._searcher = ThreadPoolExecutor(1, thread_name_prefix="similar")
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._follow())
+        self._tasks = [asyncio.create_task(self._follow()), asyncio.create_task(self.loop_lag.watch())]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._searcher.shutdown(wait=False, cancel_futures=True)
 
     async def _follow(self) -> None:
         while True:
@@ -115,9 +163,19 @@ class SimilarIncidents:
         return len(items)
 
     async def similar(self, text: str, channel: str, alert_ts: str, k: int = 3) -> list[Similar]:
-        """Up to ``k`` past incidents like ``text``, most similar first (never the alert itself)."""
+        """Up to ``k`` past incidents like ``text``, most similar first (never the alert itself). Raises
+        NotSearched while the event loop is overloaded, or when the search takes over SEARCH_BUDGET."""
+        if self.loop_lag.busy:
+            raise NotSearched("busy")
+        search = asyncio.wrap_future(
+            self._searcher.submit(self.index.search, text, k, [decision_key(channel, alert_ts)])
+        )
+        try:  # on time-out an unstarted search is cancelled; a started one ends unread
+            hits = await asyncio.wait_for(search, SEARCH_BUDGET)
+        except TimeoutError:
+            raise NotSearched("slow") from None
         out = []
-        for hit in self.index.search(text, k=k, exclude=[decision_key(channel, alert_ts)]):
+        for hit in hits:
             past = hit.payload
             if isinstance(past, PastIncident):
                 action = past.actions[0] if past.actions else None
@@ -146,9 +204,13 @@ class SimilarIncidents:
 
 
 # -- the integration point for bot/listeners/messages.py ------------------------------------------------
-async def similar_for(services: Services, text: str, channel: str, alert_ts: str) -> list[Similar]:
+async def similar_for(services: Services, text: str, channel: str, alert_ts: str) -> list[Similar] | None:
     """What the decision on the alert at ``channel``/``alert_ts`` shows as similar past incidents (nothing
-    when the bot runs without a memory)."""
+    when the bot runs without a memory); None: not looked up this time (counted)."""
     if services.memory is None:
         return []
-    return await services.memory.similar(text, channel, alert_ts)
+    try:
+        return await services.memory.similar(text, channel, alert_ts)
+    except NotSearched as skipped:
+        services.metrics.similar_skipped.inc(reason=skipped.reason)
+        return None

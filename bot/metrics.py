@@ -118,6 +118,11 @@ class Metrics:
         self.store_unavailable = Counter(
             "oncall_store_unavailable_total", "Operations that found the store locked or down, by operation."
         )
+        self.similar_skipped = Counter(
+            "oncall_similar_skipped_total",
+            "Decisions posted without looking up similar incidents (busy: the event loop was overloaded; "
+            "slow: the search overran its budget), by reason.",
+        )
         self.decide_seconds = Histogram("oncall_decision_seconds", "Alert received to reply posted.")
         self.predictions = Counter(
             "oncall_predictions_total", "Decisions posted, by model version and predicted severity."
@@ -151,6 +156,7 @@ class Metrics:
             self.commands,
             self.ratings,
             self.store_unavailable,
+            self.similar_skipped,
             self.decide_seconds,
             self.predictions,
         ):

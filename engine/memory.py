@@ -148,47 +148,67 @@ class IncidentMemory:
             idf = self._idf(terms)
             q = np.array([1.0 + math.log(counts[int(t)]) for t in terms], dtype=np.float32) * idf
             q /= np.linalg.norm(q)
-            # Candidates: the postings of the query's rarest terms, up to the budget, scored as if every
-            # document's tf were 1 (close enough to rank them; the best are then scored exactly).
-            df = self._df[terms]
-            ids, weights = [], []
-            read = 0
-            for i in np.argsort(df, kind="stable"):
-                if df[i] == 0:
-                    continue
-                if read and read + df[i] > POSTINGS_BUDGET:
-                    break
-                docs = self._postings[int(terms[i])]
-                ids.append(np.frombuffer(docs, dtype=np.int32))
-                weights.append(np.full(len(docs), q[i] * idf[i], dtype=np.float32))
-                read += len(docs)
-            if not ids:
+            candidates = self._candidates(terms, q * idf, exclude)
+            if not len(candidates):
                 return []
-            n_docs = len(self._ids)
-            scores = np.bincount(np.concatenate(ids), np.concatenate(weights), minlength=n_docs)
-            # The views export the postings' buffers: gone before the lock is, or an add in another
-            # thread could not grow those postings (BufferError).
-            ids.clear()
-            scores /= np.frombuffer(self._norms, dtype=np.float32)
-            scores *= np.frombuffer(self._alive, dtype=np.uint8)
-            for id in exclude:
-                if id in self._slot:
-                    scores[self._slot[id]] = 0.0
-            top = min(CANDIDATES, n_docs)
-            candidates = np.argpartition(-scores, top - 1)[:top]
-            candidates = candidates[scores[candidates] > 0]
-            # Exact cosine of the candidates under the current idf.
-            exact = []
-            for doc in candidates.tolist():
-                d_terms, d_counts = self._document(doc)
-                d = _tf(d_counts) * self._idf(d_terms)
-                at = np.searchsorted(terms, d_terms).clip(max=len(terms) - 1)
-                shared = terms[at] == d_terms
-                cosine = float(d[shared] @ q[at[shared]]) / float(np.linalg.norm(d))
-                if cosine >= self.min_similarity:
-                    exact.append((cosine, doc))
-            exact.sort(key=lambda c: (-c[0], c[1]))
-            return [Neighbour(self._ids[doc], round(s, 4), self._payloads[doc]) for s, doc in exact[:k]]
+            exact = self._cosines(candidates, terms, q)
+            keep = np.flatnonzero(exact >= self.min_similarity)
+            best = sorted(zip((-exact[keep]).tolist(), candidates[keep].tolist(), strict=True))[:k]
+            return [Neighbour(self._ids[doc], round(-s, 4), self._payloads[doc]) for s, doc in best]
+
+    def _candidates(
+        self, terms: np.ndarray, weights: np.ndarray, exclude: Collection[Hashable]
+    ) -> np.ndarray:
+        """The documents worth scoring exactly: the postings of the query's rarest terms, up to the budget,
+        scored as if every document's tf were 1 (close enough to rank them). Holding the lock; the views
+        of the growing arrays end with this call (a viewed array cannot grow)."""
+        df = self._df[terms]
+        postings, picked, lengths = [], [], []
+        read = 0
+        for i in np.argsort(df, kind="stable").tolist():
+            if df[i] == 0:
+                continue
+            if read and read + df[i] > POSTINGS_BUDGET:
+                break
+            docs = self._postings[int(terms[i])]
+            postings.append(np.frombuffer(docs, dtype=np.int32))
+            picked.append(i)
+            lengths.append(len(docs))
+            read += len(docs)
+        if not postings:
+            return np.zeros(0, dtype=np.int64)
+        n_docs = len(self._ids)
+        # Indices as intp and weights as float64: bincount converts anything else slowly (4x the time).
+        scores = np.bincount(
+            np.concatenate(postings, dtype=np.intp),
+            np.repeat(weights[picked].astype(np.float64), lengths),
+            minlength=n_docs,
+        )
+        scores /= np.frombuffer(self._norms, dtype=np.float32)
+        scores *= np.frombuffer(self._alive, dtype=np.uint8)
+        for id in exclude:
+            if id in self._slot:
+                scores[self._slot[id]] = 0.0
+        top = min(CANDIDATES, n_docs)
+        candidates = np.argpartition(-scores, top - 1)[:top]
+        return candidates[scores[candidates] > 0]
+
+    def _cosines(self, docs: np.ndarray, terms: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """The exact cosine of each document with the query ``q`` (over ``terms``, sorted) under the
+        current idf: all documents' terms end to end, one vectorised pass. Holding the lock."""
+        starts = np.frombuffer(self._starts, dtype=np.int64)
+        begin, end = starts[docs], starts[docs + 1]
+        lengths = end - begin
+        # Positions of every document's terms in the shared arrays, and which document each belongs to.
+        owner = np.repeat(np.arange(len(docs)), lengths)
+        at = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + begin[owner]
+        d_terms = np.frombuffer(self._terms, dtype=np.int32)[at]
+        d = _tf(np.frombuffer(self._counts, dtype=np.uint8)[at]) * self._idf(d_terms)
+        norms = np.sqrt(np.bincount(owner, d * d, minlength=len(docs)))
+        match = np.searchsorted(terms, d_terms).clip(max=len(terms) - 1)
+        shared = terms[match] == d_terms
+        dots = np.bincount(owner[shared], d[shared] * q[match[shared]], minlength=len(docs))
+        return dots / norms
 
     def memory_bytes(self) -> int:
         """The index's own arrays (postings, documents, df), not the payloads."""

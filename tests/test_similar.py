@@ -4,15 +4,20 @@ and the real bot answering an alert with them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
-from bot.blocks import CONTEXT_TEXT_MAX, SIMILAR_BLOCK, decision_blocks, similar_block
+from bot.blocks import CONTEXT_TEXT_MAX, SIMILAR_BLOCK, SIMILAR_SKIPPED, decision_blocks, similar_block
 from bot.config import sqlite_path
-from bot.memory import Similar, SimilarIncidents, thread_link
+from bot.memory import SEARCH_BUDGET, Similar, SimilarIncidents, thread_link
 from bot.store import DecisionRecord, PastIncident, Rating, open_store
 from bot.store.migrations import MIGRATIONS
 from engine.decision import Decision
@@ -163,6 +168,9 @@ def test_decision_blocks_show_similar_incidents_only_when_there_are_some() -> No
     assert all(b.get("block_id") != SIMILAR_BLOCK for b in without)
     _, blocks = decision_blocks(decision, similar=[Similar("Disk full", None, "high", None, None, 0.5)])
     assert [b.get("block_id") for b in blocks].count(SIMILAR_BLOCK) == 1
+    _, skipped = decision_blocks(decision, similar=[], similar_skipped=True)  # not "none found"
+    notes = [b["elements"][0]["text"] for b in skipped if b.get("block_id") == SIMILAR_BLOCK]
+    assert notes == [SIMILAR_SKIPPED]
 
 
 def test_history_import_reports_skips_and_is_idempotent(tmp_path: Path) -> None:
@@ -240,3 +248,68 @@ async def test_the_running_bot_remembers_its_decisions_and_their_corrections(run
         == f"https://emulator.slack.com/archives/{alert['channel']}/p{alert['ts'].replace('.', '')}"
     )
     assert await services.memory.similar(alert["text"], alert["channel"], alert["ts"]) == []  # never itself
+
+
+DISK_ALERT = "disk full on db-prod-5, postgres writes failing"
+
+
+def similar_text(reply: dict[str, Any]) -> str | None:
+    """The similar-incidents line(s) of a decision, or None when it has none."""
+    block = next((b for b in reply["blocks"] if b.get("block_id") == SIMILAR_BLOCK), None)
+    return block["elements"][0]["text"] if block else None
+
+
+async def skipped_metric(bot: Running, reason: str) -> str:
+    async with aiohttp.ClientSession() as http:
+        text = await (await http.get(bot.bot.url + "/metrics")).text()
+    return next((line for line in text.splitlines() if f'reason="{reason}"' in line), "")
+
+
+@pytest.mark.asyncio
+async def test_a_slow_search_does_not_hold_the_decision_back_and_says_so(running: Running) -> None:  # noqa: F811
+    services = running.bot.services
+    await services.store.import_incident(past("pm-7", "Disk full on db-prod-3: postgres writes failing"))
+    await services.memory.refresh()
+    index, release = services.memory.index, threading.Event()
+    search = index.search
+
+    def stuck(*args: Any, **kw: Any) -> Any:  # the fault: a search as slow as the test says
+        release.wait(10)
+        return search(*args, **kw)
+
+    index.search = stuck  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        alert = await running.emulator.post_message(PERSON, "#incidents", DISK_ALERT)
+        reply = await running.decision_for(alert)
+        assert time.monotonic() - started < SEARCH_BUDGET + 2.0  # not the 10 s the search would take
+        assert "*Severity:*" in json.dumps(reply["blocks"]) and similar_text(reply) == SIMILAR_SKIPPED
+        assert (await skipped_metric(running, "slow")).endswith(" 1")
+    finally:
+        index.search = search  # type: ignore[method-assign]
+        release.set()
+    # Once the search is quick again, the next decision lists the incident as usual (another channel:
+    # in the same one the alert would join the first one's group).
+    alert = await running.emulator.post_message(PERSON, "#alerts-prod", DISK_ALERT)
+    assert "Disk full on db-prod-3" in (similar_text(await running.decision_for(alert)) or "")
+
+
+@pytest.mark.asyncio
+async def test_while_the_event_loop_is_overloaded_decisions_skip_the_search(running: Running) -> None:  # noqa: F811
+    services = running.bot.services
+    await services.store.import_incident(past("pm-8", "Disk full on db-prod-3: postgres writes failing"))
+    await services.memory.refresh()
+    lag = services.memory.loop_lag
+    deadline = time.monotonic() + 3
+    while not lag.busy:  # the overload: callbacks that hold the loop 150 ms each, as a storm would
+        assert time.monotonic() < deadline, f"the loop was never found overloaded (last lag {lag.lag:.3f} s)"
+        time.sleep(0.15)
+        await asyncio.sleep(0)
+    alert = await running.emulator.post_message(PERSON, "#incidents", DISK_ALERT)
+    reply = await running.decision_for(alert)
+    assert similar_text(reply) == SIMILAR_SKIPPED
+    assert (await skipped_metric(running, "busy")).endswith(" 1")
+    while lag.busy:  # the overload is over: within BUSY_HOLD the search is back
+        await asyncio.sleep(0.1)
+    alert = await running.emulator.post_message(PERSON, "#alerts-prod", DISK_ALERT)
+    assert "Disk full on db-prod-3" in (similar_text(await running.decision_for(alert)) or "")

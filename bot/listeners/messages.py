@@ -103,7 +103,12 @@ async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
         return
     similar = await similar_for(services, alert.incident.text, channel, entry.alert_ts)
     text, blocks = decision_blocks(
-        decision, services.runbooks, alert.incident.title, with_controls=True, similar=similar
+        decision,
+        services.runbooks,
+        alert.incident.title,
+        with_controls=True,
+        similar=similar or [],
+        similar_skipped=similar is None,
     )
     try:
         async with services.pacer.turn(channel):
