@@ -83,6 +83,9 @@ async def test_only_this_machine_and_its_own_page_may_use_it(
     for path in ("/", f"{API}/workspace"):  # DNS rebinding: another name that resolves to 127.0.0.1
         async with http.get(base + path, headers={"Host": "attacker.example"}) as response:
             assert response.status == 403, path
+        for host in (f"localhost:{local_bot.port}", f"[::1]:{local_bot.port}"):
+            async with http.get(base + path, headers={"Host": host}) as response:
+                assert response.status == 200, (path, host)
     body = {"user": "alice", "channel": CHANNEL, "text": "hello"}
     async with http.post(
         f"{base}{API}/messages", json=body, headers={"Origin": "https://attacker.example"}

@@ -190,10 +190,8 @@ def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
         "'C0ALERTSPROD', payload: arguments[0]})}).then(() => done());",
         hostile,
     )
-    alert = until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .message.from-bot"), "the hostile alert"
-    )
     until(lambda d: d.find_elements(By.CSS_SELECTOR, "#messages [data-testid=thread-link]"), "its decision")
+    alert = driver.find_elements(By.CSS_SELECTOR, "#messages .message.from-bot")  # as drawn with its thread
     seen["hostile_text"] = alert[0].text
     seen["hostile_links"] = [a.get_attribute("href") for a in alert[0].find_elements(By.TAG_NAME, "a")]
     seen["hostile_images"] = len(driver.find_elements(By.CSS_SELECTOR, "#messages img"))

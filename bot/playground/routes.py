@@ -44,8 +44,7 @@ def is_loopback(host: str) -> bool:
 @web.middleware
 async def _same_machine(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path == "/" or request.path.startswith(("/playground", "/static/")):
-        host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-        if not is_loopback(host):
+        if not is_loopback(request.url.host or ""):
             return web.json_response({"ok": False, "error": "forbidden", "detail": "wrong Host"}, status=403)
         if request.method not in ("GET", "HEAD"):
             origin = request.headers.get("Origin")

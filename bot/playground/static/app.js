@@ -3,6 +3,7 @@
 // clicked as in Slack. Everything goes through /playground/api, which acts through the Slack emulator.
 
 import { renderAttachments, renderBlocks } from "./blockkit.js";
+import { api, el } from "./dom.js";
 import { emoji, escapeHtml, mrkdwn } from "./mrkdwn.js";
 import { showModels } from "./models.js";
 
@@ -20,24 +21,6 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
-
-export async function api(method, path, body) {
-  const response = await fetch(`/playground/api${path}`, {
-    method,
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail || data.error || `HTTP ${response.status}`);
-  return data;
-}
-
-function el(tag, attrs = {}, html) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) if (value !== undefined && value !== null) node.setAttribute(key, value);
-  if (html !== undefined) node.innerHTML = html;
-  return node;
-}
 
 function showError(message) {
   const node = $("composer-error");

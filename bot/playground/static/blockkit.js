@@ -3,16 +3,8 @@
 // attachments with their colour bar, title, text, fields and footer. Interactive elements call `onAction`
 // with what Slack would send: the action_id and the button's value or the option picked.
 
+import { el } from "./dom.js";
 import { escapeHtml, mrkdwn, plainText, textObject } from "./mrkdwn.js";
-
-function el(tag, attrs = {}, html) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value !== undefined && value !== null) node.setAttribute(key, value);
-  }
-  if (html !== undefined) node.innerHTML = html;
-  return node;
-}
 
 function imageUrl(url) {
   // Only images this machine serves: the playground runs offline and must not call out.

@@ -2,6 +2,7 @@
 // the confusion matrix, the calibration curve), the ratings people gave its decisions (refreshed every
 // 2 s), and buttons to reload, roll back and promote: the same steps as /oncall-models.
 
+import { api, el } from "./dom.js";
 import { escapeHtml, mrkdwn } from "./mrkdwn.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -9,24 +10,6 @@ const POLL_MS = 2000;
 let timer = null;
 let container = null;
 let structure = "";
-
-async function api(method, path, body) {
-  const response = await fetch(`/playground/api${path}`, {
-    method,
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.detail || data.error || `HTTP ${response.status}`);
-  return data;
-}
-
-function el(tag, attrs = {}, html) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) if (value !== undefined && value !== null) node.setAttribute(key, value);
-  if (html !== undefined) node.innerHTML = html;
-  return node;
-}
 
 function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG, tag);
