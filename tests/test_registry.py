@@ -67,7 +67,7 @@ def test_input_files_are_recorded_with_their_sha256(tmp_path: Path) -> None:
         for i in range(30)
     ]
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    result = train(small_config(data_files=[data]), tmp_path / "models")
+    result = train(small_config(samples=300, min_macro_f1=0.0, data_files=[data]), tmp_path / "models")
     files = ModelRegistry(tmp_path / "models").get(result.version).metadata["data"]["files"]
     assert files == [{"path": str(data), "sha256": sha256_file(data), "rows": 30, "bad_lines": 0}]
     assert result.data["by_source"]["history"] == 30
@@ -93,7 +93,7 @@ def test_promote_and_rollback_move_the_pointer(models_dir: Path, registry_two_ve
 
 def test_prune_keeps_the_newest_versions_the_active_one_and_its_rollback_target(tmp_path: Path) -> None:
     root = tmp_path / "models"
-    made = [train(small_config(seed), root, activate=False).version for seed in (1, 2, 3)]
+    made = [train(small_config(seed, samples=300), root, activate=False).version for seed in (1, 2, 3)]
     registry = ModelRegistry(root, keep=1)
     for version in made[1:]:
         registry.promote(version)
@@ -106,7 +106,7 @@ def test_prune_keeps_the_newest_versions_the_active_one_and_its_rollback_target(
 def test_validation_floor_refuses_a_weak_model_and_saves_nothing(tmp_path: Path) -> None:
     root = tmp_path / "models"
     with pytest.raises(ValidationFailed, match="below the floor") as info:
-        train(small_config(min_macro_f1=0.995), root)
+        train(small_config(samples=300, min_macro_f1=0.995), root)
     assert info.value.metrics["severity"]["macro_f1"] < 0.995
     assert ModelRegistry(root).list_versions() == []
     assert not (root / "active.json").exists()
