@@ -298,12 +298,14 @@ def _refit_on_every_row(model: Any, X: Any, y: Any, weights: np.ndarray | None) 
     The slice was a tenth of the rows the decision never learned from, and the scarce real ones matter
     most. Temperature scaling only sets how sure the model is, not what it answers; the temperature
     found for the model fitted without the slice stays (the refit one differs from it by a tenth more
-    data). Per-action sigmoids, whose offsets depend on each model's scores, are left as fitted.
+    data). Per-action sigmoids, whose offsets depend on each model's scores, are left as fitted, and so
+    are the large SGD runs (a big synthetic corpus), which lose little to the slice and would train longer.
     """
     held_out = isinstance(model, CalibratedClassifierCV) and isinstance(model.cv, list)
     if held_out and model.method == "temperature":
         (calibrated,) = model.calibrated_classifiers_
-        calibrated.estimator.fit(X, y, sample_weight=weights)
+        if isinstance(calibrated.estimator, LogisticRegression):
+            calibrated.estimator.fit(X, y, sample_weight=weights)
 
 
 def _round_to_float32(model: Any) -> Any:
