@@ -35,9 +35,17 @@ STATUS_PHRASES: tuple[str, ...] = (
     "some users",
     "latency",
     "fix",
+    # The component states of status pages (Atlassian Statuspage's, and GitHub's "degraded availability"
+    # for a partial outage): the state a company sets is most of the impact it then declares.
+    "degraded performance",
+    "degraded availability",
+    "partial outage",
+    "major outage",
 )
+# The phrases of pipelines saved before the component states were counted: they load and score unchanged.
+LEGACY_STATUS_PHRASES: tuple[str, ...] = STATUS_PHRASES[:15]
 
-NUMERIC_FEATURES: tuple[str, ...] = (
+MAGNITUDES: tuple[str, ...] = (
     "max_percent",
     "n_percents",
     "log_max_duration_s",
@@ -48,8 +56,11 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "log_length",
     "n_lines",
     "log_words",
-    *(f"phrase:{p}" for p in STATUS_PHRASES),
 )
+
+
+def numeric_feature_names(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    return (*MAGNITUDES, *(f"phrase:{p}" for p in phrases))
 
 
 _MAGNITUDE_WORDS = {
@@ -91,17 +102,27 @@ def numeric_features(text: str) -> list[float]:
 
 
 class NumericFeatures(TransformerMixin, BaseEstimator):
-    """Regex-extracted magnitudes (percentages, durations, ratios, counts, service tier, size)."""
+    """Regex-extracted magnitudes (percentages, durations, ratios, counts, service tier, size).
+
+    ``phrases`` is saved with the pipeline, so a model keeps the columns it was trained on when the
+    default list grows; one pickled before the parameter existed reads the class attribute.
+    """
+
+    phrases: tuple[str, ...] = LEGACY_STATUS_PHRASES
+
+    def __init__(self, phrases: tuple[str, ...] = STATUS_PHRASES) -> None:
+        self.phrases = phrases
 
     def fit(self, X: Iterable[str], y: Any = None) -> NumericFeatures:
         return self
 
     def transform(self, X: Iterable[str]) -> np.ndarray:
-        rows = [_native.numeric_features(t, t.lower(), service_tier, STATUS_PHRASES) for t in X]
-        return np.array(rows, dtype=np.float64).reshape(-1, len(NUMERIC_FEATURES))
+        phrases = tuple(self.phrases)
+        rows = [_native.numeric_features(t, t.lower(), service_tier, phrases) for t in X]
+        return np.array(rows, dtype=np.float64).reshape(-1, len(MAGNITUDES) + len(phrases))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.array(NUMERIC_FEATURES, dtype=object)
+        return np.array(numeric_feature_names(tuple(self.phrases)), dtype=object)
 
 
 class CharNgrams:

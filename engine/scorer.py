@@ -29,12 +29,13 @@ from sklearn.preprocessing import StandardScaler
 
 from engine import _native
 from engine.features import (
-    NUMERIC_FEATURES,
-    STATUS_PHRASES,
+    MAGNITUDES,
     CharNgrams,
     LeadingWords,
+    NumericFeatures,
     TextHead,
     describe_magnitude,
+    numeric_feature_names,
 )
 from engine.services import service_tier
 
@@ -60,6 +61,7 @@ class _FeatureSpec:
     names: list[tuple[int, list[str]]]  # (offset, term names) per text block
     numeric_names: tuple[str, ...]
     n_features: int
+    phrases: tuple[str, ...] = ()  # the status phrases the numeric block counts
 
 
 @dataclass(slots=True)
@@ -123,7 +125,7 @@ class FeatureExtractor:
             self.width,
             spec.n_features,
             _cached_tier,
-            STATUS_PHRASES,
+            spec.phrases,
         )
 
     def docs(self, text: str) -> tuple[str, ...]:
@@ -331,6 +333,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
     blocks: list[tuple[Any, ...]] = []
     names: list[tuple[int, list[str]]] = []
     numeric = None
+    phrases: tuple[str, ...] = ()
     offset = 0
     for name, step in vectorizer.transformer_list:
         weight = float(weights.get(name, 1.0))
@@ -362,10 +365,12 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
             names.append((offset, terms))
             offset += len(terms)
         elif kinds == ["NumericFeatures", "StandardScaler"]:
+            extract: NumericFeatures = steps[0][1]
             scaler: StandardScaler = steps[1][1]
-            n = scaler.n_features_in_
-            if n != len(NUMERIC_FEATURES):
-                raise UnsupportedModel(f"{n} numeric features, this version computes {len(NUMERIC_FEATURES)}")
+            phrases = tuple(extract.phrases)
+            n, computed = scaler.n_features_in_, len(MAGNITUDES) + len(phrases)
+            if n != computed:
+                raise UnsupportedModel(f"{n} scaled numeric features for {computed} computed")
             mean = scaler.mean_ if scaler.with_mean else np.zeros(n)
             scale = scaler.scale_ if scaler.with_std else np.ones(n)
             numeric = (
@@ -377,7 +382,9 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
             offset += n
         else:
             raise UnsupportedModel(f"feature step {name}: {kinds}")
-    return _FeatureSpec(max_chars, tuple(heads), blocks, numeric, names, NUMERIC_FEATURES, offset)
+    return _FeatureSpec(
+        max_chars, tuple(heads), blocks, numeric, names, numeric_feature_names(phrases), offset, phrases
+    )
 
 
 def _terms_by_column(vocabulary: dict[str, int]) -> list[str]:

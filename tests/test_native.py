@@ -4,6 +4,7 @@ scikit-learn's own analyzers and transform for the feature rows."""
 from __future__ import annotations
 
 import math
+import pickle
 import re
 
 import numpy as np
@@ -13,7 +14,15 @@ from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from engine import _native
-from engine.features import STATUS_PHRASES, CharNgrams, build_feature_pipeline, numeric_features
+from engine.features import (
+    LEGACY_STATUS_PHRASES,
+    MAGNITUDES,
+    STATUS_PHRASES,
+    CharNgrams,
+    build_feature_pipeline,
+    feature_union,
+    numeric_features,
+)
 from engine.scorer import compile_features
 from engine.services import service_tier
 from training.synthetic import generate_incidents
@@ -129,6 +138,22 @@ def test_feature_rows_equal_the_pipelines_transform(fitted: tuple, text: str) ->
     idx, vals = extractor.row(text)
     assert np.allclose(expected[0, idx], vals, rtol=0, atol=1e-12)
     assert np.count_nonzero(expected) == len(idx)
+
+
+def test_a_pipeline_saved_before_the_component_states_keeps_its_columns() -> None:
+    """Unpickled without a ``phrases`` attribute (as saved before it existed), the numeric block counts the
+    phrases it was fitted with, in scikit-learn and in C alike."""
+    texts = [r.text for r in generate_incidents(200, seed=3)] + ["Actions: partial outage, major outage"]
+    vectorizer = build_feature_pipeline({"word_max_features": 500, "char_max_features": 500, "min_df": 1})
+    numbers = feature_union(vectorizer).transformer_list[-1][1]
+    numbers.steps[0][1].phrases = LEGACY_STATUS_PHRASES
+    vectorizer.fit(texts)
+    del numbers.steps[0][1].phrases  # the class attribute answers, as for an older pickle
+    legacy = pickle.loads(pickle.dumps(vectorizer))
+    assert numbers.steps[1][1].n_features_in_ == len(MAGNITUDES) + len(LEGACY_STATUS_PHRASES)
+    expected = legacy.transform(texts).toarray()
+    np.testing.assert_allclose(compile_features(legacy).matrix(texts).toarray(), expected, rtol=0, atol=1e-12)
+    assert len(STATUS_PHRASES) > len(LEGACY_STATUS_PHRASES)
 
 
 def test_a_featurizer_refuses_inconsistent_inputs(fitted: tuple) -> None:

@@ -288,7 +288,24 @@ def _fit_features(texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed
 def _fit_head(estimator: Any, X: Any, y: Any, weights: np.ndarray | None) -> Any:
     with threadpool_limits(1):  # also inside a worker process
         fitted = estimator.fit(X, y) if weights is None else estimator.fit(X, y, sample_weight=weights)
+        _refit_on_every_row(fitted, X, y, weights)
         return _round_to_float32(_drop_sgd_averaging_state(fitted))
+
+
+def _refit_on_every_row(model: Any, X: Any, y: Any, weights: np.ndarray | None) -> None:
+    """A multiclass model calibrated on a held-out slice is fitted again on every row, the slice too.
+
+    The slice was a tenth of the rows the decision never learned from, and the scarce real ones matter
+    most. Temperature scaling only sets how sure the model is, not what it answers; the temperature
+    found for the model fitted without the slice stays (the refit one differs from it by a tenth more
+    data). Per-action sigmoids, whose offsets depend on each model's scores, are left as fitted, and so
+    are the large SGD runs (a big synthetic corpus), which lose little to the slice and would train longer.
+    """
+    held_out = isinstance(model, CalibratedClassifierCV) and isinstance(model.cv, list)
+    if held_out and model.method == "temperature":
+        (calibrated,) = model.calibrated_classifiers_
+        if isinstance(calibrated.estimator, LogisticRegression):
+            calibrated.estimator.fit(X, y, sample_weight=weights)
 
 
 def _round_to_float32(model: Any) -> Any:
