@@ -32,6 +32,10 @@ class GroupingSettings:
     quiet: float = 1800.0  # a group with no new alert for this long is closed
     similarity: float = 0.5  # the share of an alert's words its group uses, from which they are related
 
+    @property
+    def on(self) -> bool:
+        return self.quiet > 0
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:

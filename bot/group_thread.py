@@ -173,6 +173,9 @@ async def _rerecord(services: Services, channel: str, reply_ts: str, decision: D
 
 
 async def _save(services: Services, group: Group) -> None:
+    if not services.settings.grouping.on:  # each alert is its own group, closed at once: nothing to keep
+        return
+
     async def write() -> None:
         await services.store.save_group(
             group.id, group.channel, group.thread_ts, group.state(), group.last_seen,
