@@ -43,6 +43,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+async def wait_ready(http: aiohttp.ClientSession, port: int, timeout: float = 60.0) -> None:
+    """Until the bot on ``port`` says it is ready (its models loaded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (await http.get(f"http://127.0.0.1:{port}/readyz")).status == 200:
+                return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the bot on port {port} was not ready within {timeout:.0f} s")
+
+
 async def similar_skipped(http: aiohttp.ClientSession, port: int) -> int:
     """Decisions the bot posted without looking up similar incidents, since it started (its /metrics)."""
     text = await (await http.get(f"http://127.0.0.1:{port}/metrics")).text()
@@ -163,13 +176,7 @@ async def main() -> None:
             try:
                 emu.bot_url = f"http://127.0.0.1:{port}/slack/events"
                 async with aiohttp.ClientSession() as http:
-                    for _ in range(600):
-                        try:
-                            if (await http.get(f"http://127.0.0.1:{port}/readyz")).status == 200:
-                                break
-                        except aiohttp.ClientError:
-                            pass
-                        await asyncio.sleep(0.1)
+                    await wait_ready(http, port)
                 load = Load(emu, channels)
                 await load.settle(await load.run(50, 2))  # warm-up: caches, first auth.test
                 print(

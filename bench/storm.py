@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from e2e import free_port  # bench/ is the script's directory
+from e2e import free_port, wait_ready  # bench/ is the script's directory
 
 from bot.emulator import SlackEmulator
 from bot.emulator.storm import bcubed, storm
@@ -51,13 +51,7 @@ async def main() -> None:
             bot = subprocess.Popen([*cmd, "--db-url", f"sqlite:///{db}"], env=env, stdout=subprocess.DEVNULL)
             try:
                 async with aiohttp.ClientSession() as http:
-                    for _ in range(600):
-                        try:
-                            if (await http.get(f"http://127.0.0.1:{port}/readyz")).status == 200:
-                                break
-                        except aiohttp.ClientError:
-                            pass
-                        await asyncio.sleep(0.1)
+                    await wait_ready(http, port)
                     emu.bot_url = f"http://127.0.0.1:{port}/slack/events"
                     hook = emu.create_webhook("#incidents")
                     alert_ts = []
