@@ -17,11 +17,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.playground.routes import STATIC, is_loopback
 from bot.runner import OncallBot
-from engine.ml_service import MLService
+from tests.test_bot_e2e import SECRET, TOKEN, start_bot
 
 API = "/playground/api"
 CHANNEL = "C0INCIDENTS"
@@ -262,17 +261,8 @@ async def test_models_page_data_and_its_buttons(local_bot: OncallBot, http: aioh
 
 @pytest.mark.asyncio
 async def test_no_playground_when_connected_to_slack(models_dir: Path, tmp_path: Path) -> None:
-    async with SlackEmulator("s" * 16, "xoxb-test") as emulator:
-        settings = Settings(
-            bot_token="xoxb-test",
-            signing_secret="s" * 16,
-            api_url=emulator.api_url,
-            port=0,
-            model_path=models_dir,
-            db_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-        )
-        bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
-        await bot.start()
+    async with SlackEmulator(SECRET, TOKEN) as emulator:
+        bot = await start_bot(emulator, models_dir, f"sqlite:///{tmp_path / 'db.sqlite'}")  # with tokens
         try:
             async with aiohttp.ClientSession() as http:
                 for path in ("/", f"{API}/workspace", "/static/app.js"):
