@@ -708,6 +708,8 @@ typedef struct {
 #define WORD_SLOTS (1 << 15) /* at most half of them used */
 #define POOL_SIZE (1 << 20)
 
+#define MAX_THREADS 16
+
 typedef struct {
     PyObject_HEAD
     Block *blocks;
@@ -719,6 +721,11 @@ typedef struct {
     PyObject *tier_of, *phrase_tuple;
     Phrases phrases;
     Work work; /* for calls made holding the GIL, which never overlap */
+    /* Batch threads' scratch, kept with the word memory each built: the next batch's words are mostly
+     * the same ones, and a cold memory costs a tenth more per text. */
+    pthread_mutex_t spare_lock;
+    int spare_lock_ready, n_spare;
+    Work *spare[MAX_THREADS];
 } Featurizer;
 
 static void forget_words(Work *w) {
@@ -939,7 +946,8 @@ static int featurize(const Featurizer *f, Work *w, PyObject *doc, long tier) {
         for (Py_ssize_t i = 0; rc == 0 && i < w->n_touched; i++) {
             int32_t g = w->touched[i];
             double tf = (double)w->counts[g];
-            double v = (blk->sublinear ? log(tf) + 1.0 : tf) * idf[g - blk->offset];
+            /* most terms occur once, and log(1) + 1 is 1: skip the logarithm for them */
+            double v = (blk->sublinear && tf > 1.0 ? log(tf) + 1.0 : tf) * idf[g - blk->offset];
             ss += v * v;
             rc = row_push(w, g, v);
         }
@@ -1036,36 +1044,72 @@ static void batch_free(Batch *batch) {
     batch->tiers = NULL;
 }
 
+static Work *work_take(Featurizer *f) {
+    Work *w = NULL;
+    pthread_mutex_lock(&f->spare_lock);
+    if (f->n_spare > 0) w = f->spare[--f->n_spare];
+    pthread_mutex_unlock(&f->spare_lock);
+    if (w != NULL) return w;
+    w = PyMem_RawMalloc(sizeof *w);
+    if (w != NULL && work_init(w, f->n_features) < 0) {
+        work_free(w);
+        PyMem_RawFree(w);
+        w = NULL;
+    }
+    return w;
+}
+
+static void work_give_back(Featurizer *f, Work *w) {
+    pthread_mutex_lock(&f->spare_lock);
+    if (f->n_spare < MAX_THREADS) {
+        f->spare[f->n_spare++] = w;
+        w = NULL;
+    }
+    pthread_mutex_unlock(&f->spare_lock);
+    if (w != NULL) {
+        work_free(w);
+        PyMem_RawFree(w);
+    }
+}
+
 typedef struct {
-    const Featurizer *f;
+    Featurizer *f;
     const Batch *batch;
-    Py_ssize_t start, stop;
+    Py_ssize_t *next; /* the first document no thread has taken yet, shared */
     double *out;
     int failed;
 } Slice;
 
+/* Documents are taken a few at a time from the shared cursor, not split in equal halves up front: texts
+ * differ in length and a thread may be preempted, and a fixed split leaves a core idle at the end. */
+#define TAKE 32
+
 static void *score_slice(void *arg) {
     Slice *s = arg;
-    Work w;
-    if (work_init(&w, s->f->n_features) < 0) {
+    Py_ssize_t n = s->batch->n;
+    Work *w = work_take(s->f);
+    if (w == NULL) {
         s->failed = 1;
-    } else {
-        for (Py_ssize_t i = s->start; i < s->stop; i++) {
-            if (featurize(s->f, &w, PyTuple_GET_ITEM(s->batch->docs, i), s->batch->tiers[i]) < 0) {
+        return NULL;
+    }
+    for (;;) {
+        Py_ssize_t start = __atomic_fetch_add(s->next, TAKE, __ATOMIC_RELAXED);
+        if (start >= n || s->failed) break;
+        Py_ssize_t stop = start + TAKE < n ? start + TAKE : n;
+        for (Py_ssize_t i = start; i < stop; i++) {
+            if (featurize(s->f, w, PyTuple_GET_ITEM(s->batch->docs, i), s->batch->tiers[i]) < 0) {
                 s->failed = 1;
                 break;
             }
-            raw_scores(s->f, &w, s->out + i * s->f->width);
+            raw_scores(s->f, w, s->out + i * s->f->width);
         }
     }
-    work_free(&w);
+    work_give_back(s->f, w);
     return NULL;
 }
 
-#define MAX_THREADS 16
-
 /* scores(docs, threads=1): raw scores (n x width float64) as bytes. The texts are read without the GIL,
- * in `threads` threads, each on its own slice of the batch. */
+ * in `threads` threads, which take the documents a few at a time. */
 static PyObject *Featurizer_scores(Featurizer *f, PyObject *args) {
     PyObject *docs;
     int threads = 1;
@@ -1091,9 +1135,9 @@ static PyObject *Featurizer_scores(Featurizer *f, PyObject *args) {
     pthread_t ids[MAX_THREADS];
     int started[MAX_THREADS] = {0}, failed = 0;
     Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t next = 0;
     for (int k = 0; k < threads; k++) {
-        slices[k] = (Slice){f, &batch, batch.n * k / threads, batch.n * (k + 1) / threads,
-                            (double *)PyBytes_AS_STRING(out), 0};
+        slices[k] = (Slice){f, &batch, &next, (double *)PyBytes_AS_STRING(out), 0};
         if (k > 0) started[k] = pthread_create(&ids[k], NULL, score_slice, &slices[k]) == 0;
     }
     for (int k = 1; k < threads; k++) {
@@ -1187,6 +1231,11 @@ static void Featurizer_dealloc(Featurizer *f) {
     Py_XDECREF(f->tier_of);
     Py_XDECREF(f->phrase_tuple);
     work_free(&f->work);
+    for (int k = 0; k < f->n_spare; k++) {
+        work_free(f->spare[k]);
+        PyMem_RawFree(f->spare[k]);
+    }
+    if (f->spare_lock_ready) pthread_mutex_destroy(&f->spare_lock);
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
@@ -1212,6 +1261,11 @@ static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
     }
     f->n_features = n_features;
     f->width = width;
+    if (pthread_mutex_init(&f->spare_lock, NULL) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot create a mutex");
+        return -1;
+    }
+    f->spare_lock_ready = 1;
     Py_INCREF(tier_of);
     f->tier_of = tier_of;
     Py_INCREF(phrases);

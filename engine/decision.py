@@ -92,19 +92,35 @@ class AIDecisionEngine:
         return self._decide(prediction, self.ml.explain(prediction, self.explain_terms))
 
     def analyze_many(self, incidents: Sequence[IncidentCreate]) -> list[Decision]:
-        """Batch decisions (no explanations: they need the per-alert feature row)."""
+        """Batch decisions (no explanations: they need the per-alert feature row).
+
+        The decisions are built inline from the batch's columns, not through ``_decision``: at 50,000
+        alerts a second a function call and an intermediate pair per action are a fifth of the time."""
         texts = [i.text for i in incidents]
+        below = self.uncertain_below
         decisions: list[Decision] = []
         with _collector_paused():
             for b in self.ml.predict_chunks(texts, self.top_actions):
+                names, version, fallback = b.action_names, b.model_version, b.fallback
                 decisions += [
-                    _decision(sev, sc, cat, cc, acts, b.model_version, b.fallback, self.uncertain_below)
-                    for sev, sc, cat, cc, acts in zip(
+                    Decision(
+                        sev,
+                        sc,
+                        cat,
+                        cc,
+                        [ActionScore(names[j], c) for j, c in zip(order, conf, strict=True)],
+                        fallback or sc < below or cc < below,
+                        version,
+                        [],
+                        fallback,
+                    )
+                    for sev, sc, cat, cc, order, conf in zip(
                         b.severity,
                         b.severity_confidence,
                         b.category,
                         b.category_confidence,
-                        b.actions,
+                        b.action_order,
+                        b.action_confidence,
                         strict=True,
                     )
                 ]

@@ -98,7 +98,18 @@ class ScoredBatch:
     severity_confidence: list[float]
     category: list[str]
     category_confidence: list[float]
-    actions: list[list[tuple[str, float]]]  # best first
+    # The ranked actions of each alert as indices into ``action_names`` with their confidences, best
+    # first: a caller builds its own objects from them without an intermediate (name, confidence) pair.
+    action_names: tuple[str, ...]
+    action_order: list[list[int]]
+    action_confidence: list[list[float]]
+
+    def actions(self) -> list[list[tuple[str, float]]]:
+        names = self.action_names
+        return [
+            [(names[j], c) for j, c in zip(order, conf, strict=True)]
+            for order, conf in zip(self.action_order, self.action_confidence, strict=True)
+        ]
 
     def predictions(self) -> list[Prediction]:
         return [
@@ -108,7 +119,7 @@ class ScoredBatch:
                 self.severity_confidence,
                 self.category,
                 self.category_confidence,
-                self.actions,
+                self.actions(),
                 strict=True,
             )
         ]
@@ -492,7 +503,6 @@ def _scored(
         categories, cat_conf = ["unknown"] * n, [0.0] * n
     order = np.argsort(-acts, axis=1, kind="stable")[:, :top]
     ranked = np.take_along_axis(acts, order, axis=1).tolist()
-    names = scorer.action_classes
     return ScoredBatch(
         models.version,
         models.fallback,
@@ -500,8 +510,7 @@ def _scored(
         sev[rows, sev_i].tolist(),
         categories,
         cat_conf,
-        [
-            [(names[j], c) for j, c in zip(order_i, ranked_i, strict=True)]
-            for order_i, ranked_i in zip(order.tolist(), ranked, strict=True)
-        ],
+        tuple(scorer.action_classes),
+        order.tolist(),
+        ranked,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -209,16 +210,33 @@ def test_a_large_batch_decides_exactly_as_one_alert_at_a_time(registry_two_versi
     assert len(batch) == len(incidents)
     for incident, got in zip(incidents, batch, strict=True):
         one = engine.analyze(incident)
-        assert (got.severity, got.category, got.model_version) == (
+        assert (got.severity, got.category, got.model_version, got.uncertain) == (
             one.severity,
             one.category,
             one.model_version,
+            one.uncertain,
         )
         assert got.severity_confidence == pytest.approx(one.severity_confidence, abs=1e-12)
         assert [a.action for a in got.actions] == [a.action for a in one.actions]
         assert [a.confidence for a in got.actions] == pytest.approx(
             [a.confidence for a in one.actions], abs=1e-12
         )
+
+
+def test_batches_scored_at_once_from_many_threads_agree_with_one_text_at_a_time(
+    registry_two_versions,
+) -> None:
+    """Batch threads keep their scratch (with the character n-grams of the words they met) for the next
+    batch, and take texts from a shared cursor: neither may mix two texts or two callers up."""
+    features = _service(registry_two_versions[0]).models.scorer.features
+    texts = [r.text for r in generate_incidents(1500, seed=12)] + ["", "ünïcödé 🚨 " * 700, "x" * 9000]
+    first = features.scores(texts)  # cold scratch
+    with ThreadPoolExecutor(4) as pool:
+        again = list(pool.map(lambda _: features.scores(texts), range(8)))
+    for scores in again:
+        assert np.array_equal(scores, first)
+    for i in range(0, len(texts), 37):
+        assert np.array_equal(features.row_and_scores(texts[i])[2], first[i])
 
 
 def test_replicas_follow_the_active_pointer_and_keep_serving_through_a_bad_version(
