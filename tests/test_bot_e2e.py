@@ -99,11 +99,12 @@ async def running(models_dir: Path, tmp_path: Path, request: pytest.FixtureReque
     with fresh_db_url(getattr(request, "param", "sqlite"), request, tmp_path) as db_url:
         bot = await start_bot(emulator, models_dir, db_url)
         emulator.bot_url = bot.events_url
+        running = Running(emulator, bot, models_dir)
         try:
-            yield Running(emulator, bot, models_dir)
+            yield running
         finally:
             await emulator.settle()
-            await bot.stop()
+            await running.bot.stop()  # a test that restarts the bot leaves its new one here
             await emulator.stop()
 
 
