@@ -240,6 +240,17 @@ def feature_union(pipeline: Pipeline | FeatureUnion) -> FeatureUnion:
     return pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) else pipeline
 
 
+def block_columns(pipeline: Pipeline | FeatureUnion) -> dict[str, slice]:
+    """The columns each block of a fitted pipeline fills, by block name, in the union's order."""
+    out, offset = {}, 0
+    for name, step in feature_union(pipeline).transformer_list:
+        inner = step.steps[-1][1] if isinstance(step, Pipeline) else step
+        width = len(inner.vocabulary_) if isinstance(inner, TfidfVectorizer) else int(inner.n_features_in_)
+        out[name] = slice(offset, offset + width)
+        offset += width
+    return out
+
+
 def drop_fit_only_state(pipeline: Pipeline) -> None:
     """Remove ``stop_words_`` (every pruned term: large, and only useful for introspection) before saving."""
     for vec in _tfidf_vectorizers(pipeline):

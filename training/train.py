@@ -18,12 +18,19 @@ from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy.sparse import csr_matrix, diags
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from threadpoolctl import threadpool_limits
 
 from engine.action_recommender import ActionRecommender
-from engine.features import DEFAULT_FEATURE_CONFIG, build_feature_pipeline, drop_fit_only_state, feature_union
+from engine.features import (
+    DEFAULT_FEATURE_CONFIG,
+    block_columns,
+    build_feature_pipeline,
+    drop_fit_only_state,
+    feature_union,
+)
 from engine.ml_service import load_model_set
 from engine.probes import PROBE_TEXTS
 from engine.registry import (
@@ -65,6 +72,11 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # The share of the severity and category models' sample weight carried by real (non-synthetic) rows
     # when both kinds are present: thousands of synthetic rows would otherwise drown a team's own history.
     "real_weight_share": 0.5,
+    # Feature blocks the category model does not read (its weights on them are zero, so the fused scorer
+    # serves it unchanged). The title block repeats the first words, which name what was hit (a post-
+    # mortem's "RCA - Storage - West Europe": service and region), not why; those words still count in
+    # the word block. Severity and actions keep it: there the title ("Major outage ...") says how bad.
+    "category_blocks_off": ("title",),
     "tol": 1e-3,
     "sgd_from_rows": 20_000,
     "sgd_updates": 120_000,  # SGD epochs = this / rows, within 3..50 (averaged SGD settles in a few)
@@ -285,11 +297,36 @@ def _fit_features(texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed
     return vectorizer, compile_features(vectorizer).matrix(texts)
 
 
-def _fit_head(estimator: Any, X: Any, y: Any, weights: np.ndarray | None) -> Any:
+def _fit_head(
+    estimator: Any, X: Any, y: Any, weights: np.ndarray | None, off: np.ndarray | None = None
+) -> Any:
+    """Fit one head; ``off`` (column indices) are columns it must not read: zeroed in what it learns
+    from, and their weights set to exactly zero after, so the full-width model ignores them."""
     with threadpool_limits(1):  # also inside a worker process
+        if off is not None and len(off):
+            X = _without_columns(X, off)
         fitted = estimator.fit(X, y) if weights is None else estimator.fit(X, y, sample_weight=weights)
         _refit_on_every_row(fitted, X, y, weights)
+        if off is not None and len(off):
+            for est in _linear_models(fitted):
+                est.coef_[:, off] = 0.0
         return _round_to_float32(_drop_sgd_averaging_state(fitted))
+
+
+def _without_columns(X: Any, off: np.ndarray) -> Any:
+    """A copy of the sparse matrix ``X`` with the columns ``off`` zeroed and dropped from storage."""
+    keep = np.ones(X.shape[1])
+    keep[off] = 0.0
+    out = csr_matrix(X @ diags(keep))
+    out.eliminate_zeros()
+    return out
+
+
+def _block_indices(vectorizer: Any, names: Sequence[str]) -> np.ndarray:
+    """Column indices of the named feature blocks (names the pipeline lacks are ignored)."""
+    cols = block_columns(vectorizer)
+    parts = [np.arange(cols[n].start, cols[n].stop) for n in names if n in cols]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
 
 def _refit_on_every_row(model: Any, X: Any, y: Any, weights: np.ndarray | None) -> None:
@@ -349,7 +386,7 @@ def _fit_models(
         vectorizer, X = _fit_features([r.text for r in train_rows], fc, mc, config.seed)
 
     with progress.step("severity, category and action models"):
-        jobs: list[tuple[str, Any, Any, Any, np.ndarray | None]] = []
+        jobs: list[tuple[str, Any, Any, Any, np.ndarray | None, np.ndarray | None]] = []
 
         def weights(idx: list[int], label: str) -> np.ndarray:
             rows = [train_rows[i] for i in idx]
@@ -363,16 +400,16 @@ def _fit_models(
         idx = [i for i, r in enumerate(train_rows) if r.severity in keep]
         model = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"])
         jobs.append(
-            ("severity", model, X[idx], [train_rows[i].severity for i in idx], weights(idx, "severity"))
+            ("severity", model, X[idx], [train_rows[i].severity for i in idx], weights(idx, "severity"), None)
         )
 
         keep, dropped["category"] = _frequent([r.category for r in train_rows if r.category], CATEGORIES)
         idx = [i for i, r in enumerate(train_rows) if r.category in keep]
         if len(keep) >= 2:
             model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"])
-            jobs.append(
-                ("category", model, X[idx], [train_rows[i].category for i in idx], weights(idx, "category"))
-            )
+            off = _block_indices(vectorizer, mc["category_blocks_off"])
+            labels = [train_rows[i].category for i in idx]
+            jobs.append(("category", model, X[idx], labels, weights(idx, "category"), off))
         else:
             log.warning("no category model: fewer than two categories with 3+ labeled rows")
 
@@ -387,13 +424,13 @@ def _fit_models(
         model = ActionRecommender(
             _calibrated(mc["C_actions"], mc, config.seed, len(idx), mc["action_calibration"], binary=True)
         )
-        jobs.append(("actions", model, X[idx], taken, None))  # one-vs-rest takes no sample weights
+        jobs.append(("actions", model, X[idx], taken, None, None))  # one-vs-rest takes no sample weights
 
         # Large runs fit the heads in two worker processes (the matrix is memory-mapped, not copied); the
         # thirteen action models go first, alone on one worker, while the other fits the rest.
         jobs.sort(key=lambda job: job[0] != "actions")
         n_jobs = 2 if X.shape[0] >= mc["parallel_from_rows"] else 1
-        fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_head)(m, Xh, y, w) for _, m, Xh, y, w in jobs)
+        fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_head)(m, Xh, y, w, off) for _, m, Xh, y, w, off in jobs)
         heads = {name: model for (name, *_), model in zip(jobs, fitted, strict=True)}
 
     return TrainedModels(
