@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.features import numeric_features
+from engine.features import block_columns, numeric_features
 from engine.scorer import compile_scorer, verify_scorer
 from tests.conftest import small_config
 from training.synthetic import generate_incidents
-from training.train import fit_models
+from training.train import DEFAULT_MODEL_CONFIG, _fit_features, _linear_models, fit_models
 
 ODD_TEXTS = [
     "",
@@ -78,8 +78,6 @@ def test_a_huge_alert_is_scored_on_its_head_only() -> None:
 
 
 def test_the_training_matrix_equals_the_pipelines_transform() -> None:
-    from training.train import DEFAULT_MODEL_CONFIG, _fit_features
-
     rows = generate_incidents(400, seed=6)
     mc = {**DEFAULT_MODEL_CONFIG, "parallel_from_rows": 100}
     vectorizer, X = _fit_features([r.text for r in rows], {}, mc, seed=6)
@@ -87,9 +85,6 @@ def test_the_training_matrix_equals_the_pipelines_transform() -> None:
 
 
 def test_the_category_model_reads_no_title_block_and_is_served_unchanged(corpus: list[str]) -> None:
-    from engine.features import block_columns
-    from training.train import _linear_models
-
     models = fit_models(generate_incidents(600, seed=12), small_config(12, samples=600))
     title = block_columns(models.vectorizer)["title"]
     assert title.stop > title.start
