@@ -61,16 +61,31 @@ class SqliteStore(Store):
     def _connect(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)  # autocommit
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
-        db.execute("PRAGMA foreign_keys=ON")
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
+            _switch_to_wal(db)
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+            db.execute("PRAGMA foreign_keys=ON")
             _migrate(db)
         except BaseException:
             db.close()
             raise
         self._db = db
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """Two replicas opening a new file at the same moment can each hold the lock the other needs to
+    switch it to WAL; SQLite then answers one of them "database is locked" at once, without the busy
+    wait. That one tries again, within the busy timeout, until the other has switched."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _migrate(db: sqlite3.Connection) -> None:
