@@ -63,7 +63,9 @@ def _skip_reason(event: Any, bot_user_id: str | None, bot_id: str | None) -> str
     if (bot_user_id and event.get("user") == bot_user_id) or (bot_id and event.get("bot_id") == bot_id):
         return "own message"
     thread_ts = event.get("thread_ts")
-    if thread_ts is not None and thread_ts != event.get("ts"):
+    # Slack's thread_ts is a timestamp string; anything else is malformed, not a sign of a reply, and the
+    # message is answered as the top-level message it otherwise is.
+    if isinstance(thread_ts, str) and thread_ts and thread_ts != event.get("ts"):
         return "thread reply"  # thread_broadcast too: it is a reply, also shown in the channel
     return None
 
