@@ -84,13 +84,14 @@ def test_the_training_matrix_equals_the_pipelines_transform() -> None:
     assert abs(X - vectorizer.transform([r.text for r in rows])).max() < 1e-12
 
 
-def test_the_category_model_reads_no_title_block_and_is_served_unchanged(corpus: list[str]) -> None:
+def test_the_category_model_reads_no_title_or_magnitudes_and_is_served_unchanged(corpus: list[str]) -> None:
     models = fit_models(generate_incidents(600, seed=12), small_config(12, samples=600))
-    title = block_columns(models.vectorizer)["title"]
-    assert title.stop > title.start
-    for est in _linear_models(models.category):
-        assert not est.coef_[:, title].any()
-    for est in _linear_models(models.severity):
-        assert est.coef_[:, title].any()
+    for block in ("title", "numbers"):
+        cols = block_columns(models.vectorizer)[block]
+        assert cols.stop > cols.start
+        for est in _linear_models(models.category):
+            assert not est.coef_[:, cols].any(), block
+        for est in _linear_models(models.severity):
+            assert est.coef_[:, cols].any(), block
     scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
     assert verify_scorer(scorer, models.scorer(), corpus[:200]) < 1e-9

@@ -75,8 +75,11 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # Feature blocks the category model does not read (its weights on them are zero, so the fused scorer
     # serves it unchanged). The title block repeats the first words, which name what was hit (a post-
     # mortem's "RCA - Storage - West Europe": service and region), not why; those words still count in
-    # the word block. Severity and actions keep it: there the title ("Major outage ...") says how bad.
-    "category_blocks_off": ("title",),
+    # the word block. The magnitudes say how bad and how long, not why; what they could say of the
+    # cause (a disk at 97%) the words say too, and synthetic messages' lengths differ by category in a
+    # way real ones need not. Severity and actions keep both: there the title ("Major outage ...") and
+    # the magnitudes say how bad.
+    "category_blocks_off": ("title", "numbers"),
     "tol": 1e-3,
     "sgd_from_rows": 20_000,
     "sgd_updates": 120_000,  # SGD epochs = this / rows, within 3..50 (averaged SGD settles in a few)
