@@ -37,6 +37,7 @@ from engine.features import (
     describe_magnitude,
     numeric_feature_names,
 )
+from engine.ordinal import OrdinalBlendClassifier, blend
 from engine.services import service_tier
 
 # Batch scoring runs in C without the GIL, in up to this many threads, each with at least this many texts.
@@ -71,10 +72,15 @@ class _Linear:
     classes: tuple[str, ...]
     cols: slice
     intercept: np.ndarray
-    method: str  # "softmax", "sigmoid", "temperature" (multiclass) or "binary-sigmoid", "binary-raw"
+    # "softmax", "sigmoid", "temperature", "ordinal" (multiclass) or "binary-sigmoid", "binary-raw"
+    method: str
     a: np.ndarray | None = None
     b: np.ndarray | None = None
     beta: float = 1.0
+    # "ordinal": the blend's share and each class's level (engine/ordinal.py); the first len(classes)
+    # columns are the multinomial model's, the rest the cumulative models', lowest level first.
+    mix: float = 0.0
+    level_of_class: np.ndarray | None = None
 
 
 @dataclass(slots=True)
@@ -191,8 +197,10 @@ class FusedScorer:
         self.features = features
         self._weights = np.ascontiguousarray(weights)
         # How much each feature pushes each severity class over the others (its weight minus their mean),
-        # one contiguous vector per class: an explanation gathers a single vector.
-        w = self._weights[:, severity.cols]
+        # one contiguous vector per class: an explanation gathers a single vector. An ordinal blend is
+        # explained by its multinomial part, the larger share of the blend and the one with a weight per
+        # class.
+        w = self._weights[:, severity.cols][:, : len(severity.classes)]
         if w.shape[1] == 1:  # binary: one column for the positive class
             w = np.hstack([-w, w])
         self._push = np.ascontiguousarray((w - w.mean(axis=1, keepdims=True)).T)
@@ -259,6 +267,9 @@ def _apply(model: _Linear, raw: np.ndarray) -> np.ndarray:
         if s.shape[1] == 1:
             s = np.hstack([-s, s])
         return softmax(model.beta * s)
+    if model.method == "ordinal":
+        k = len(model.classes)
+        return softmax(model.beta * blend(s[:, :k], expit(s[:, k:]), model.level_of_class, model.mix))
     if model.method == "sigmoid":
         p = expit(-(model.a * s + model.b))
         total = p.sum(axis=1, keepdims=True)
@@ -282,6 +293,8 @@ def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     if isinstance(clf, CalibratedClassifierCV) and len(clf.calibrated_classifiers_) == 1:
         cc = clf.calibrated_classifiers_[0]
         base = cc.estimator
+        if isinstance(base, OrdinalBlendClassifier):
+            return _ordinal_parts(base, cc)
         if not isinstance(base, LogisticRegression | SGDClassifier):
             raise UnsupportedModel(f"calibrated {type(base).__name__}")
         binary = len(base.classes_) == 2
@@ -303,6 +316,23 @@ def _linear_parts(clf: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
             )
         raise UnsupportedModel(f"calibration method {cc.method}")
     raise UnsupportedModel(type(clf).__name__)
+
+
+def _ordinal_parts(model: OrdinalBlendClassifier, cc: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The blend's linear parts stacked (multinomial first), with its temperature and mix."""
+    parts = model.linear_models
+    if cc.method != "temperature" or not all(
+        isinstance(m, LogisticRegression | SGDClassifier) for m in parts
+    ):
+        raise UnsupportedModel("ordinal blend without temperature scaling or of non-linear parts")
+    calibration = {
+        "method": "ordinal",
+        "beta": float(cc.calibrators[0].beta_),
+        "mix": float(model.mix),
+        "level_of_class": np.asarray(model.level_of_class_, dtype=np.intp),
+    }
+    coef = np.vstack([m.coef_ for m in parts])
+    return coef, np.concatenate([np.ravel(m.intercept_) for m in parts]), calibration
 
 
 _WORD_DEFAULTS = {

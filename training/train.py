@@ -32,6 +32,7 @@ from engine.features import (
     feature_union,
 )
 from engine.ml_service import load_model_set
+from engine.ordinal import OrdinalBlendClassifier
 from engine.probes import PROBE_TEXTS
 from engine.registry import (
     ACTIONS_FILE,
@@ -80,6 +81,9 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # way real ones need not. Severity and actions keep both: there the title ("Major outage ...") and
     # the magnitudes say how bad.
     "category_blocks_off": ("title", "numbers"),
+    # Severity is ordered: its multinomial model's log-probabilities are blended with this share of
+    # cumulative "worse than" models' (engine/ordinal.py). 0 switches the blend off.
+    "severity_ordinal_mix": 0.3,
     "tol": 1e-3,
     "sgd_from_rows": 20_000,
     "sgd_updates": 120_000,  # SGD epochs = this / rows, within 3..50 (averaged SGD settles in a few)
@@ -232,10 +236,21 @@ def _linear(C: float, mc: dict[str, Any], seed: int, n_rows: int, binary: bool) 
 
 
 def _calibrated(
-    C: float, mc: dict[str, Any], seed: int, n_rows: int, method: str, binary: bool = False
+    C: float,
+    mc: dict[str, Any],
+    seed: int,
+    n_rows: int,
+    method: str,
+    binary: bool = False,
+    levels: Sequence[str] = (),
 ) -> CalibratedClassifierCV:
-    """Balancing classes helps the rare ones but biases probabilities; calibration undoes the bias."""
-    base = _linear(C, mc, seed, n_rows, binary)
+    """Balancing classes helps the rare ones but biases probabilities; calibration undoes the bias.
+
+    ``levels`` (least to most severe): an ordered label, learned by an ordinal blend of linear models.
+    """
+    base: Any = _linear(C, mc, seed, n_rows, binary)
+    if levels:
+        base = OrdinalBlendClassifier(base, levels, mc["severity_ordinal_mix"])
     if n_rows < mc["cv_calibration_below"]:
         return CalibratedClassifierCV(base, method=method, cv=mc["calibration_folds"], ensemble=False)
     order = np.random.default_rng(seed).permutation(n_rows)
@@ -344,8 +359,10 @@ def _refit_on_every_row(model: Any, X: Any, y: Any, weights: np.ndarray | None) 
     held_out = isinstance(model, CalibratedClassifierCV) and isinstance(model.cv, list)
     if held_out and model.method == "temperature":
         (calibrated,) = model.calibrated_classifiers_
-        if isinstance(calibrated.estimator, LogisticRegression):
-            calibrated.estimator.fit(X, y, sample_weight=weights)
+        fitted = calibrated.estimator
+        inner = fitted.estimator if isinstance(fitted, OrdinalBlendClassifier) else fitted
+        if isinstance(inner, LogisticRegression):
+            fitted.fit(X, y, sample_weight=weights)
 
 
 def _round_to_float32(model: Any) -> Any:
@@ -371,8 +388,9 @@ def _linear_models(model: Any) -> list[Any]:
     """The fitted linear classifiers inside a (calibrated, one-vs-rest) model."""
     members = list(getattr(model, "estimators_", [model]))
     calibrated = [cc.estimator for c in members for cc in getattr(c, "calibrated_classifiers_", [])]
-    plain = [m for m in members if isinstance(m, LogisticRegression | SGDClassifier)]
-    return [m for m in calibrated + plain if isinstance(m, LogisticRegression | SGDClassifier)]
+    found = calibrated + members
+    parts = [p for m in found if isinstance(m, OrdinalBlendClassifier) for p in m.linear_models]
+    return [m for m in found + parts if isinstance(m, LogisticRegression | SGDClassifier)]
 
 
 def _sgd_models(model: Any) -> list[SGDClassifier]:
@@ -401,7 +419,9 @@ def _fit_models(
                 "fewer than two severities with 3+ labeled rows: cannot train a severity model"
             )
         idx = [i for i, r in enumerate(train_rows) if r.severity in keep]
-        model = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"])
+        levels = [s for s in reversed(SEVERITIES) if s in keep]  # least severe first
+        ordinal = levels if len(levels) >= 3 and mc["severity_ordinal_mix"] > 0 else []
+        model = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"], levels=ordinal)
         jobs.append(
             ("severity", model, X[idx], [train_rows[i].severity for i in idx], weights(idx, "severity"), None)
         )
