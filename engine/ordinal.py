@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
 _FLOOR = 1e-6  # the least probability a level gets: cumulative models that cross would otherwise give 0
@@ -89,9 +90,7 @@ class OrdinalBlendClassifier(ClassifierMixin, BaseEstimator):
         return blend(self.multinomial_.decision_function(X), above, self.level_of_class_, self.mix)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        s = self.decision_function(X)
-        e = np.exp(s - s.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.decision_function(X), axis=1)
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.decision_function(X), axis=1)]
