@@ -72,6 +72,11 @@ def _pct(value: float) -> str:
     return f"{value:.0%}"
 
 
+def _flag(uncertain: bool) -> str:
+    """The marker beside a field the model is unsure of (not beside a confident one next to it)."""
+    return " (uncertain)" if uncertain else ""
+
+
 def decision_blocks(
     decision: Decision,
     runbooks: Mapping[str, Mapping[str, str]] | None = None,
@@ -85,16 +90,23 @@ def decision_blocks(
     ``similar_skipped``: they were not looked up, which it says rather than look like there are none)."""
     runbooks = runbooks or {}
     category_link = runbooks.get("categories", {}).get(decision.category)
+    sev_flag, cat_flag = _flag(decision.severity_uncertain), _flag(decision.category_uncertain)
     severity = (
         f"{SEVERITY_EMOJI.get(decision.severity, '')} *Severity:* {escape(decision.severity)} "
-        f"({_pct(decision.severity_confidence)})"
+        f"({_pct(decision.severity_confidence)}){sev_flag}"
     )
-    category = f"*Category:* {escape(label(decision.category))} ({_pct(decision.category_confidence)})"
+    category = (
+        f"*Category:* {escape(label(decision.category))} ({_pct(decision.category_confidence)}){cat_flag}"
+    )
     if category_link:
         category += f" · {link(category_link, 'runbook')}"
     header = f"{severity}   {category}"
     if decision.uncertain:
-        header += "\n:warning: *Uncertain* — the model is not confident; check before acting."
+        unsure = [f for f, u in (("severity", sev_flag), ("category", cat_flag)) if u]
+        header += (
+            f"\n:warning: *Uncertain:* the model is not confident of the {' and '.join(unsure)}; "
+            "check before acting."
+        )
     if decision.fallback:
         header += "\n:construction: Rule-based fallback: no trained model is loaded."
     lines = []
@@ -136,8 +148,8 @@ def decision_blocks(
         blocks.append(correction_controls(decision))
     about = f" for {title}" if title else ""
     fallback = (
-        f"{decision.severity} ({_pct(decision.severity_confidence)}), {label(decision.category)}"
-        f"{' (uncertain)' if decision.uncertain else ''}{about}: "
+        f"{decision.severity} ({_pct(decision.severity_confidence)}){sev_flag}, "
+        f"{label(decision.category)}{cat_flag}{about}: "
         + ", ".join(label(a.action) for a in decision.actions)
     )
     return cut(escape(fallback), FALLBACK_TEXT_MAX), blocks

@@ -131,9 +131,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2))
         return 0
-    flag = " (uncertain)" if decision.uncertain else ""
-    print(f"severity: {decision.severity} ({decision.severity_confidence:.0%}){flag}")
-    print(f"category: {decision.category} ({decision.category_confidence:.0%})")
+    sev_flag = " (uncertain)" if decision.severity_uncertain else ""
+    cat_flag = " (uncertain)" if decision.category_uncertain else ""
+    print(f"severity: {decision.severity} ({decision.severity_confidence:.0%}){sev_flag}")
+    print(f"category: {decision.category} ({decision.category_confidence:.0%}){cat_flag}")
     for i, a in enumerate(decision.actions, 1):
         print(f"action {i}: {a.action} ({a.confidence:.0%})")
     if decision.explanation:

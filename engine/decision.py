@@ -29,14 +29,22 @@ class Decision:
     category: str
     category_confidence: float
     actions: list[ActionScore]
-    uncertain: bool
+    # Per field, so the reply marks the field in doubt, not a confident one beside it.
+    severity_uncertain: bool
+    category_uncertain: bool
     model_version: str
     explanation: list[str] = field(default_factory=list)
     fallback: bool = False
 
+    @property
+    def uncertain(self) -> bool:
+        """Either field is uncertain: the one flag that records, metrics and older readers know."""
+        return self.severity_uncertain or self.category_uncertain
+
     def to_dict(self) -> dict[str, Any]:
-        """As shown to people: confidences rounded to 4 places."""
+        """As shown to people: confidences rounded to 4 places, and ``uncertain`` (either field)."""
         out = asdict(self)
+        out["uncertain"] = self.uncertain
         for key in ("severity_confidence", "category_confidence"):
             out[key] = round(out[key], 4)
         for action in out["actions"]:
@@ -109,7 +117,8 @@ class AIDecisionEngine:
                         cat,
                         cc,
                         [ActionScore(names[j], c) for j, c in zip(order, conf, strict=True)],
-                        fallback or sc < below or cc < below,
+                        fallback or sc < below,
+                        fallback or cc < below,
                         version,
                         [],
                         fallback,
@@ -151,14 +160,14 @@ def _decision(
     uncertain_below: float,
     explanation: list[str] | None = None,
 ) -> Decision:
-    uncertain = fallback or min(severity_confidence, category_confidence) < uncertain_below
     return Decision(
         severity,
         severity_confidence,
         category,
         category_confidence,
         [ActionScore(a, c) for a, c in actions],
-        uncertain,
+        fallback or severity_confidence < uncertain_below,
+        fallback or category_confidence < uncertain_below,
         model_version,
         explanation or [],
         fallback,

@@ -184,6 +184,7 @@ def TestOneInput(data: bytes) -> None:
         fdp.ConsumeProbability(),
         [ActionScore(w, fdp.ConsumeProbability()) for w in words],
         fdp.ConsumeBool(),
+        fdp.ConsumeBool(),
         words[2],
         words,
         fdp.ConsumeBool(),

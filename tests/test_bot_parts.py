@@ -89,7 +89,8 @@ def _decision(**kw: object) -> Decision:
         "category": "deployment",
         "category_confidence": 0.42,
         "actions": [ActionScore("rollback_deploy", 0.8), ActionScore("restart_service", 0.3)],
-        "uncertain": True,
+        "severity_uncertain": False,
+        "category_uncertain": True,
         "model_version": "v1",
         "explanation": ["<!channel>", "`x`"],
     }
@@ -104,6 +105,31 @@ def test_nothing_an_alert_says_can_act_in_the_reply() -> None:
         assert active not in rendered
     assert "&lt;!channel&gt;" in rendered
     assert "Uncertain" in blocks[0]["text"]["text"]
+
+
+def test_the_uncertain_marker_sits_on_the_field_that_is_uncertain() -> None:
+    # The default: severity 91% is confident, category 42% is not.
+    text, blocks = decision_blocks(_decision())
+    header = blocks[0]["text"]["text"]
+    assert "*Severity:* critical (91%)   *Category:* deployment (42%) (uncertain)" in header
+    assert "not confident of the category;" in header
+    assert text.startswith("critical (91%), deployment (uncertain): ")
+
+    unsure_severity = _decision(
+        severity_confidence=0.38, category_confidence=0.88, severity_uncertain=True, category_uncertain=False
+    )
+    text, blocks = decision_blocks(unsure_severity)
+    header = blocks[0]["text"]["text"]
+    assert "*Severity:* critical (38%) (uncertain)   *Category:* deployment (88%)\n" in header
+    assert "not confident of the severity;" in header
+    assert text.startswith("critical (38%) (uncertain), deployment: ")
+
+    both = _decision(severity_uncertain=True, category_uncertain=True, fallback=True)
+    header = decision_blocks(both)[1][0]["text"]["text"]
+    assert header.count("(uncertain)") == 2 and "of the severity and category;" in header
+
+    sure = decision_blocks(_decision(category_uncertain=False))
+    assert "uncertain" not in str(sure).lower()
 
 
 def test_replies_stay_within_slacks_limits_whatever_the_input() -> None:

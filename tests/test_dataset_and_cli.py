@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from engine.decision import AIDecisionEngine
+from engine.incident import IncidentCreate
+from engine.ml_service import MLService
 from training.dataset import load_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,3 +167,47 @@ def test_the_synthetic_only_model_beats_the_majority_class_on_every_real_file(
                 scored += 1
                 assert report[label]["macro_f1"] > report[label]["majority_macro_f1"], (path.name, label)
     assert scored == 3  # status-page severity, the cloud post-mortems' and danluu's categories
+
+
+def test_predict_marks_only_the_field_that_is_uncertain(registry_two_versions) -> None:
+    """With the threshold between the two confidences, `oncall predict` marks the less sure field alone:
+    a confident severity is not shown as uncertain because the category is (and the other way round)."""
+    root = str(registry_two_versions[0])
+    engine = AIDecisionEngine(MLService(root, auto_train=False))
+    asyncio.run(engine.start())
+    texts = [
+        "checkout API returning 500s after deploy",
+        "disk 97% full on db-prod-3, writes failing",
+        "Primary postgres unreachable, all writes failing",
+        "Cert for www expires in 20 days",
+        "FYI: scheduled maintenance of the staging cluster tonight",
+        "Someone flipped the wrong feature flag, signup is broken",
+        "Cloudflare reporting elevated 5xx in EU, our traffic affected",
+        "Synthetic check for /health flapped once and recovered",
+    ]
+    cases: dict[str, tuple[str, float]] = {}  # the less sure field -> a text and a threshold between
+    for text in texts:
+        d = engine.analyze(IncidentCreate(text))
+        low, high = sorted((d.severity_confidence, d.category_confidence))
+        if high - low > 0.02:  # far enough apart that the rounding to 4 places cannot matter
+            unsure = "severity" if d.severity_confidence < d.category_confidence else "category"
+            cases.setdefault(unsure, (text, (low + high) / 2))
+    assert set(cases) == {"severity", "category"}, "the texts must cover both orders"
+    for unsure, (text, threshold) in cases.items():
+        out = oncall("predict", text, "--model-path", root, env={"ONCALL_UNCERTAIN_BELOW": str(threshold)})
+        assert out.returncode == 0, out.stderr
+        lines = {line.split(":", 1)[0]: line for line in out.stdout.splitlines()}
+        sure = "category" if unsure == "severity" else "severity"
+        assert lines[unsure].endswith(" (uncertain)"), out.stdout
+        assert "uncertain" not in lines[sure], out.stdout
+        decision = json.loads(
+            oncall(
+                "predict",
+                "--json",
+                text,
+                "--model-path",
+                root,
+                env={"ONCALL_UNCERTAIN_BELOW": str(threshold)},
+            ).stdout
+        )
+        assert decision[f"{unsure}_uncertain"] and not decision[f"{sure}_uncertain"] and decision["uncertain"]

@@ -247,7 +247,8 @@ DECISIONS = st.builds(
     actions=st.lists(
         st.builds(ActionScore, STRINGS | st.sampled_from(ACTIONS), st.floats(0, 1)), max_size=30
     ),
-    uncertain=st.booleans(),
+    severity_uncertain=st.booleans(),
+    category_uncertain=st.booleans(),
     model_version=STRINGS,
     explanation=st.lists(STRINGS, max_size=30),
     fallback=st.booleans(),
@@ -265,7 +266,7 @@ RUNBOOK_LINK = re.compile(r"<https://wiki\.example/[a-z_]+(?:%7Cx)?\|runbook>")
 @given(DECISIONS, st.none() | STRINGS, st.booleans(), st.lists(STRINGS, max_size=20))
 # Found by this test: the section was cut inside the second action's runbook link, leaving half a link.
 @example(
-    Decision("", 0, "", 0, [ActionScore("`" * 2950, 1), ActionScore("rollback_deploy", 1)], False, ""),
+    Decision("", 0, "", 0, [ActionScore("`" * 2950, 1), ActionScore("rollback_deploy", 1)], False, False, ""),
     None,
     False,
     [],

@@ -190,7 +190,8 @@ def test_decision_carries_three_actions_confidence_and_an_explanation(registry_t
         len(d.actions) == 3 and d.actions[0].confidence >= d.actions[1].confidence >= d.actions[2].confidence
     )
     assert d.explanation and all(isinstance(t, str) for t in d.explanation)
-    assert d.uncertain, "a confidence below the threshold must be flagged"
+    assert d.severity_uncertain and d.category_uncertain, "a confidence below the threshold is flagged"
+    assert d.uncertain and d.to_dict()["uncertain"]
     assert engine.predict_incident_category(incident) == (
         d.category,
         pytest.approx(d.category_confidence, abs=1e-4),
@@ -208,13 +209,18 @@ def test_a_large_batch_decides_exactly_as_one_alert_at_a_time(registry_two_versi
     incidents += [IncidentCreate("", "", ""), IncidentCreate("x" * 9000, "ünïcödé 🚨", "payments")]
     batch = engine.analyze_many(incidents)
     assert len(batch) == len(incidents)
+    flags = {(d.severity_uncertain, d.category_uncertain) for d in batch}
+    assert {(True, False), (False, True)} <= flags  # each field is flagged on its own confidence
     for incident, got in zip(incidents, batch, strict=True):
         one = engine.analyze(incident)
-        assert (got.severity, got.category, got.model_version, got.uncertain) == (
+        assert (got.severity, got.category, got.model_version) == (
             one.severity,
             one.category,
             one.model_version,
-            one.uncertain,
+        )
+        assert (got.severity_uncertain, got.category_uncertain) == (
+            one.severity_uncertain,
+            one.category_uncertain,
         )
         assert got.severity_confidence == pytest.approx(one.severity_confidence, abs=1e-12)
         assert [a.action for a in got.actions] == [a.action for a in one.actions]

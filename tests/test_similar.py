@@ -163,7 +163,7 @@ def test_the_similar_block_escapes_everything_and_shows_three_at_most() -> None:
 
 
 def test_decision_blocks_show_similar_incidents_only_when_there_are_some() -> None:
-    decision = Decision("high", 0.7, "database", 0.6, [], uncertain=False, model_version="v1")
+    decision = Decision("high", 0.7, "database", 0.6, [], False, False, model_version="v1")
     _, without = decision_blocks(decision, similar=[])
     assert all(b.get("block_id") != SIMILAR_BLOCK for b in without)
     _, blocks = decision_blocks(decision, similar=[Similar("Disk full", None, "high", None, None, 0.5)])
