@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.quality import REAL, SYNTHETIC, is_synthetic
 from engine.taxonomy import CATEGORIES, SEVERITIES
 from training.dataset import BadLine, LabeledIncident, load_jsonl
 from training.metrics import action_report, classification_report, majority_macro_f1
@@ -47,21 +49,47 @@ def score_rows(
     return out
 
 
-def evaluate(scorer: Any, rows: Sequence[LabeledIncident]) -> dict[str, Any]:
+def evaluate(
+    scorer: Any, rows: Sequence[LabeledIncident], scores: Sequence[Any] | None = None
+) -> dict[str, Any]:
     """``score_rows`` plus the same severity and category numbers per provider (else per source)."""
-    report = score_rows(scorer, rows)
-    groups: dict[str, list[LabeledIncident]] = {}
-    for row in rows:
-        groups.setdefault(row.provider or row.source, []).append(row)
+    if scores is None:
+        scores = scorer.score_many([r.text for r in rows]) if rows else []
+    report = score_rows(scorer, rows, scores)
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row.provider or row.source, []).append(i)
     for label in ("severity", "category"):
         if report[label].get("n", 0) == 0:
             continue
         by_provider = {}
         for name in sorted(groups):
-            sub = score_rows(scorer, [r for r in groups[name] if getattr(r, label)])[label]
+            picked = [i for i in groups[name] if getattr(rows[i], label)]
+            sub = score_rows(scorer, [rows[i] for i in picked], [scores[i] for i in picked])[label]
             if sub.get("n", 0):
                 by_provider[name] = {k: sub[k] for k in ("n", "accuracy", "macro_f1", "ece")}
         report[label]["by_provider"] = by_provider
+    return report
+
+
+def validation_report(scorer: Any, held_rows: Sequence[LabeledIncident]) -> dict[str, Any]:
+    """The held-out numbers a version records: pooled (what the promotion floor checks), and apart for
+    real rows (per provider too) and synthetic ones, so no report passes the generator's rows off as
+    real quality. Each part says how many rows it scored and from which sources (engine.quality reads it).
+    """
+    if not held_rows:
+        return {}
+    scores = scorer.score_many([r.text for r in held_rows])
+    report = score_rows(scorer, held_rows, scores)
+    for kind, synthetic in ((REAL, False), (SYNTHETIC, True)):
+        picked = [i for i, r in enumerate(held_rows) if is_synthetic(r.source) == synthetic]
+        if not picked:
+            continue
+        rows = [held_rows[i] for i in picked]
+        part = (score_rows if synthetic else evaluate)(scorer, rows, [scores[i] for i in picked])
+        part["rows"] = len(rows)
+        part["sources"] = dict(sorted(Counter(r.source for r in rows).items()))
+        report[kind] = part
     return report
 
 

@@ -49,7 +49,7 @@ from engine.scorer import SklearnScorer, compile_features, serving_scorer
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
 from training import gate
 from training.dataset import LabeledIncident, load_jsonl
-from training.evaluate import score_rows
+from training.evaluate import validation_report
 from training.gate import GateResult
 from training.progress import Progress
 from training.synthetic import generate_incidents
@@ -514,7 +514,7 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
             # Scored by what will serve: the fused scorer (in C, on every core), checked against
             # scikit-learn on the probes.
             scorer = serving_scorer(models.scorer(), PROBE_TEXTS)[0]
-            metrics = score_rows(scorer, held_rows) if held_rows else {}
+            metrics = validation_report(scorer, held_rows)
             metrics["validation_rows"] = len(held_rows)
             metrics["train_rows"] = len(train_rows)
             failures = check_floor(metrics, config)
