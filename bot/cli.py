@@ -18,6 +18,7 @@ from engine.decision import AIDecisionEngine
 from engine.doctor import run_checks
 from engine.incident import IncidentCreate
 from engine.ml_service import MLService, default_model_path, load_model_set
+from engine.quality import headline, measured
 from engine.registry import ModelRegistry, RegistryError
 
 
@@ -31,30 +32,38 @@ def _model_path(args: argparse.Namespace) -> Path:
     return args.model_path if args.model_path is not None else default_model_path()
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _print_metrics(metrics: dict[str, Any]) -> None:
+def _print_metrics(metrics: dict[str, Any], indent: str = "  ") -> None:
     for label in ("severity", "category"):
         m = metrics.get(label) or {}
         if m.get("n"):
             print(
-                f"  {label:<9} n={m['n']:<5} accuracy={m['accuracy']:.3f} macro-F1={m['macro_f1']:.3f} "
-                f"ECE={m['ece']:.3f}"
+                f"{indent}{label:<9} n={m['n']:<5} accuracy={m['accuracy']:.3f} "
+                f"macro-F1={m['macro_f1']:.3f} ECE={m['ece']:.3f}"
             )
             for cls, pc in m.get("per_class", {}).items():
                 print(
-                    f"    {cls:<20} precision={pc['precision']:.3f} recall={pc['recall']:.3f} "
+                    f"{indent}  {cls:<20} precision={pc['precision']:.3f} recall={pc['recall']:.3f} "
                     f"n={pc['support']}"
                 )
             for name, sub in m.get("by_provider", {}).items():
                 print(
-                    f"    [{name}] n={sub['n']} accuracy={sub['accuracy']:.3f} macro-F1={sub['macro_f1']:.3f}"
+                    f"{indent}  [{name}] n={sub['n']} accuracy={sub['accuracy']:.3f} "
+                    f"macro-F1={sub['macro_f1']:.3f}"
                 )
     a = metrics.get("actions") or {}
     if a.get("n"):
-        print(f"  actions   n={a['n']:<5} top-1={a['top1']:.3f} top-3={a['top3']:.3f}")
+        print(f"{indent}actions   n={a['n']:<5} top-1={a['top1']:.3f} top-3={a['top3']:.3f}")
+
+
+def _print_quality(metrics: dict[str, Any], data: dict[str, Any]) -> None:
+    """A version's held-out numbers by the rows they were measured on: real labeled rows first, synthetic
+    ones labeled as such (engine.quality)."""
+    sets = measured({"metrics": metrics, "data": data})
+    if not sets:
+        print("  no held-out rows: quality not measured")
+    for m in sets:
+        print(f"  on {m.describe()}:")
+        _print_metrics(m.metrics, indent="    ")
 
 
 # -- commands -------------------------------------------------------------------------------------------
@@ -94,7 +103,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(config, _model_path(args), activate=not args.no_activate)
     except ValidationFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
-        _print_metrics(exc.metrics)
+        print("  all held-out rows pooled (what the floor checks):")
+        _print_metrics(exc.metrics, indent="    ")
+        _print_quality(exc.metrics, {})
         return 3
     except GateRefused as exc:
         print(f"refused by the promotion gate: {exc}", file=sys.stderr)
@@ -107,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({result.metrics.get('train_rows')} training rows, "
         f"{result.metrics.get('validation_rows')} held out)"
     )
-    _print_metrics(result.metrics)
+    _print_quality(result.metrics, result.data)
     print(f"saved to {result.path}" + ("" if args.no_activate else " (active)"))
     return 0
 
@@ -194,13 +205,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             if not versions and active is None:
                 print(f"no versions in {registry.root}: run `oncall train`")
             for v in versions:
-                m = v.metadata.get("metrics", {})
                 mark = "*" if v.id == active else " "
-                sev = m.get("severity", {}).get("macro_f1")
-                cat = m.get("category", {}).get("macro_f1")
-                print(
-                    f"{mark} {v.id}  trained {v.trained_at}  severity-F1 {_fmt(sev)}  category-F1 {_fmt(cat)}"
-                )
+                print(f"{mark} {v.id}  trained {v.trained_at}  {headline(v.metadata)}")
             if active == "flat":
                 print("* flat (artifacts straight in the model directory)")
             return 0

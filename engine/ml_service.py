@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.fallback import FALLBACK_VERSION, RuleScorer
 from engine.probes import PROBE_TEXTS
+from engine.quality import measured
 from engine.registry import (
     ACTIONS_FILE,
     CATEGORY_FILE,
@@ -436,17 +437,27 @@ class MLService:
     @property
     def model_metadata(self) -> dict[str, dict[str, Any]]:
         models = self._models
-        metrics = models.metadata.get("metrics", {})
-        accuracy = {
-            "incident_classifier": metrics.get("severity", {}).get("accuracy"),
-            "category_classifier": metrics.get("category", {}).get("accuracy"),
-            "action_recommender": metrics.get("actions", {}).get("top3"),
-            "text_vectorizer": None,
+        sets = measured(models.metadata)
+
+        def held_out(label: str, key: str) -> tuple[float | None, str | None]:
+            """The score on the first set that measured it (real rows come first) and what that set was."""
+            for m in sets:
+                part = m.metrics.get(label) or {}
+                if part.get("n"):
+                    return float(part[key]), f"{m.brief()} (n={part['n']})"
+            return None, None
+
+        scores = {
+            "incident_classifier": held_out("severity", "accuracy"),
+            "category_classifier": held_out("category", "accuracy"),
+            "action_recommender": held_out("actions", "top3"),
+            "text_vectorizer": (None, None),
         }
         return {
             name: {
                 "loaded": models.loaded.get(name, False),
-                "accuracy": accuracy[name],
+                "accuracy": scores[name][0],
+                "measured_on": scores[name][1],
                 "trained_at": models.metadata.get("trained_at"),
                 "version": models.version,
             }
@@ -479,6 +490,10 @@ class MLService:
             "last_error": self.last_error,
             "last_reload": None if self.last_reload is None else asdict(self.last_reload),
             "models": self.model_metadata,
+            "quality": [
+                {**m.to_dict(), "numbers": {name: {"value": v, "n": n} for name, v, n in m.numbers()}}
+                for m in measured(models.metadata)
+            ],
         }
 
 

@@ -15,17 +15,19 @@ SYNTHETIC_PREFIX = "synthetic/"
 REAL = "real"
 SYNTHETIC = "synthetic"
 MIXED = "mixed"  # saved before the two were scored apart, from real and synthetic rows together
-# What each kind of set is, and the caveat that goes with its numbers wherever they are shown.
+# Each kind of set: its name, the caveat that goes with its numbers wherever they are shown, and the
+# caveat cut short for one-line listings.
 KINDS = {
     REAL: (
         "real labeled rows",
-        "held-out rows of the training sources: a seeded split shuffled within each source, not unseen "
-        "sources",
+        "held-out rows of the training sources, a shuffled split within each source, not unseen sources",
+        "held out from the training sources",
     ),
-    SYNTHETIC: ("synthetic rows", "not evidence of quality on real alerts"),
+    SYNTHETIC: ("synthetic rows", "not evidence of quality on real alerts", "not evidence of real quality"),
     MIXED: (
         "real and synthetic rows pooled",
         "saved before they were scored apart: not evidence of quality on real alerts alone",
+        "not evidence of real quality",
     ),
 }
 
@@ -47,20 +49,25 @@ class Measured:
     @property
     def label(self) -> str:
         """'synthetic rows: not evidence of quality on real alerts', and the like."""
-        noun, note = KINDS[self.kind]
+        noun, note, _ = KINDS[self.kind]
         return f"{noun}: {note}"
 
     def describe(self) -> str:
         """'real labeled rows, n=12 from history 12 (held-out rows of ...)': the kind, how many, whence
         (the generator's styles are not worth listing), and the caveat."""
-        noun, note = KINDS[self.kind]
+        noun, note, _ = KINDS[self.kind]
         where = ", ".join(f"{source} {n}" for source, n in self.sources.items())
         whence = f" from {where}" if where and self.kind == REAL else ""
         return f"{noun}, n={self.rows}{whence} ({note})"
 
-    def headline(self) -> dict[str, float]:
-        """The numbers a one-line summary shows, by name (those measured on some rows)."""
-        out = {}
+    def brief(self) -> str:
+        """'synthetic rows: not evidence of real quality': what the set was, for one line."""
+        noun, _, short = KINDS[self.kind]
+        return f"{noun}: {short}"
+
+    def numbers(self) -> list[tuple[str, float, int]]:
+        """(name, value, rows scored) of the headline numbers measured on some rows of this set."""
+        out = []
         for name, label, key in (
             ("severity macro-F1", "severity", "macro_f1"),
             ("category macro-F1", "category", "macro_f1"),
@@ -68,11 +75,19 @@ class Measured:
         ):
             part = self.metrics.get(label) or {}
             if part.get("n"):
-                out[name] = float(part[key])
+                out.append((name, float(part[key]), int(part["n"])))
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "label": self.label, "rows": self.rows, "sources": self.sources}
+        """What the set is, for JSON answers (the numbers are added by each report as it needs them)."""
+        return {
+            "kind": self.kind,
+            "brief": self.brief(),
+            "label": self.label,
+            "description": self.describe(),
+            "rows": self.rows,
+            "sources": self.sources,
+        }
 
 
 def measured(metadata: dict[str, Any]) -> list[Measured]:
@@ -93,10 +108,20 @@ def measured(metadata: dict[str, Any]) -> list[Measured]:
     return [Measured(SYNTHETIC if synthetic_only else MIXED, rows, {}, metrics)]
 
 
+def headline(metadata: dict[str, Any]) -> str:
+    """One line for a list of versions: the first set's numbers (real rows when there are any), and
+    what they were measured on."""
+    sets = measured(metadata)
+    if not sets:
+        return "no held-out rows: quality not measured"
+    numbers = ", ".join(f"{name} {value:.3f} (n={n})" for name, value, n in sets[0].numbers())
+    return f"{numbers or 'no labels to score'} on {sets[0].brief()}"
+
+
 def summary_lines(metadata: dict[str, Any]) -> list[str]:
     """One line per set: what it was measured on, then its headline numbers."""
     lines = []
     for m in measured(metadata):
-        numbers = ", ".join(f"{name} {value:.3f}" for name, value in m.headline().items())
+        numbers = ", ".join(f"{name} {value:.3f} (n={n})" for name, value, n in m.numbers())
         lines.append(f"{m.describe()}: {numbers or 'no labels to score'}")
     return lines or ["no held-out rows: quality not measured"]

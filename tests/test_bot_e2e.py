@@ -243,8 +243,18 @@ async def test_oncall_models_status_history_and_admin_only_reload_and_rollback(r
     active, previous = registry.active_id(), registry.history()[-1]
     status = await emu.run_command(PERSON, "#incidents", "/oncall-models", "")
     assert active in status.text and "Ratings for this version" in status.text
+    # What the numbers were measured on: real labeled rows first (when there are any), then synthetic ones,
+    # which say they are no evidence of quality on real alerts.
+    sets = [line for line in status.text.splitlines() if line.startswith("• ") and "rows" in line]
+    synthetic = [line for line in sets if line.startswith("• synthetic rows, n=")]
+    assert len(synthetic) == 1 and sets[-1] == synthetic[0]
+    assert "(not evidence of quality on real alerts): severity macro-F1 0." in synthetic[0]
+    assert all(line.startswith("• real labeled rows, n=") for line in sets[:-1])
     history = await emu.run_command(PERSON, "#incidents", "/oncall-models", "history")
     assert active in history.text and previous in history.text
+    for line in history.text.splitlines()[1:]:
+        assert "severity macro-F1 0." in line, line
+        assert " on real labeled rows: " in line or " on synthetic rows: not evidence of real quality" in line
     refused = await emu.run_command(PERSON, "#incidents", "/oncall-models", "rollback")
     assert "only on-call admins" in refused.text and registry.active_id() == active
     reloaded = await emu.run_command(ADMIN, "#incidents", "/oncall-models", "reload")
@@ -479,4 +489,5 @@ async def test_the_home_tab_shows_models_and_monitoring_to_admins_only(running: 
     assert await eventually(published, True)
     admin, person = json.dumps(emu.home_view(ADMIN)), json.dumps(emu.home_view(PERSON))
     assert running.bot.ml.models.version in admin and "Last 24 h" in admin and "1 decisions" in admin
+    assert "synthetic rows, n=" in admin and "not evidence of quality on real alerts" in admin
     assert "On-call agent" in person and running.bot.ml.models.version not in person

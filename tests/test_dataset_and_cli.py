@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from engine.decision import AIDecisionEngine
 from engine.incident import IncidentCreate
 from engine.ml_service import MLService
 from training.dataset import load_jsonl
+from training.synthetic import generate_incidents
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +76,12 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "trained version" in out.stdout and "macro-F1" in out.stdout
     assert f"{data}:31" in out.stderr  # the broken line is reported, training went on
+    # Quality on real labeled rows first, with how many and whence; the synthetic rows' numbers labeled.
+    heads = [line for line in out.stdout.splitlines() if line.startswith("  on ")]
+    assert len(heads) == 2, out.stdout
+    assert heads[0].startswith("  on real labeled rows, n=") and "history 6 (held-out rows of" in heads[0]
+    assert re.fullmatch(r"  on synthetic rows, n=2\d\d \(not evidence of quality on real alerts\):", heads[1])
+    assert "[acme] n=6" in out.stdout  # the real rows per provider
 
     out = oncall(
         "predict", "--json", "--service", "payments", "HighErrorRate 35% 5xx", "--model-path", models
@@ -114,10 +122,17 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     assert oncall("train", "--samples", "1200", "--seed", "4", "--model-path", models).returncode == 0
     listing = oncall("models", "list", "--model-path", models).stdout
     assert first in listing and listing.count("\n") == 2
+    (first_line,) = [line for line in listing.splitlines() if first in line]
+    assert first_line.endswith(" on real labeled rows: held out from the training sources"), first_line
     out = oncall("models", "rollback", "--model-path", models)
     assert out.returncode == 0 and first in out.stdout
     status = json.loads(oncall("models", "status", "--model-path", models).stdout)
     assert status["serving_version"] == first and status["scorer"] == "fused"
+    assert [q["kind"] for q in status["quality"]] == ["real", "synthetic"]
+    assert status["quality"][1]["label"] == "synthetic rows: not evidence of quality on real alerts"
+    assert status["quality"][0]["sources"]["history"] == 6
+    assert "severity macro-F1" in status["quality"][0]["numbers"]
+    assert status["models"]["category_classifier"]["measured_on"].startswith("real labeled rows: held out")
     out = oncall("models", "promote", "nope", "--model-path", models)
     assert out.returncode == 2 and "no model version 'nope'" in out.stderr
 
@@ -175,39 +190,22 @@ def test_predict_marks_only_the_field_that_is_uncertain(registry_two_versions) -
     root = str(registry_two_versions[0])
     engine = AIDecisionEngine(MLService(root, auto_train=False))
     asyncio.run(engine.start())
-    texts = [
-        "checkout API returning 500s after deploy",
-        "disk 97% full on db-prod-3, writes failing",
-        "Primary postgres unreachable, all writes failing",
-        "Cert for www expires in 20 days",
-        "FYI: scheduled maintenance of the staging cluster tonight",
-        "Someone flipped the wrong feature flag, signup is broken",
-        "Cloudflare reporting elevated 5xx in EU, our traffic affected",
-        "Synthetic check for /health flapped once and recovered",
-    ]
+    texts = [r.title for r in generate_incidents(300, seed=11)]
     cases: dict[str, tuple[str, float]] = {}  # the less sure field -> a text and a threshold between
     for text in texts:
         d = engine.analyze(IncidentCreate(text))
         low, high = sorted((d.severity_confidence, d.category_confidence))
-        if high - low > 0.02:  # far enough apart that the rounding to 4 places cannot matter
+        if high - low > 0.02:  # the threshold between them is no close call
             unsure = "severity" if d.severity_confidence < d.category_confidence else "category"
             cases.setdefault(unsure, (text, (low + high) / 2))
-    assert set(cases) == {"severity", "category"}, "the texts must cover both orders"
+    assert set(cases) == {"severity", "category"}, "300 alert titles cover both orders"
     for unsure, (text, threshold) in cases.items():
-        out = oncall("predict", text, "--model-path", root, env={"ONCALL_UNCERTAIN_BELOW": str(threshold)})
+        env = {"ONCALL_UNCERTAIN_BELOW": str(threshold)}
+        out = oncall("predict", "--model-path", root, "--", text, env=env)
         assert out.returncode == 0, out.stderr
         lines = {line.split(":", 1)[0]: line for line in out.stdout.splitlines()}
         sure = "category" if unsure == "severity" else "severity"
         assert lines[unsure].endswith(" (uncertain)"), out.stdout
         assert "uncertain" not in lines[sure], out.stdout
-        decision = json.loads(
-            oncall(
-                "predict",
-                "--json",
-                text,
-                "--model-path",
-                root,
-                env={"ONCALL_UNCERTAIN_BELOW": str(threshold)},
-            ).stdout
-        )
+        decision = json.loads(oncall("predict", "--json", "--model-path", root, "--", text, env=env).stdout)
         assert decision[f"{unsure}_uncertain"] and not decision[f"{sure}_uncertain"] and decision["uncertain"]

@@ -21,6 +21,7 @@ from bot.emulator import SlackEmulator
 from bot.playground.routes import STATIC, is_loopback
 from bot.runner import OncallBot
 from tests.test_bot_e2e import SECRET, TOKEN, start_bot
+from training.train import TrainConfig, train
 
 API = "/playground/api"
 CHANNEL = "C0INCIDENTS"
@@ -239,12 +240,16 @@ async def test_models_page_data_and_its_buttons(local_bot: OncallBot, http: aioh
     first, second = summary["versions"][1]["id"], summary["versions"][0]["id"]  # newest first
     assert summary["serving"] == summary["active"] == second and not summary["fallback"]
     for version in summary["versions"]:
-        severity = version["severity"]
+        real = [s for s in version["rows_by_source"] if not s.startswith("synthetic/")]
+        assert [q["kind"] for q in version["quality"]] == (["real"] if real else []) + ["synthetic"]
+        quality = version["quality"][-1]  # after the real rows, when the version trained on any
+        assert quality["label"] == "synthetic rows: not evidence of quality on real alerts"
+        severity = quality["severity"]
         assert severity["confusion"]["labels"] == ["critical", "high", "medium", "low"]
         assert set(severity["per_class"]) == {"critical", "high", "medium", "low"}
         assert all(0 <= b["confidence"] <= 1 and b["n"] > 0 for b in severity["calibration"])
         assert version["ratings"] == {"decisions": 0, "confirm": 0, "reject": 0, "action": 0, "corrected": 0}
-        assert 0 < version["actions"]["top3"] <= 1
+        assert 0 < quality["actions"]["top3"] <= 1
 
     _, answer = await call(http, "POST", f"{base}{API}/models/rollback", {})
     assert answer["ok"] and f"`{second}` → `{first}`" in answer["text"]
@@ -257,6 +262,55 @@ async def test_models_page_data_and_its_buttons(local_bot: OncallBot, http: aioh
     assert not answer["ok"] and "no-such-version" in answer["text"]
     _, answer = await call(http, "POST", f"{base}{API}/models/reload", {})
     assert answer["ok"] and local_bot.ml.models.version == second  # the failed promote changed nothing
+
+
+@pytest.mark.asyncio
+async def test_models_page_puts_real_rows_first_and_never_passes_synthetic_ones_off_as_real(
+    local_bot: OncallBot, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A version trained with a team's labeled file shows its real held-out rows first, with how many and
+    whence; synthetic numbers say what they are, also for versions saved before the two were scored apart
+    (inferred from the sources they trained on)."""
+    registry = local_bot.ml.registry
+    oldest = registry.list_versions()[0]
+    legacy = dict(oldest.metadata)
+    legacy["metrics"] = {k: v for k, v in legacy["metrics"].items() if k not in ("real", "synthetic")}
+    (oldest.path / "metadata.json").write_text(json.dumps(legacy))  # as saved before this change
+    data = tmp_path / "history.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "title": f"Payments API 5xx {i}%",
+                    "description": "customers cannot pay",
+                    "severity": "critical",
+                    "category": "software_bug",
+                    "actions": ["rollback_deploy"],
+                    "provider": "acme",
+                }
+            )
+            + "\n"
+            for i in range(10, 40)
+        )
+    )
+    config = TrainConfig(samples=1200, seed=3, data_files=[data], progress=False)
+    result = await asyncio.to_thread(train, config, registry.root, False)
+
+    _, summary = await call(http, "GET", f"{local_bot.url}{API}/models")
+    by_id = {v["id"]: v for v in summary["versions"]}
+    real, synthetic = by_id[result.version]["quality"]
+    assert real["kind"] == "real" and real["sources"]["history"] == 6  # a fifth of the file
+    assert real["rows"] == sum(real["sources"].values()) == result.metrics["real"]["rows"]
+    assert real["description"].startswith(f"real labeled rows, n={real['rows']} from ")
+    assert "history 6 (held-out rows of the training sources" in real["description"]
+    assert real["severity"]["by_provider"]["acme"]["n"] == 6
+    assert synthetic["kind"] == "synthetic" and synthetic["rows"] == result.metrics["synthetic"]["rows"] > 200
+    assert synthetic["label"] == "synthetic rows: not evidence of quality on real alerts"
+    (pooled,) = by_id[oldest.id]["quality"]  # one pooled set, labeled by the sources it trained on
+    mixed = any(not s.startswith("synthetic/") for s in legacy["data"]["by_source"])
+    assert pooled["kind"] == ("mixed" if mixed else "synthetic")
+    assert "not evidence of quality on real alerts" in pooled["label"]
+    assert pooled["severity"]["macro_f1"] == legacy["metrics"]["severity"]["macro_f1"]
 
 
 @pytest.mark.asyncio

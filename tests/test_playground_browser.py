@@ -167,6 +167,9 @@ def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
         serving.find_elements(By.CSS_SELECTOR, "[data-testid=chart-severity-calibration] circle")
     )
     seen["ratings"] = serving.find_element(By.CSS_SELECTOR, ".ratings").text
+    seen["quality_labels"] = [
+        q.text for q in serving.find_elements(By.CSS_SELECTOR, "[data-testid=quality-label]")
+    ]
     seen["serving_before"] = driver.find_element(By.CSS_SELECTOR, "[data-testid=serving]").text
     shot("models-page")
     driver.find_element(By.CSS_SELECTOR, "[data-testid=rollback]").click()
@@ -217,6 +220,12 @@ async def test_a_first_visit_in_a_real_browser(local_bot: OncallBot, browser: An
     ]
     assert seen["confusion_cells"] == 16  # four severities, true by predicted
     assert seen["calibration_dots"] >= 2
+    # What the numbers were measured on, as shown: real labeled rows first when the version had any, and
+    # the synthetic rows' numbers never without the words that they do not show quality on real alerts.
+    *real, synthetic = seen["quality_labels"]
+    assert all(label.startswith("real labeled rows, n=") for label in real) and len(real) <= 1
+    assert synthetic.startswith("synthetic rows, n=")
+    assert synthetic.endswith("(not evidence of quality on real alerts)")
     assert seen["serving_after"] != seen["serving_before"]
     assert seen["console_errors"] == []
     assert len(list(shots.glob("*.png"))) == 9

@@ -15,6 +15,7 @@ from bot.blocks import decision_blocks, escape, text_blocks
 from bot.services import Services
 from bot.store import StoreUnavailable
 from engine.incident import IncidentCreate
+from engine.quality import headline, summary_lines
 from engine.registry import RegistryError
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,10 @@ async def status_text(services: Services) -> str:
         f"{escape(str(versions.get('scikit-learn', 'unknown')))}",
     ]
     for name, info in health["models"].items():
-        accuracy = info.get("accuracy")
-        shown = f"{accuracy:.3f}" if isinstance(accuracy, float) else "n/a"
-        lines.append(f"• {name}: {'loaded' if info['loaded'] else 'not loaded'}, held-out score {shown}")
+        lines.append(f"• {name}: {'loaded' if info['loaded'] else 'not loaded'}")
+    # Real labeled rows first; numbers measured on synthetic rows say so.
+    lines.append("*Held-out quality, recorded at training:*")
+    lines += [f"• {escape(line)}" for line in summary_lines(meta)]
     if health.get("last_error"):
         lines.append(f":warning: {escape(str(health['last_error']))}")
     try:
@@ -149,10 +151,9 @@ def _history(services: Services) -> str:
         return "No model versions are stored yet (the built-in model trains on first start)."
     lines = ["*Kept versions* (newest first):"]
     for v in reversed(versions):
-        f1 = (v.metadata.get("metrics", {}).get("severity") or {}).get("macro_f1")
-        score = f", severity macro-F1 {f1:.3f}" if isinstance(f1, float) else ""
         mark = " ← active" if v.id == active else ""
-        lines.append(f"• `{escape(v.id)}` trained {escape(str(v.trained_at))}{score}{mark}")
+        quality = escape(headline(v.metadata))  # real rows first
+        lines.append(f"• `{escape(v.id)}` trained {escape(str(v.trained_at))}: {quality}{mark}")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """What the playground's models page shows: every kept version with its held-out metrics (per class,
-confusion, calibration), which one serves, the ratings each has earned, and the trial under way."""
+confusion, calibration) by the rows they were measured on (real labeled rows first, synthetic ones
+labeled as such), which one serves, the ratings each has earned, and the trial under way."""
 
 from __future__ import annotations
 
@@ -8,14 +9,24 @@ from typing import Any
 
 from bot.services import Services
 from bot.store import StoreUnavailable
+from engine.quality import Measured, measured
 from engine.registry import ModelVersion, RegistryError
 
-_LABEL_METRICS = ("n", "accuracy", "macro_f1", "ece", "per_class", "confusion", "calibration")
+_LABEL_METRICS = ("n", "accuracy", "macro_f1", "ece", "per_class", "confusion", "calibration", "by_provider")
+
+
+def _measured(m: Measured) -> dict[str, Any]:
+    """One held-out set: what it was (kind, label, rows, sources) and its numbers."""
+    return {
+        **m.to_dict(),
+        "severity": {k: (m.metrics.get("severity") or {}).get(k) for k in _LABEL_METRICS},
+        "category": {k: (m.metrics.get("category") or {}).get(k) for k in _LABEL_METRICS},
+        "actions": m.metrics.get("actions") or {},
+    }
 
 
 def _version(v: ModelVersion, active: str | None, serving: str) -> dict[str, Any]:
     meta = v.metadata
-    metrics = meta.get("metrics") or {}
     data = meta.get("data") or {}
     return {
         "id": v.id,
@@ -26,9 +37,7 @@ def _version(v: ModelVersion, active: str | None, serving: str) -> dict[str, Any
         "training_seconds": meta.get("training_seconds"),
         "rows_by_source": data.get("by_source") or {},
         "files": [f.get("path") if isinstance(f, dict) else f for f in data.get("files") or []],
-        "severity": {k: (metrics.get("severity") or {}).get(k) for k in _LABEL_METRICS},
-        "category": {k: (metrics.get("category") or {}).get(k) for k in _LABEL_METRICS},
-        "actions": metrics.get("actions") or {},
+        "quality": [_measured(m) for m in measured(meta)],  # real rows first
         "versions": meta.get("versions") or {},
     }
 

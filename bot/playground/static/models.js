@@ -1,5 +1,6 @@
-// The models page: each kept version with its held-out metrics as charts (precision and recall per class,
-// the confusion matrix, the calibration curve), the ratings people gave its decisions (refreshed every
+// The models page: each kept version with its held-out metrics by the rows they were measured on (real
+// labeled rows first, synthetic ones labeled as such) and as charts (precision and recall per class, the
+// confusion matrix, the calibration curve), the ratings people gave its decisions (refreshed every
 // 2 s), and buttons to reload, roll back and promote: the same steps as /oncall-models.
 
 import { api, el } from "./dom.js";
@@ -117,13 +118,29 @@ function calibrationChart(metrics, id) {
 
 // --- the page ---------------------------------------------------------------------------------------------
 
-function metricsTable(v) {
+function metricsTable(q) {
   const rows = ["severity", "category"].map(
-    (label) => `<tr><th>${label}</th><td>${v[label].n ?? "—"}</td><td>${fmt(v[label].accuracy)}</td><td>${fmt(v[label].macro_f1)}</td><td>${fmt(v[label].ece)}</td></tr>`,
+    (label) => `<tr><th>${label}</th><td>${q[label].n ?? "—"}</td><td>${fmt(q[label].accuracy)}</td><td>${fmt(q[label].macro_f1)}</td><td>${fmt(q[label].ece)}</td></tr>`,
   );
-  const a = v.actions || {};
+  const a = q.actions || {};
   return `<table class="metrics"><tr><th></th><th>held-out n</th><th>accuracy</th><th>macro-F1</th><th>ECE</th></tr>${rows.join("")}
     <tr><th>actions</th><td>${a.n ?? "—"}</td><td colspan="3">top-1 ${fmt(a.top1)} · top-3 ${fmt(a.top3)}</td></tr></table>`;
+}
+
+// One held-out set: what its rows were (real labeled rows come first; synthetic ones say they are no
+// evidence of quality on real alerts), its numbers, and per provider where it has them.
+function qualitySection(q) {
+  const section = el("div", { class: `quality ${q.kind}`, "data-testid": "quality", "data-kind": q.kind });
+  section.append(el("h3", { class: "quality-label", "data-testid": "quality-label" }, escapeHtml(q.description)));
+  section.append(el("div", {}, metricsTable(q)));
+  for (const label of ["severity", "category"]) {
+    const providers = Object.entries(q[label].by_provider || {}).sort(([, a], [, b]) => b.n - a.n);
+    if (!providers.length) continue;
+    const shown = providers.slice(0, 10).map(([name, m]) => `${escapeHtml(name)} n ${m.n}, macro-F1 ${fmt(m.macro_f1)}`);
+    const more = providers.length > 10 ? ` · and ${providers.length - 10} more` : "";
+    section.append(el("div", { class: "muted small" }, `${label} by provider: ${shown.join(" · ")}${more}`));
+  }
+  return section;
 }
 
 function ratings(v, error) {
@@ -145,14 +162,16 @@ function versionCard(v, summary) {
   }
   card.append(head);
   card.append(el("div", { class: "ratings", "data-testid": "ratings" }, ratings(v, summary.ratings_error)));
-  card.append(el("div", {}, metricsTable(v)));
+  for (const q of v.quality) card.append(qualitySection(q));
+  if (!v.quality.length) card.append(el("p", { class: "muted" }, "No held-out rows: quality was not measured."));
   const charts = el("details", v.serving ? { open: "" } : {});
   charts.append(el("summary", {}, "Charts: per-class precision and recall, confusion matrices, calibration"));
   for (const label of ["severity", "category"]) {
-    const metrics = v[label];
-    if (!metrics.per_class) continue;
+    const q = v.quality.find((set) => set[label].per_class);  // real labeled rows first, when they have the label
+    if (!q) continue;
+    const metrics = q[label];
     const row = el("div", { class: "chart-row" });
-    row.append(el("h3", {}, label));
+    row.append(el("h3", {}, `${label} <span class="muted">on ${escapeHtml(q.brief)}</span>`));
     row.append(perClassChart(metrics, `chart-${label}-per-class`));
     row.append(confusionChart(metrics.confusion, `chart-${label}-confusion`));
     row.append(calibrationChart(metrics, `chart-${label}-calibration`));
