@@ -93,6 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_files=args.data,
         synthetic=not args.no_synthetic,
+        bundled=not (args.no_synthetic or args.no_bundled),
         label_noise=args.label_noise,
         min_macro_f1=args.min_macro_f1,
         min_action_top3=args.min_action_top3,
@@ -407,7 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", default=[], type=Path, help="labeled JSONL file (repeatable)")
     p.add_argument("--samples", type=int, default=6000, help="synthetic incidents to generate")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--no-synthetic", action="store_true", help="train on --data files alone")
+    p.add_argument(
+        "--no-synthetic",
+        action="store_true",
+        help="train on --data files alone (no synthetic incidents, no bundled alert rules)",
+    )
+    p.add_argument(
+        "--no-bundled",
+        action="store_true",
+        help="leave out the real alerting rules shipped in the package (training/data)",
+    )
     p.add_argument("--label-noise", type=float, default=0.03, help="share of synthetic labels flipped")
     p.add_argument(
         "--min-macro-f1", type=float, default=0.4, help="refuse a model below this held-out macro-F1"

@@ -33,9 +33,11 @@ from engine.features import (
     CharNgrams,
     LeadingWords,
     NumericFeatures,
+    SplitIdentifiers,
     TextHead,
     describe_magnitude,
     numeric_feature_names,
+    split_identifiers,
 )
 from engine.ordinal import OrdinalBlendClassifier, blend
 from engine.services import service_tier
@@ -63,6 +65,7 @@ class _FeatureSpec:
     numeric_names: tuple[str, ...]
     n_features: int
     phrases: tuple[str, ...] = ()  # the status phrases the numeric block counts
+    split: bool = False  # CamelCase identifiers are written as words first (SplitIdentifiers)
 
 
 @dataclass(slots=True)
@@ -138,6 +141,8 @@ class FeatureExtractor:
         """(head of the text, lowercased, one text per character block): what the C featurizer reads."""
         spec = self._spec
         t = text[: spec.max_chars] if spec.max_chars is not None else text
+        if spec.split:
+            t = split_identifiers(t)
         low = t.lower()
         out = [t, low]
         for n in spec.heads:  # cut before lowercasing, as the pipeline does
@@ -173,12 +178,15 @@ class FeatureExtractor:
         return csr_matrix((data, indices.copy(), indptr), shape=(len(texts), self.n_features))
 
     def feature_name(self, col: int, value: float = 0.0) -> str:
-        """A term as written, or a magnitude with whether it was above or below its training mean."""
+        """A term as written, or a magnitude as the fact read from the text (its value before scaling)."""
         for offset, names in self._spec.names:
             if offset <= col < offset + len(names):
                 return str(names[col - offset])
         if self._spec.numeric is not None and col >= self._spec.numeric[3]:
-            return describe_magnitude(self._spec.numeric_names[col - self._spec.numeric[3]], value > 0)
+            mean, scale, weight, offset = self._spec.numeric
+            j = col - offset
+            raw = value / weight * scale[j] + mean[j] if weight else None
+            return describe_magnitude(self._spec.numeric_names[j], value > 0, raw)
         return f"f{col}"
 
 
@@ -347,15 +355,17 @@ _WORD_DEFAULTS = {
 
 
 def _feature_spec(vectorizer: Any) -> _FeatureSpec:
-    """The layout of ``[TextHead ->] FeatureUnion``; UnsupportedModel for other shapes."""
+    """The layout of ``[TextHead ->] [SplitIdentifiers ->] FeatureUnion``; UnsupportedModel for other
+    shapes."""
     max_chars = None
-    if (
-        isinstance(vectorizer, Pipeline)
-        and len(vectorizer.steps) == 2
-        and isinstance(vectorizer.steps[0][1], TextHead)
-    ):
+    split = False
+    if isinstance(vectorizer, Pipeline):
+        kinds = [type(step) for _, step in vectorizer.steps[:-1]]
+        if kinds not in ([TextHead], [TextHead, SplitIdentifiers]):
+            raise UnsupportedModel(f"vectorizer steps {[k.__name__ for k in kinds]}")
         max_chars = vectorizer.steps[0][1].max_chars
-        vectorizer = vectorizer.steps[1][1]
+        split = SplitIdentifiers in kinds
+        vectorizer = vectorizer.steps[-1][1]
     if not isinstance(vectorizer, FeatureUnion):
         raise UnsupportedModel(f"vectorizer {type(vectorizer).__name__}")
     weights = vectorizer.transformer_weights or {}
@@ -413,7 +423,15 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
         else:
             raise UnsupportedModel(f"feature step {name}: {kinds}")
     return _FeatureSpec(
-        max_chars, tuple(heads), blocks, numeric, names, numeric_feature_names(phrases), offset, phrases
+        max_chars,
+        tuple(heads),
+        blocks,
+        numeric,
+        names,
+        numeric_feature_names(phrases),
+        offset,
+        phrases,
+        split,
     )
 
 

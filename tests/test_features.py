@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.features import block_columns, numeric_features
+from engine.features import (
+    SIZE_MAGNITUDES,
+    block_columns,
+    describe_magnitude,
+    numeric_feature_names,
+    numeric_features,
+    split_identifiers,
+)
 from engine.scorer import compile_scorer, verify_scorer
 from tests.conftest import small_config
 from training.synthetic import generate_incidents
@@ -95,3 +102,63 @@ def test_the_category_model_reads_no_title_or_magnitudes_and_is_served_unchanged
             assert est.coef_[:, cols].any(), block
     scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
     assert verify_scorer(scorer, models.scorer(), corpus[:200]) < 1e-9
+
+
+def test_identifiers_are_read_as_words() -> None:
+    assert split_identifiers("KubeAPIDown") == "Kube API Down"
+    assert (
+        split_identifiers("MSSQLHighNumberOfDeadlocks on db-prod-3")
+        == "MSSQL High Number Of Deadlocks on db-prod-3"
+    )
+    assert split_identifiers("etcdNoLeader, p99 250ms, v1.2") == "etcd No Leader, p99 250ms, v1.2"
+    assert split_identifiers("already words, UPPER, lower") == "already words, UPPER, lower"
+
+
+def test_an_unseen_rule_name_shares_the_words_of_a_known_one(corpus: list[str]) -> None:
+    """With identifiers split, "CassandraNodeDown" and "Cassandra node is down" read the same words, and
+    the fused scorer (which splits in Python before C reads the text) still equals scikit-learn."""
+    models = fit_models(generate_incidents(600, seed=13), small_config(13, samples=600))
+    X = models.vectorizer.transform(["CassandraNodeDown", "cassandra node down"])
+    assert abs(X[0] - X[1]).max() < 1e-12
+    scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
+    rules = ["[FIRING:1] KubeAPIDown", "NodeFilesystemSpaceFillingUp", "HTTPServerErrorsHigh 5xx"]
+    assert verify_scorer(scorer, models.scorer(), [*rules, *corpus[:100]]) < 1e-9
+
+
+def test_a_pipeline_saved_without_identifier_splitting_scores_as_before(corpus: list[str]) -> None:
+    config = small_config(14, samples=600, feature_config={"split_identifiers": False})
+    models = fit_models(generate_incidents(600, seed=14), config)
+    assert [name for name, _ in models.vectorizer.steps] == ["head", "features"]
+    X = models.vectorizer.transform(["CassandraNodeDown", "cassandra node down"])
+    assert abs(X[0] - X[1]).max() > 0.1
+    scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
+    assert verify_scorer(scorer, models.scorer(), ["KubeAPIDown", *corpus[:100]]) < 1e-9
+
+
+def test_no_model_reads_the_size_of_the_message_and_no_explanation_cites_it(corpus: list[str]) -> None:
+    models = fit_models(generate_incidents(800, seed=15), small_config(15, samples=800))
+    cols = block_columns(models.vectorizer)["numbers"]
+    names = list(numeric_feature_names(models.vectorizer.steps[-1][1].get_params()["numbers"][0].phrases))
+    size = [cols.start + names.index(m) for m in SIZE_MAGNITUDES]
+    read = [cols.start + names.index(m) for m in ("max_percent", "log_max_duration_s", "tier_1")]
+    for head in (models.severity, models.category, models.actions):
+        for est in _linear_models(head):
+            assert not est.coef_[:, size].any()
+    assert any(est.coef_[:, read].any() for est in _linear_models(models.severity))
+    scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
+    said = []
+    for text in [*corpus[:300], "db down", "disk 97% full on db-prod-3 for 45 minutes"]:
+        scores = scorer.score(text)
+        severity = scorer.severity_classes[int(np.argmax(scores.severity))]
+        said += [term for term, _ in scorer.explain(scores, severity, top=8)]
+    for word in ("length", "word count", "line count", "largest number", "number of percentages"):
+        assert not [t for t in said if word in t], word
+
+
+def test_magnitudes_are_explained_as_the_facts_in_the_text() -> None:
+    assert describe_magnitude("max_percent", True, 0.97) == "97%"
+    assert describe_magnitude("log_max_duration_s", True, float(np.log1p(45 * 60))) == "lasting 45 min"
+    assert describe_magnitude("log_max_duration_s", True, float(np.log1p(0.25))) == "lasting 250 ms"
+    assert describe_magnitude("min_ready_ratio", False, 1 / 6) == "17% ready"
+    assert describe_magnitude("tier_1", True, 1.0) == "tier-1 service"
+    assert describe_magnitude("log_words", False) == "low word count"  # older versions still read it

@@ -35,7 +35,8 @@ def test_same_seed_same_rows_other_seed_other_rows() -> None:
 
 def test_rows_are_well_formed(rows: list[LabeledIncident]) -> None:
     for i, r in enumerate(rows):
-        assert r.title.strip() and r.description.strip()
+        one_line = r.source == "synthetic/oneliner" or r.actions == ("monitor",)  # or an announcement
+        assert r.title.strip() and (r.description.strip() or one_line)
         assert r.service in SERVICES
         assert r.severity in SEVERITIES and r.category in CATEGORIES
         assert r.actions and 1 <= len(r.actions) <= 3 and len(set(r.actions)) == len(r.actions)
@@ -54,7 +55,9 @@ def test_every_label_service_and_style_occurs(rows: list[LabeledIncident]) -> No
 
 def test_class_balance(rows: list[LabeledIncident]) -> None:
     sev = Counter(r.severity for r in rows)
-    for label, share in {"low": 0.25, "medium": 0.30, "high": 0.28, "critical": 0.17}.items():
+    # The score's quantiles (low 25%, medium 30%, high 28%, critical 17%), then staging, transient and
+    # planned alerts (about 12% of the alert-shaped rows) made low.
+    for label, share in {"low": 0.33, "medium": 0.27, "high": 0.25, "critical": 0.15}.items():
         assert abs(sev[label] / len(rows) - share) < 0.04, (label, sev)
     cat = Counter(r.category for r in rows)
     assert max(cat.values()) / min(cat.values()) < 1.5, cat
@@ -80,6 +83,26 @@ def test_message_styles_have_their_shape(rows: list[LabeledIncident]) -> None:
             assert "level: " in r.description and "culprit: " in r.description
         if style == "human":
             assert r.title == r.title.lower()
+        if style == "rule" and r.actions != ("monitor",):
+            assert re.fullmatch(r"[A-Z][A-Za-z0-9]+", r.title) and len(r.description) < 450, r.text
+        if style == "oneliner":
+            assert not r.description and len(r.title) < 250, r.text
+
+
+def test_staging_transient_and_planned_alerts_are_low(rows: list[LabeledIncident]) -> None:
+    """What an on-call engineer discounts whatever the numbers say: not production, already over, announced.
+    Each appears, in every alert-shaped style, and always as low."""
+    said = re.compile(
+        r"staging|dev (cluster|env)|recovered|retry (succeeded|worked)|on its own|maintenance|drill"
+    )
+    marked = [r for r in rows if said.search(r.text.lower())]
+    assert len(marked) > 0.08 * len(rows)
+    assert {r.source for r in marked} >= {
+        f"synthetic/{s}" for s in ("alertmanager", "rule", "oneliner", "human")
+    }
+    assert Counter(r.severity for r in marked)["low"] > 0.9 * len(marked)
+    planned = [r for r in rows if re.match(r"FYI: |Heads up: planned|Maintenance window", r.title)]
+    assert planned and all(r.severity == "low" and r.actions == ("monitor",) for r in planned)
 
 
 def test_source_severity_hints_correlate_but_do_not_decide(rows: list[LabeledIncident]) -> None:
@@ -133,11 +156,11 @@ def test_service_tier_moves_severity(rows: list[LabeledIncident]) -> None:
 
 def test_recent_changes_in_the_text_drive_the_first_action(rows: list[LabeledIncident]) -> None:
     for r in rows:
-        if r.source == "synthetic/human":  # typos may hit the very word
+        if r.source in ("synthetic/human", "synthetic/oneliner"):  # typos may hit the very word
             continue
         text = r.text.lower()
         if r.actions[0] == "rollback_deploy":
-            assert re.search(r"deploy|went out|canary", text), r.text
+            assert re.search(r"deploy|went out|canary|(after|since) v\d|roll(ing )?out", text), r.text
         if r.actions[0] == "revert_config":
             assert re.search(r"flag|config|terraform", text), r.text
 

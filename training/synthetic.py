@@ -32,6 +32,8 @@ STYLES: tuple[str, ...] = (
     "human",
     "statuspage",
     "postmortem",
+    "rule",
+    "oneliner",
 )
 
 
@@ -687,6 +689,34 @@ _DECOYS: dict[str, str] = {
     "security": "No sign of malicious traffic.",
     "software_bug": "No new exceptions in Sentry.",
 }
+# Circumstances that make an alert minor whatever its numbers say, as an on-call engineer reads them: not
+# production, already over, or announced in advance. Alert sources and people word them differently.
+_CIRCUMSTANCES = ("staging", "transient", "planned")
+_CIRCUMSTANCE_SHARE = (0.06, 0.05, 0.025)
+_ALERT_CIRCUMSTANCE: dict[str, tuple[str, ...]] = {
+    "staging": ("Environment: staging.", "Staging only, production unaffected.", "Seen in the dev cluster."),
+    "transient": (
+        "Flapped once and recovered.",
+        "Auto-resolved after {mins} minutes.",
+        "Single occurrence; the retry succeeded.",
+        "Recovered on its own a minute later.",
+    ),
+}
+_HUMAN_CIRCUMSTANCE: dict[str, tuple[str, ...]] = {
+    "staging": ("only in staging", "this is the dev env", "staging only, prod is fine"),
+    "transient": (
+        "flapped once and recovered",
+        "went away on its own",
+        "retry worked",
+        "only once, recovered",
+    ),
+}
+_PLANNED = (
+    "FYI: scheduled maintenance of {svc} tonight at {hhmm} UTC",
+    "Heads up: planned failover drill for {db} at {hhmm} UTC",
+    "Maintenance window for {svc} starts at {hhmm}, expect brief errors",
+    "FYI: we are upgrading {db} on Saturday, {mins} minutes of read-only mode expected",
+)
 _HUMAN_OPENERS = ("", "", "anyone else seeing this? ", "hey team, ", "@oncall ", "heads up: ", "uh oh, ")
 _DEPLOY_AWARE = frozenset({"deployment", "software_bug", "database", "resource_exhaustion"})
 _FAILOVER_AWARE = frozenset({"database", "network", "hardware", "third_party"})
@@ -710,6 +740,7 @@ class _Row:
     config: bool
     f: _Fields
     rng: random.Random
+    circumstance: str = ""  # "", or one of _CIRCUMSTANCES
 
     def t(self, template: str) -> str:
         return template.format_map(self.f)
@@ -855,7 +886,7 @@ def _context(r: _Row) -> str:
 
 def _extras(r: _Row) -> str:
     """Impact words (when the source would say them), the change context, and sometimes a decoy."""
-    parts = []
+    parts = [r.pick(_ALERT_CIRCUMSTANCE[r.circumstance])] if r.circumstance in _ALERT_CIRCUMSTANCE else []
     if r.impact or r.rng.random() < 0.55:
         parts.append(r.pick(_IMPACT[r.impact]))
     ctx = _context(r)
@@ -986,10 +1017,46 @@ def _human(r: _Row) -> tuple[str, str]:
         parts.append(r.pick(_HUMAN_DEPLOY_RECENT))
     elif r.deploy == "old":
         parts.append(r.t("last deploy was {days} days ago"))
+    if r.circumstance in _HUMAN_CIRCUMSTANCE:
+        parts.append(r.pick(_HUMAN_CIRCUMSTANCE[r.circumstance]))
     rest = [f"been like this {r.dur} min", f"grafana: {r.f['v']}", "can someone look?"]
     rng.shuffle(rest)
     rng.shuffle(parts)
     return _typos(title.lower(), rng), _typos(", ".join(parts + rest[: _int(rng, 1, 3)]).lower(), rng)
+
+
+def _rule(r: _Row) -> tuple[str, str]:
+    """An alerting rule as a chat integration posts it: the rule's name, then its summary and a one-line
+    description with the value; no labels block. Most real alerts are this short."""
+    desc = f"{_cap(r.t(r.sc.headline))}. {_symptom(r)}"
+    if r.rng.random() < 0.5:
+        desc += f" for the last {r.dur} minutes"
+    desc += "."
+    if r.impact or r.rng.random() < 0.3:
+        desc += " " + r.pick(_IMPACT[r.impact])
+    if r.config or r.deploy == "recent":  # the change the actions undo: without it they are guesses
+        desc += " " + _context(r)
+    if r.circumstance in _ALERT_CIRCUMSTANCE:
+        desc += " " + r.pick(_ALERT_CIRCUMSTANCE[r.circumstance])
+    title = r.sc.alert
+    if r.rng.random() < 0.3:  # rule authors often name the level in the alert ("...Critical", "...Warning")
+        title += _cap(_HINT_WORDS["alertmanager"][r.hint])
+    return title, desc
+
+
+def _oneliner(r: _Row) -> tuple[str, str]:
+    """One short line typed by a person: what broke, sometimes who is hit or what changed, nothing else."""
+    rng = r.rng
+    line = _choice(rng, _HUMAN_OPENERS) + r.pick(r.sc.human)
+    if r.impact == 2 or rng.random() < 0.4:
+        line += ", " + r.pick(_HUMAN_IMPACT[r.impact])
+    if r.config and rng.random() < 0.6:
+        line += ", " + r.pick(_HUMAN_CONFIG_CHANGE)
+    elif r.deploy == "recent" and rng.random() < 0.6:
+        line += ", " + r.pick(_HUMAN_DEPLOY_RECENT)
+    if r.circumstance in _HUMAN_CIRCUMSTANCE:
+        line += ", " + r.pick(_HUMAN_CIRCUMSTANCE[r.circumstance])
+    return _typos(line if rng.random() < 0.5 else _cap(line), rng), ""
 
 
 def _statuspage(r: _Row) -> tuple[str, str]:
@@ -1043,6 +1110,8 @@ _RENDER = {
     "human": _human,
     "statuspage": _statuspage,
     "postmortem": _postmortem,
+    "rule": _rule,
+    "oneliner": _oneliner,
 }
 
 
@@ -1131,6 +1200,13 @@ def _clean_row(i: int, seed: int, rng: random.Random) -> LabeledIncident:
     breadth = 0 if q < 0.3 else 1 if q < 0.5 else 2 if q < 0.72 else 3
     dur = max(1, min(600, round(math.exp(rng.gauss(2.6, 0.9)))))
     sev = _severity(_score(sc, m, tier, impact, breadth, dur, rng))
+    circumstance, u = "", rng.random()
+    if style not in ("statuspage", "postmortem"):  # published after the fact, about production
+        for name, share in zip(_CIRCUMSTANCES, _CIRCUMSTANCE_SHARE, strict=True):
+            if u < share:
+                circumstance, sev, impact = name, "low", 0
+                break
+            u -= share
     config = category == "configuration"
     if category == "deployment":
         deploy = "recent"
@@ -1153,10 +1229,27 @@ def _clean_row(i: int, seed: int, rng: random.Random) -> LabeledIncident:
     }
     fields = _Fields({**values, "db": _DB[svc], "verb": _verb(svc)}, shown, impact, rng)
     r = _Row(
-        sc, svc, tier, sev, _hint(sev, rng), impact, breadth, dur, shown, raw, deploy, config, fields, rng
+        sc,
+        svc,
+        tier,
+        sev,
+        _hint(sev, rng),
+        impact,
+        breadth,
+        dur,
+        shown,
+        raw,
+        deploy,
+        config,
+        fields,
+        rng,
+        circumstance,
     )
-    actions = _actions(r)
-    title, desc = _RENDER[style](r)
+    if circumstance == "planned":  # a person's announcement, not an alert: nothing to do but watch
+        style, title, desc, actions = "oneliner", r.pick(_PLANNED), "", ("monitor",)
+    else:
+        actions = ("monitor",) if circumstance == "transient" else _actions(r)
+        title, desc = _RENDER[style](r)
     tags = ("synthetic", "env:prod", f"region:{fields['region']}", f"team:{_choice(rng, _TEAMS)}")
     return LabeledIncident(
         title=title,

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from engine.action_recommender import ActionRecommender
 from engine.features import (
     DEFAULT_FEATURE_CONFIG,
+    SIZE_MAGNITUDES,
     block_columns,
     build_feature_pipeline,
     drop_fit_only_state,
@@ -48,6 +49,7 @@ from engine.registry import (
 from engine.scorer import SklearnScorer, compile_features, serving_scorer
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
 from training import gate
+from training.bundled import ALERT_RULES, alert_rules, alert_rules_sha256
 from training.dataset import LabeledIncident, load_jsonl
 from training.evaluate import validation_report
 from training.gate import GateResult
@@ -81,6 +83,8 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # way real ones need not. Severity and actions keep both: there the title ("Major outage ...") and
     # the magnitudes say how bad.
     "category_blocks_off": ("title", "numbers"),
+    # Magnitudes no model reads: the size of the message (engine/features.py SIZE_MAGNITUDES).
+    "magnitudes_off": SIZE_MAGNITUDES,
     # Severity is ordered: its multinomial model's log-probabilities are blended with this share of
     # cumulative "worse than" models' (engine/ordinal.py). 0 switches the blend off.
     "severity_ordinal_mix": 0.3,
@@ -111,6 +115,7 @@ class TrainConfig:
     seed: int = 42
     data_files: Sequence[str | Path] = ()
     synthetic: bool = True
+    bundled: bool = True  # the real alerting rules shipped in the package (training/bundled.py)
     label_noise: float = 0.03
     extra_rows: Sequence[LabeledIncident] = ()
     feature_config: dict[str, Any] = field(default_factory=dict)
@@ -155,16 +160,18 @@ class TrainResult:
 
 # -- data -----------------------------------------------------------------------------------------------
 def collect_data(config: TrainConfig) -> tuple[list[LabeledIncident], dict[str, Any]]:
-    """Synthetic rows (unless switched off), every --data file and extra rows, with a summary for metadata."""
+    """Synthetic rows and the bundled alert rules (unless switched off), every --data file and extra rows,
+    with a summary for metadata."""
     rows: list[LabeledIncident] = []
     files = []
     if config.synthetic:
         rows.extend(generate_incidents(config.samples, seed=config.seed, label_noise=config.label_noise))
+    data_rows: list[LabeledIncident] = []
     for path in config.data_files:
         loaded = load_jsonl(path)
         for bad in loaded.bad_lines:
             log.warning("skipped %s", bad)
-        rows.extend(loaded.rows)
+        data_rows.extend(loaded.rows)
         files.append(
             {
                 "path": str(path),
@@ -173,6 +180,13 @@ def collect_data(config: TrainConfig) -> tuple[list[LabeledIncident], dict[str, 
                 "bad_lines": len(loaded.bad_lines),
             }
         )
+    bundled: list[LabeledIncident] = []
+    if config.bundled:
+        # A --data file may hold the same rules (the shared copy): each rule is learned from once.
+        given = {r.id for r in (*data_rows, *config.extra_rows) if r.id}
+        bundled = [r for r in alert_rules() if r.id not in given]
+    rows.extend(bundled)
+    rows.extend(data_rows)
     rows.extend(config.extra_rows)
     if not rows:
         raise TrainingError("no training data: give --data FILE or leave synthetic data on")
@@ -180,6 +194,9 @@ def collect_data(config: TrainConfig) -> tuple[list[LabeledIncident], dict[str, 
         "rows": len(rows),
         "by_source": dict(sorted(Counter(r.source for r in rows).items())),
         "files": files,
+        "bundled": {"path": ALERT_RULES.name, "sha256": alert_rules_sha256(), "rows": len(bundled)}
+        if bundled
+        else None,
         "synthetic": {"samples": config.samples, "seed": config.seed, "label_noise": config.label_noise}
         if config.synthetic
         else None,
@@ -340,11 +357,16 @@ def _without_columns(X: Any, off: np.ndarray) -> Any:
     return out
 
 
-def _block_indices(vectorizer: Any, names: Sequence[str]) -> np.ndarray:
-    """Column indices of the named feature blocks (names the pipeline lacks are ignored)."""
+def _off_columns(vectorizer: Any, blocks: Sequence[str], magnitudes: Sequence[str]) -> np.ndarray:
+    """Column indices of the named feature blocks and of the named magnitudes in the numbers block
+    (names the pipeline lacks are ignored)."""
     cols = block_columns(vectorizer)
-    parts = [np.arange(cols[n].start, cols[n].stop) for n in names if n in cols]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+    parts = [np.arange(cols[n].start, cols[n].stop) for n in blocks if n in cols]
+    if "numbers" in cols:
+        names = list(feature_union(vectorizer).get_params()["numbers"].steps[0][1].get_feature_names_out())
+        start = cols["numbers"].start
+        parts.append(np.array([start + names.index(m) for m in magnitudes if m in names], dtype=np.intp))
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.intp)
 
 
 def _refit_on_every_row(model: Any, X: Any, y: Any, weights: np.ndarray | None) -> None:
@@ -422,15 +444,15 @@ def _fit_models(
         levels = [s for s in reversed(SEVERITIES) if s in keep]  # least severe first
         ordinal = levels if len(levels) >= 3 and mc["severity_ordinal_mix"] > 0 else []
         model = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"], levels=ordinal)
-        jobs.append(
-            ("severity", model, X[idx], [train_rows[i].severity for i in idx], weights(idx, "severity"), None)
-        )
+        size_off = _off_columns(vectorizer, (), mc["magnitudes_off"])
+        labels = [train_rows[i].severity for i in idx]
+        jobs.append(("severity", model, X[idx], labels, weights(idx, "severity"), size_off))
 
         keep, dropped["category"] = _frequent([r.category for r in train_rows if r.category], CATEGORIES)
         idx = [i for i, r in enumerate(train_rows) if r.category in keep]
         if len(keep) >= 2:
             model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"])
-            off = _block_indices(vectorizer, mc["category_blocks_off"])
+            off = _off_columns(vectorizer, mc["category_blocks_off"], mc["magnitudes_off"])
             labels = [train_rows[i].category for i in idx]
             jobs.append(("category", model, X[idx], labels, weights(idx, "category"), off))
         else:
@@ -447,7 +469,7 @@ def _fit_models(
         model = ActionRecommender(
             _calibrated(mc["C_actions"], mc, config.seed, len(idx), mc["action_calibration"], binary=True)
         )
-        jobs.append(("actions", model, X[idx], taken, None, None))  # one-vs-rest takes no sample weights
+        jobs.append(("actions", model, X[idx], taken, None, size_off))  # one-vs-rest takes no sample weights
 
         # Large runs fit the heads in two worker processes (the matrix is memory-mapped, not copied); the
         # thirteen action models go first, alone on one worker, while the other fits the rest.
@@ -607,7 +629,7 @@ BUILTIN_SAMPLES = 6000
 
 
 def train_builtin(model_path: Path) -> str:
-    """The embedded default: a synthetic-only model that trains in seconds.
+    """The embedded default, trained in seconds: synthetic incidents and the bundled real alerting rules.
 
     Registered as the ``oncall.trainers`` entry point ``builtin``, which MLService calls when the model
     directory is empty.
