@@ -164,19 +164,23 @@ def test_evaluate_runs_on_the_real_dev_files(shared_data: Path, registry_two_ver
     assert 0 <= report["severity"]["macro_f1"] <= 1 and report["actions"]["n"] > 100
 
 
-def test_the_synthetic_only_model_beats_the_majority_class_on_every_real_file(
+def test_the_default_model_beats_the_majority_class_on_every_real_file_it_never_saw(
     shared_data: Path, registry_two_versions
 ) -> None:
-    """What a new team gets before it has history: it must know more than "always the commonest label"
-    on real text it never saw (status-page severity, post-mortem categories)."""
+    """What a new team gets before it has history (synthetic incidents and the bundled alerting rules):
+    it must know more than "always the commonest label" on real text it never saw (status-page severity,
+    post-mortem categories). The shared copy of the bundled rules is no unseen text: it is left out."""
     from engine.ml_service import load_model_set
     from engine.registry import ModelRegistry
+    from training.bundled import alert_rules
     from training.evaluate import evaluate
 
     scorer = load_model_set(ModelRegistry(registry_two_versions[0]).active()).scorer
+    bundled = {r.id for r in alert_rules()}
     scored = 0
     for path in sorted(shared_data.glob("*.dev.jsonl")):
-        report = evaluate(scorer, load_jsonl(path).rows)
+        rows = [r for r in load_jsonl(path).rows if r.id not in bundled]
+        report = evaluate(scorer, rows)
         for label in ("severity", "category"):
             if report[label].get("n", 0) >= 30:
                 scored += 1

@@ -691,6 +691,16 @@ _DECOYS: dict[str, str] = {
 }
 # Circumstances that make an alert minor whatever its numbers say, as an on-call engineer reads them: not
 # production, already over, or announced in advance. Alert sources and people word them differently.
+_ALERT_STATE: tuple[tuple[str, ...], ...] = (
+    ("slightly above threshold", "approaching the limit", "elevated but stable", "trending up slowly"),
+    ("degraded", "well above threshold", "getting worse", "partially failing"),
+    ("hard down", "failing", "completely broken", "at its limit and failing", "unavailable"),
+)
+_HUMAN_STATE: tuple[tuple[str, ...], ...] = (
+    ("a bit elevated", "not urgent yet", "creeping up"),
+    ("getting worse", "pretty degraded", "partly broken"),
+    ("totally broken", "completely down", "on fire", "dead"),
+)
 _CIRCUMSTANCES = ("staging", "transient", "planned")
 _CIRCUMSTANCE_SHARE = (0.06, 0.05, 0.025)
 _ALERT_CIRCUMSTANCE: dict[str, tuple[str, ...]] = {
@@ -908,9 +918,17 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
+def _state(r: _Row, words: tuple[tuple[str, ...], ...]) -> str:
+    """How far gone it is, in the words people use (mild, worse, broken), by the magnitude shown; said
+    in 60% of messages. They lean with severity, as the magnitude does, but never decide it."""
+    if r.rng.random() >= 0.6:
+        return ""
+    return ", " + _choice(r.rng, words[0 if r.m < 0.35 else 1 if r.m < 0.7 else 2])
+
+
 def _symptom(r: _Row) -> str:
-    """What is wrong and where: the scenario's symptom with its magnitude, then the breadth."""
-    return f"{_cap(r.pick(r.sc.symptoms))} {r.pick(_BREADTH[r.breadth])}"
+    """What is wrong and where: the scenario's symptom with its magnitude, then the breadth and state."""
+    return f"{_cap(r.pick(r.sc.symptoms))} {r.pick(_BREADTH[r.breadth])}{_state(r, _ALERT_STATE)}"
 
 
 def _alertmanager(r: _Row) -> tuple[str, str]:
@@ -1004,7 +1022,7 @@ def _human(r: _Row) -> tuple[str, str]:
     """A terse lower-case chat message: the symptom first, then whatever the person adds."""
     rng = r.rng
     title = _choice(rng, _HUMAN_OPENERS) + r.pick(r.sc.human)
-    parts = [r.pick(_HUMAN_BREADTH[r.breadth])]
+    parts = [r.pick(_HUMAN_BREADTH[r.breadth]) + _state(r, _HUMAN_STATE)]
     if r.impact or rng.random() < 0.4:
         impact = r.pick(_HUMAN_IMPACT[r.impact])
         if rng.random() < 0.5:
@@ -1054,6 +1072,7 @@ def _oneliner(r: _Row) -> tuple[str, str]:
         line += ", " + r.pick(_HUMAN_CONFIG_CHANGE)
     elif r.deploy == "recent" and rng.random() < 0.6:
         line += ", " + r.pick(_HUMAN_DEPLOY_RECENT)
+    line += _state(r, _HUMAN_STATE)
     if r.circumstance in _HUMAN_CIRCUMSTANCE:
         line += ", " + r.pick(_HUMAN_CIRCUMSTANCE[r.circumstance])
     return _typos(line if rng.random() < 0.5 else _cap(line), rng), ""

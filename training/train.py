@@ -75,6 +75,7 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # The share of the severity and category models' sample weight carried by real (non-synthetic) rows
     # when both kinds are present: thousands of synthetic rows would otherwise drown a team's own history.
     "real_weight_share": 0.5,
+    "class_balance_power": 1.0,
     # Feature blocks the category model does not read (its weights on them are zero, so the fused scorer
     # serves it unchanged). The title block repeats the first words, which name what was hit (a post-
     # mortem's "RCA - Storage - West Europe": service and region), not why; those words still count in
@@ -275,9 +276,12 @@ def _calibrated(
     return CalibratedClassifierCV(base, method=method, cv=[(order[cut:], order[:cut])], ensemble=True)
 
 
-def balanced_weights(rows: Sequence[LabeledIncident], labels: Sequence[str], real_share: float) -> np.ndarray:
+def balanced_weights(
+    rows: Sequence[LabeledIncident], labels: Sequence[str], real_share: float, power: float = 1.0
+) -> np.ndarray:
     """Per-row weights (mean 1): real rows carry ``real_share`` of the total when both kinds are present,
-    and within each kind every class carries the same weight.
+    and within each kind a class of n rows weighs n ** -power a row (1: every class carries the same
+    weight; 0: every row does).
 
     Balancing within each kind, not over the mix, matters: evenly spread synthetic classes would otherwise
     mask how rare a class is in a team's own history.
@@ -289,7 +293,8 @@ def balanced_weights(rows: Sequence[LabeledIncident], labels: Sequence[str], rea
     shares = [1.0 - real_share, real_share] if len(groups) == 2 else [1.0]
     for group, share in zip(groups, shares, strict=True):
         classes, counts = np.unique(labels_a[group], return_counts=True)
-        per_class = dict(zip(classes, share / (len(classes) * counts), strict=True))
+        row_weight = counts.astype(float) ** -power
+        per_class = dict(zip(classes, share * row_weight / (row_weight @ counts), strict=True))
         weights[group] = [per_class[c] for c in labels_a[group]]
     return weights * len(rows)
 
@@ -433,7 +438,8 @@ def _fit_models(
 
         def weights(idx: list[int], label: str) -> np.ndarray:
             rows = [train_rows[i] for i in idx]
-            return balanced_weights(rows, [getattr(r, label) for r in rows], mc["real_weight_share"])
+            labels = [getattr(r, label) for r in rows]
+            return balanced_weights(rows, labels, mc["real_weight_share"], mc["class_balance_power"])
 
         keep, dropped["severity"] = _frequent([r.severity for r in train_rows if r.severity], SEVERITIES)
         if len(keep) < 2:
