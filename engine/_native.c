@@ -669,6 +669,44 @@ static PyObject *py_char_wb(PyObject *self, PyObject *args) {
     return sink.list;
 }
 
+/* -- CamelCase identifiers as words (engine.features.split_identifiers) ------------------------------ */
+
+static inline int is_upper(Py_UCS4 c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_lower(Py_UCS4 c) { return c >= 'a' && c <= 'z'; }
+static inline int is_ascii_digit(Py_UCS4 c) { return c >= '0' && c <= '9'; }
+
+/* A space goes before position i when a lower-case letter or digit precedes an upper-case one, or when an
+ * upper-case letter starts a capitalised word right after another ("MSSQLHigh" -> "MSSQL High"). */
+static inline int camel_boundary(int kind, const void *data, Py_ssize_t n, Py_ssize_t i) {
+    Py_UCS4 prev = PyUnicode_READ(kind, data, i - 1), c = PyUnicode_READ(kind, data, i);
+    if (!is_upper(c)) return 0;
+    if (is_lower(prev) || is_ascii_digit(prev)) return 1;
+    return is_upper(prev) && i + 1 < n && is_lower(PyUnicode_READ(kind, data, i + 1));
+}
+
+static PyObject *py_split_identifiers(PyObject *self, PyObject *text) {
+    (void)self;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "split_identifiers() takes a str");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), extra = 0;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    for (Py_ssize_t i = 1; i < n; i++) extra += camel_boundary(kind, data, n, i);
+    if (extra == 0) return Py_NewRef(text);
+    PyObject *out = PyUnicode_New(n + extra, PyUnicode_MAX_CHAR_VALUE(text));
+    if (out == NULL) return NULL;
+    int out_kind = PyUnicode_KIND(out);
+    void *out_data = PyUnicode_DATA(out);
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i > 0 && camel_boundary(kind, data, n, i)) PyUnicode_WRITE(out_kind, out_data, j++, ' ');
+        PyUnicode_WRITE(out_kind, out_data, j++, PyUnicode_READ(kind, data, i));
+    }
+    return out;
+}
+
 /* -- Featurizer: the fitted pipeline's rows and the fused models' raw scores ------------------------ */
 
 enum { WORDS = 0, CHARS = 1 };
@@ -1363,6 +1401,7 @@ static PyMethodDef module_methods[] = {
     {"numeric_features", py_numeric_features, METH_VARARGS,
      "numeric_features(text, lowered, tier_of, phrases) -> list[float]"},
     {"char_wb", py_char_wb, METH_VARARGS, "char_wb(lowered, min_n, max_n) -> list[str], as scikit-learn's"},
+    {"split_identifiers", py_split_identifiers, METH_O, "split_identifiers(text) -> text, CamelCase as words"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,7 +6,6 @@ load what training saved without importing ``training``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -162,17 +161,15 @@ class CharNgrams:
         return f"CharNgrams({self.min_n}, {self.max_n})"
 
 
-# Alert names are identifiers: "KubeAPIDown", "MSSQLHighNumberOfDeadlocks", "NodeFilesystemSpaceFillingUp".
-# Read as one token each they teach nothing about an alert not seen before; read as words ("Kube API
-# Down") they say what is wrong. A boundary: lower case or digit then upper case, or an acronym's last
-# capital before a capitalised word.
-_CAMEL_LOWER = re.compile(r"([a-z0-9])([A-Z])")
-_CAMEL_ACRONYM = re.compile(r"([A-Z])([A-Z][a-z])")
-
-
 def split_identifiers(text: str) -> str:
-    """``text`` with CamelCase identifiers written as words; everything else as it was."""
-    return _CAMEL_LOWER.sub(r"\1 \2", _CAMEL_ACRONYM.sub(r"\1 \2", text))
+    """``text`` with CamelCase identifiers written as words; everything else as it was.
+
+    Alert names are identifiers: "KubeAPIDown", "MSSQLHighNumberOfDeadlocks". Read as one token each they
+    teach nothing about an alert not seen before; read as words ("Kube API Down") they say what is wrong.
+    A space goes where a lower-case letter or digit meets an upper-case one, and before a capitalised word
+    that follows an acronym. C (``engine/_native.c``): a regular expression cost 100 µs an alert.
+    """
+    return _native.split_identifiers(text)
 
 
 class SplitIdentifiers(TransformerMixin, BaseEstimator):

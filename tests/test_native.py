@@ -22,6 +22,7 @@ from engine.features import (
     build_feature_pipeline,
     feature_union,
     numeric_features,
+    split_identifiers,
 )
 from engine.scorer import compile_features
 from engine.services import service_tier
@@ -170,3 +171,16 @@ def test_a_featurizer_refuses_inconsistent_inputs(fitted: tuple) -> None:
         _native.Featurizer(
             [("words", 1, 1, 2, ["a", "a"], np.ones(2), True, 1.0, 0, 0)], None, None, 0, 2, service_tier, ()
         )
+
+
+_ACRONYM_THEN_WORD = re.compile(r"([A-Z])([A-Z][a-z])")
+_LOWER_THEN_UPPER = re.compile(r"([a-z0-9])([A-Z])")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aBcDZz09 _-ÜéΣ🚨"), max_size=40) | st.text(max_size=40))
+@example("MSSQLHighNumberOfDeadlocks KubeAPIDown etcdNoLeader ABCdEFg ABcDe")
+def test_identifier_splitting_equals_its_regular_expressions(text: str) -> None:
+    """The C splitter is these two substitutions (acronym boundaries first), on any text."""
+    reference = _LOWER_THEN_UPPER.sub(r"\1 \2", _ACRONYM_THEN_WORD.sub(r"\1 \2", text))
+    assert split_identifiers(text) == reference
