@@ -27,18 +27,20 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
@@ -379,6 +381,34 @@ def _metrics(
     return out
 
 
+def run_all(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], jobs: int) -> list[Any]:
+    """Every call, in ``jobs`` forked processes, results in order.
+
+    Forked workers read the loaded data without a copy and carry the parent's command line. A worker
+    killed from outside (the OS short of memory, a stray ``kill``) breaks the pool: the calls not yet
+    finished are submitted again to a new one, twice at most; every call is deterministic, so a rerun
+    gives what the first run would have.
+    """
+    if jobs <= 1:
+        return [fn(*args) for fn, args in calls]
+    results: dict[int, Any] = {}
+    for attempt in range(3):
+        pending = [i for i in range(len(calls)) if i not in results]
+        if not pending:
+            break
+        if attempt:
+            print(f"  a worker was killed: {len(pending)} calls again", file=sys.stderr)
+        try:
+            with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                futures = {pool.submit(calls[i][0], *calls[i][1]): i for i in pending}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+        except BrokenProcessPool:
+            if attempt == 2:
+                raise
+    return [results[i] for i in range(len(calls))]
+
+
 # -- one seed -------------------------------------------------------------------------------------------
 def run_seed(
     data: RealData,
@@ -399,15 +429,15 @@ def run_seed(
         tasks += statuspage_tasks(data)
     if "postmortems" in only:
         tasks += postmortem_tasks(data)
-    calls: list[Any] = [delayed(run_task)(t, config) for t in tasks]
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [(run_task, (t, config)) for t in tasks]
     suite_rows = load_suite() if "suite" in only else []
     if suite_rows:
-        calls.append(delayed(suite_builtin_recipe)(data.files[ALERTS], config, suite_rows))
+        calls.append((suite_builtin_recipe, (data.files[ALERTS], config, suite_rows)))
         if shipped:
-            calls.append(delayed(suite_shipped)(suite_rows))
+            calls.append((suite_shipped, (suite_rows,)))
     started = time.perf_counter()
     with threadpool_limits(1):
-        results = Parallel(n_jobs=jobs)(calls)
+        results = run_all(calls, jobs)
     out: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 1)}
     fits = results[: len(tasks)]
     if "alerts" in only:
