@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import multiprocessing
+import pickle
 import sys
 import tempfile
 import time
@@ -381,7 +383,41 @@ def _metrics(
     return out
 
 
-def run_all(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], jobs: int) -> list[Any]:
+class ResultCache:
+    """Finished fits on disk (``--resume DIR``), so a run killed from outside resumes where it stopped.
+
+    A result is found again only for the same call (the function and every argument: the rows with
+    their labels, the fold, seed and samples) under the same code: the key hashes them with the files of
+    ``engine/``, ``training/`` (its bundled data too) and this one.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        root = Path(__file__).resolve().parents[1]
+        digest = hashlib.sha256()
+        sources = [*root.glob("engine/*"), *root.glob("training/**/*"), Path(__file__).resolve()]
+        for path in sorted(p for p in sources if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+        self.code = digest.hexdigest()
+
+    def key(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
+        call = pickle.dumps((fn.__qualname__, args), protocol=5)
+        return hashlib.sha256(self.code.encode() + call).hexdigest()[:32]
+
+    def get(self, key: str) -> Any:
+        path = self.directory / f"{key}.pickle"
+        return pickle.loads(path.read_bytes()) if path.exists() else None
+
+    def put(self, key: str, value: Any) -> None:
+        tmp = self.directory / f"{key}.tmp"
+        tmp.write_bytes(pickle.dumps(value, protocol=5))
+        tmp.replace(self.directory / f"{key}.pickle")
+
+
+def run_all(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], jobs: int, cache: ResultCache | None = None
+) -> list[Any]:
     """Every call, in ``jobs`` forked processes, results in order.
 
     Forked workers read the loaded data without a copy and carry the parent's command line. A worker
@@ -389,20 +425,34 @@ def run_all(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], jobs: i
     finished are submitted again to a new one, twice at most; every call is deterministic, so a rerun
     gives what the first run would have.
     """
-    if jobs <= 1:
-        return [fn(*args) for fn, args in calls]
+    keys = [cache.key(fn, args) for fn, args in calls] if cache else []
     results: dict[int, Any] = {}
+    if cache:
+        found = {i: cache.get(k) for i, k in enumerate(keys)}
+        results = {i: v for i, v in found.items() if v is not None}
+        if results:
+            print(f"  {len(results)} of {len(calls)} fits from {cache.directory}", file=sys.stderr)
+
+    def done(i: int, value: Any) -> None:
+        results[i] = value
+        if cache:
+            cache.put(keys[i], value)
+
     for attempt in range(3):
         pending = [i for i in range(len(calls)) if i not in results]
         if not pending:
             break
         if attempt:
             print(f"  a worker was killed: {len(pending)} calls again", file=sys.stderr)
+        if jobs <= 1:
+            for i in pending:
+                done(i, calls[i][0](*calls[i][1]))
+            break
         try:
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
                 futures = {pool.submit(calls[i][0], *calls[i][1]): i for i in pending}
                 for future in as_completed(futures):
-                    results[futures[future]] = future.result()
+                    done(futures[future], future.result())
         except BrokenProcessPool:
             if attempt == 2:
                 raise
@@ -418,6 +468,7 @@ def run_seed(
     alert_folds: int | None,
     jobs: int,
     shipped: bool = False,
+    cache: ResultCache | None = None,
 ) -> dict[str, Any]:
     """Every fit of one seed in ``jobs`` processes; ``shipped``: also the shipped built-in on the suite
     (it does not depend on the seed, so it runs once, in the first seed's pool)."""
@@ -437,7 +488,7 @@ def run_seed(
             calls.append((suite_shipped, (suite_rows,)))
     started = time.perf_counter()
     with threadpool_limits(1):
-        results = run_all(calls, jobs)
+        results = run_all(calls, jobs, cache)
     out: dict[str, Any] = {"seconds": round(time.perf_counter() - started, 1)}
     fits = results[: len(tasks)]
     if "alerts" in only:
@@ -614,6 +665,12 @@ def main() -> int:
         help="GroupKFold(K) over mixins instead of leave-one-mixin-out",
     )
     parser.add_argument("--jobs", type=int, default=2, help="fits run in this many processes (default 2)")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="keep finished fits in DIR and reuse them (same code, data and options): a killed run resumes",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not REAL.is_dir():
@@ -621,12 +678,13 @@ def main() -> int:
         return 2
     only = tuple(args.only or DOMAINS)
     data = load_real(REAL)
+    cache = ResultCache(args.resume) if args.resume else None
     started = time.perf_counter()
     shipped = None
     by_seed: dict[int, dict[str, Any]] = {}
     for seed in dict.fromkeys(args.seed or [42]):
         first = not by_seed
-        by_seed[seed] = run_seed(data, seed, args.samples, only, args.alert_folds, args.jobs, first)
+        by_seed[seed] = run_seed(data, seed, args.samples, only, args.alert_folds, args.jobs, first, cache)
         shipped = by_seed[seed].pop("shipped", shipped)
         if not args.json:
             print(f"seed {seed} ({args.samples} synthetic samples, {by_seed[seed]['seconds']:.0f}s):")
