@@ -70,13 +70,15 @@ class AIDecisionEngine:
 
     def __init__(
         self,
-        ml_service: MLService,
+        ml_service: MLService | None = None,
         *,
         uncertain_below: float | None = None,
         top_actions: int = 3,
         explain_terms: int = 5,
     ) -> None:
-        self.ml = ml_service
+        """``ml_service``: the MLService to predict with; by default its own ``MLService()`` (the model
+        directory of $ML_MODEL_PATH, else ``models``), as the Model Integration Guide's engine makes."""
+        self.ml = ml_service if ml_service is not None else MLService()
         if uncertain_below is None:
             uncertain_below = float(os.environ.get("ONCALL_UNCERTAIN_BELOW") or DEFAULT_UNCERTAIN_BELOW)
         self.uncertain_below = uncertain_below
@@ -87,11 +89,14 @@ class AIDecisionEngine:
         if not self.ml.initialized:
             await self.ml.initialize()
 
-    def predict_incident_category(self, incident: IncidentCreate) -> tuple[str, float]:
-        return self.ml.predict_incident_category(incident.text)
+    # The guide's coroutines. The bot decides with analyze() / analyze_many(), synchronously: one feature
+    # pass gives every field of a decision, and the event loop never waits on a thread for it.
+    async def predict_incident_category(self, incident: IncidentCreate) -> tuple[str, float]:
+        return await self.ml.predict_incident_category(incident.text)
 
-    def _recommend_action_types(self, incident: IncidentCreate) -> list[tuple[str, float]]:
-        return self.ml.recommend_actions(incident.text, k=self.top_actions)
+    async def _recommend_action_types(self, incident: IncidentCreate) -> list[str]:
+        """The names of the ``top_actions`` best actions, best first."""
+        return [action for action, _ in await self.ml.recommend_actions(incident.text, self.top_actions)]
 
     def analyze(self, incident: IncidentCreate, candidate: bool = False) -> Decision:
         """One feature pass, three models, one version: the decision the bot posts (``candidate``: the

@@ -165,6 +165,15 @@ def load_model_set(version: ModelVersion, allow_unverified: bool = False) -> Mod
     """Verify, unpickle, smoke-test and compile one version (blocking; run it off the event loop)."""
     started = time.perf_counter()
     objects, warnings = version.load_artifacts(allow_unverified=allow_unverified)
+    return serve_objects(version, objects, warnings, started)
+
+
+def serve_objects(
+    version: ModelVersion, objects: dict[str, Any], warnings: list[str], started: float
+) -> ModelSet:
+    """The model set of a version's verified, unpickled artifacts (``ModelVersion.load_artifacts``): smoke-
+    tested, checked against the probes recorded at training, and compiled into the serving scorer.
+    ``started``: when loading began (perf_counter), for ``load_seconds``."""
     vectorizer = objects[VECTORIZER_FILE]
     severity = objects[SEVERITY_FILE]
     category = objects.get(CATEGORY_FILE)
@@ -193,6 +202,17 @@ def load_model_set(version: ModelVersion, allow_unverified: bool = False) -> Mod
         tuple(warnings),
         load_seconds=time.perf_counter() - started,
     )
+
+
+def predict_text(models: ModelSet, text: str) -> Prediction:
+    """All three predictions for one text from one model set, in one feature pass: what the bot serves, and
+    what ``training.NotebookMLService`` predicts with (the same code, so the same answer)."""
+    s = models.scorer.score(text)
+    cat = None if s.category is None else s.category[np.newaxis]
+    batch = _scored(models, models.scorer, s.severity[np.newaxis], cat, s.actions[np.newaxis])
+    [prediction] = batch.predictions()
+    # the single-alert path keeps the feature row, for explanations
+    return replace(prediction, scores=s)
 
 
 def _check_recorded_probes(version: ModelVersion, got: Sequence[Scores]) -> None:
@@ -375,12 +395,7 @@ class MLService:
         models = self.candidate if candidate else self._models
         if models is None:
             raise ModelLoadError("no trial candidate is loaded")
-        s = models.scorer.score(text)
-        cat = None if s.category is None else s.category[np.newaxis]
-        batch = _scored(models, models.scorer, s.severity[np.newaxis], cat, s.actions[np.newaxis])
-        [prediction] = batch.predictions()
-        # the single-alert path keeps the feature row, for explanations
-        return replace(prediction, scores=s)
+        return predict_text(models, text)
 
     def predict_many(self, texts: Sequence[str], top_actions: int | None = None) -> list[Prediction]:
         """Predictions for many texts (with the ``top_actions`` best actions, default all)."""
@@ -411,19 +426,42 @@ class MLService:
                     pending = pool.submit(scorer.calibrated, following)
                 yield _scored(models, scorer, *scored, top=top_actions)
 
-    def predict_incident_severity(self, text: str) -> tuple[str, float]:
+    # -- the Model Integration Guide's API: coroutines over the synchronous scoring above, with no thread hop
+    # (a prediction takes about 100 µs: handing it to a thread would cost more than it frees the loop)
+    async def predict_incident_severity(self, text: str) -> tuple[str, float]:
         p = self.predict(text)
         return p.severity, p.severity_confidence
 
-    def predict_incident_category(self, text: str) -> tuple[str, float]:
+    async def predict_incident_category(self, text: str) -> tuple[str, float]:
         p = self.predict(text)
         return p.category, p.category_confidence
 
-    def recommend_actions(self, text: str, k: int = 3) -> list[tuple[str, float]]:
+    async def recommend_action(self, text: str) -> tuple[str, float]:
+        """The best action and its confidence."""
+        return self.predict(text).actions[0]
+
+    async def recommend_actions(self, text: str, k: int = 3) -> list[tuple[str, float]]:
+        """The ``k`` best actions with their confidences, best first."""
         return self.predict(text).actions[:k]
 
-    def recommend_action(self, text: str) -> tuple[str, float]:
-        return self.predict(text).actions[0]
+    # The guide's model attributes, for "is it loaded?" checks: the object that serves that model (one
+    # scorer compiled from all of them), None when it is not loaded. The scikit-learn objects themselves
+    # are not kept in serving memory: NotebookMLService.load_models() or models/*.joblib give them.
+    @property
+    def incident_classifier(self) -> Any:
+        return self._serving("incident_classifier")
+
+    @property
+    def action_recommender(self) -> Any:
+        return self._serving("action_recommender")
+
+    @property
+    def text_vectorizer(self) -> Any:
+        return self._serving("text_vectorizer")
+
+    def _serving(self, name: str) -> Any:
+        models = self._models
+        return models.scorer if models.loaded.get(name) else None
 
     def explain(self, prediction: Prediction, top: int = 5) -> list[tuple[str, float]]:
         if prediction.scores is None:
