@@ -3,12 +3,17 @@
 Layout of a model directory::
 
     models/
-      active.json                 {"version": "...", "history": [older active versions], "updated_at": ...}
+      active.json                 {"version": "...", "history": [older active versions], "links": [...], ...}
+      incident_classifier.joblib  -> versions/<active id>/incident_classifier.joblib  (and the other
+                                  artifacts: links the pointer's moves switch, for people and tools that
+                                  open models/<artifact> as the Model Integration Guide does; serving
+                                  never reads them)
       versions/<id>/              one immutable training run
         incident_classifier.joblib  action_recommender.joblib  text_vectorizer.joblib
         category_classifier.joblib  metadata.json
 
-The seed's flat layout (the artifacts straight in ``models/``) still loads, as version ``flat``.
+The seed's flat layout (the artifacts as plain files straight in ``models/``) still loads, as version
+``flat``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import stat
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -348,9 +353,21 @@ class ModelRegistry:
         return found
 
     def flat(self) -> ModelVersion | None:
-        if all((self.root / name).is_file() for name in REQUIRED_FILES):
-            return ModelVersion(FLAT_VERSION, self.root, self._read_metadata(self.root))
-        return None
+        """The seed's layout: the artifacts as plain files in the root. The links to the active version
+        are not one, nor plain copies of them (a copy that followed the links): the pointer lists them."""
+        linked = set(self.linked())
+        for name in REQUIRED_FILES:
+            path = self.root / name
+            if name in linked or path.is_symlink() or not path.is_file():
+                return None
+        return ModelVersion(FLAT_VERSION, self.root, self._read_metadata(self.root))
+
+    def linked(self) -> list[str]:
+        """The names in the root that are links to the active version's artifacts (the pointer's list)."""
+        try:
+            return [name for name in self.pointer().get("links", []) if name in ARTIFACT_FILES]
+        except RegistryError:
+            return []
 
     def pointer(self) -> dict[str, Any]:
         if not self.pointer_path.is_file():
@@ -404,10 +421,51 @@ class ModelRegistry:
                 pass
 
     def _set_pointer(self, version: str, history: list[str]) -> None:
-        pointer = {"version": version, "history": history[-50:], "updated_at": datetime.now(UTC).isoformat()}
+        before = self.linked()
+        links = self._links_for(version, before)
+        pointer = {
+            "version": version,
+            "history": history[-50:],
+            "updated_at": datetime.now(UTC).isoformat(),
+            "links": links,
+        }
         with self._writing(f"make {version} active"):
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
             atomic_write_text(self.pointer_path, json.dumps(pointer, indent=2) + "\n")
+        self._switch_links(version, links, [name for name in before if name not in links])
+
+    def _links_for(self, version: str, before: Sequence[str]) -> list[str]:
+        """The artifact names to link in the root for ``version``: each one it has, unless a plain file of
+        that name is there that is not ours (a flat layout's, which may still be rolled back to)."""
+        if version == FLAT_VERSION:
+            return []
+        folder = self.versions_dir / version
+        return [
+            name
+            for name in ARTIFACT_FILES
+            if (folder / name).is_file()
+            and (name in before or (self.root / name).is_symlink() or not (self.root / name).exists())
+        ]
+
+    def _switch_links(self, version: str, links: Sequence[str], stale: Sequence[str]) -> None:
+        """Point ``models/<name>`` at the version's artifact, each link made under a temporary name and
+        renamed over the old one (a reader opens the old file or the new one, whole). The pointer has
+        moved already and serving reads only the pointer: a failure here is logged, not raised."""
+        try:
+            for name in links:
+                temporary = self.root / f".{name}.{secrets.token_hex(4)}"
+                try:
+                    os.symlink(Path(self.versions_dir.name) / version / name, temporary)
+                    os.replace(temporary, self.root / name)
+                finally:
+                    temporary.unlink(missing_ok=True)
+            for name in stale:
+                (self.root / name).unlink(missing_ok=True)
+            _fsync_dir(self.root)
+        except OSError as exc:
+            log.warning(
+                "%s is active, but the links to it in %s are not all updated: %s", version, self.root, exc
+            )
 
     def write_version(self, artifacts: Mapping[str, Any], metadata: dict[str, Any]) -> ModelVersion:
         """Save artifacts as a new immutable version (staged in a dot folder that readers skip, fsynced,
@@ -569,6 +627,9 @@ class ModelRegistry:
             checks.append(self._check_version(FLAT_VERSION))
         good = {c.name for c in checks if c.verdict == "ok"}
         checks.append(self._check_pointer(good))
+        links = self._check_links(good)
+        if links is not None:
+            checks.append(links)
         trial = self._check_trial(good)
         if trial is not None:
             checks.append(trial)
@@ -602,6 +663,29 @@ class ModelRegistry:
         if active not in good:
             return Check(POINTER_FILE, "BAD", f"the active version {active} is missing or broken (see above)")
         return Check(POINTER_FILE, "ok", f"active version {active}")
+
+    def _check_links(self, good: set[str]) -> Check | None:
+        """``models/<artifact>`` must be the active version's file: what a person opening it loads is what
+        serves (compared by checksum, so a copy of the directory that followed the links passes too)."""
+        links = self.linked()
+        active = self._active_or_none()
+        if not links or active not in good:
+            return None
+        recorded = self.get(active).metadata["artifacts"]
+        wrong = [
+            name
+            for name in links
+            if not (self.root / name).is_file()
+            or sha256_file(self.root / name) != (recorded.get(name) or {}).get("sha256")
+        ]
+        if wrong:
+            return Check(
+                "links",
+                "BAD",
+                f"{', '.join(wrong)} in {self.root} are not the active version {active}'s: "
+                f"`oncall models promote {active}` links them again",
+            )
+        return Check("links", "ok", f"{', '.join(links)} are the active version {active}'s")
 
     def _check_trial(self, good: set[str]) -> Check | None:
         try:

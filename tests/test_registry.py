@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
+import joblib
 import pytest
 import sklearn
 
 from engine.registry import (
+    ARTIFACT_FILES,
     REQUIRED_FILES,
+    SEVERITY_FILE,
     IncompatibleVersion,
     IntegrityError,
     ModelRegistry,
@@ -181,3 +185,61 @@ def test_artifacts_are_plain_joblib_files(registry_two_versions) -> None:
     objects, _ = version.load_artifacts()
     for name in REQUIRED_FILES:
         assert type(joblib.load(version.path / name)) is type(objects[name])
+
+
+# -- models/<artifact>: links to the active version ---------------------------------------------------------
+def assert_linked(root: Path, version: str) -> None:
+    """Each artifact of ``version`` is reachable as ``root/<name>``: a relative link (the directory may
+    move) that joblib opens, and `verify` agrees."""
+    registry = ModelRegistry(root)
+    assert registry.linked() == list(ARTIFACT_FILES)
+    for name in ARTIFACT_FILES:
+        assert os.readlink(root / name) == f"versions/{version}/{name}"
+        assert joblib.load(root / name) is not None
+    assert not list(root.glob(".*.joblib.*")), "a temporary link was left behind"
+    assert registry.flat() is None, "the links are no flat layout"
+    assert {c.name: c.verdict for c in registry.check_all()}["links"] == "ok"
+
+
+def test_promotion_and_rollback_switch_the_links_to_the_active_version(
+    registry_two_versions, models_dir: Path
+) -> None:
+    root, first, second = registry_two_versions
+    assert_linked(root, second.version)  # as training left them
+    # models_dir was copied following the links: plain copies, which the pointer still names as links.
+    registry = ModelRegistry(models_dir)
+    assert not (models_dir / SEVERITY_FILE).is_symlink()
+    assert registry.flat() is None and registry.active_id() == second.version
+    assert all(c.verdict == "ok" for c in registry.check_all())
+    registry.rollback()
+    assert_linked(models_dir, first.version)
+    registry.promote(second.version)
+    assert_linked(models_dir, second.version)
+
+
+def test_links_that_are_not_the_active_versions_fail_verify_until_promoted_again(
+    registry_two_versions, models_dir: Path
+) -> None:
+    _, first, second = registry_two_versions
+    registry = ModelRegistry(models_dir)
+    (models_dir / SEVERITY_FILE).unlink()
+    os.symlink(f"versions/{first.version}/{SEVERITY_FILE}", models_dir / SEVERITY_FILE)
+    [check] = [c for c in registry.check_all() if c.name == "links"]
+    assert check.verdict == "BAD" and f"oncall models promote {second.version}" in check.detail
+    registry.promote(second.version)
+    assert_linked(models_dir, second.version)
+
+
+def test_a_flat_layouts_plain_files_are_never_replaced_by_links(models_dir: Path, tmp_path: Path) -> None:
+    version = ModelRegistry(models_dir).active()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in version.path.iterdir():
+        shutil.copy(path, flat / path.name)
+    (flat / SEVERITY_FILE).write_bytes(b"the seed's own file")
+    shutil.copytree(version.path, flat / "versions" / version.id)
+    registry = ModelRegistry(flat)
+    assert registry.active_id() == "flat"
+    registry.promote(version.id)
+    assert registry.linked() == [] and not (flat / SEVERITY_FILE).is_symlink()
+    assert (flat / SEVERITY_FILE).read_bytes() == b"the seed's own file"
