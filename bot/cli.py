@@ -72,17 +72,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     extra, held_out, rejected = [], [], []
     if args.with_feedback:
-        from training.feedback import feedback_rows, rejected_labels
+        from training.feedback import split_feedback
 
         pairs = _feedback(_db_url(args))  # oldest first
-        # The newest fifth is held out of training and judged by the promotion gate instead, with the
-        # labels people rejected there (a new version must not repeat them more than the active one).
-        cut = len(pairs) - len(pairs) // 5
-        extra, held_out = feedback_rows(pairs[:cut]), feedback_rows(pairs[cut:])
-        rejected = rejected_labels(pairs[cut:])
+        extra, held_out, rejected = split_feedback(pairs)
         print(
             f"{len(pairs)} rated decisions in {_db_url(args)}: {len(extra)} labeled incidents to train on, "
-            f"the newest {len(pairs) - cut} held out for the promotion gate",
+            f"the newest {len(pairs) // 5} held out for the promotion gate",
             file=sys.stderr,
         )
     config = TrainConfig(

@@ -79,3 +79,15 @@ def export_line(decision: DecisionRecord, votes: Sequence[Vote]) -> dict[str, An
         "model_version": decision.model_version,
         **refused,
     }
+
+
+def split_feedback(
+    pairs: Sequence[tuple[DecisionRecord, Sequence[Vote]]],
+) -> tuple[list[LabeledIncident], list[LabeledIncident], list[tuple[str, str, str]]]:
+    """Rated decisions (oldest first) as (rows to train on, rows for the promotion gate, rejected labels).
+
+    The newest fifth is held out of training and judged by the gate instead, with the labels people
+    rejected there: a new version must also not be worse on what people said most recently, nor repeat
+    what they refused more often than the active one."""
+    cut = len(pairs) - len(pairs) // 5
+    return feedback_rows(pairs[:cut]), feedback_rows(pairs[cut:]), rejected_labels(pairs[cut:])

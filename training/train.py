@@ -526,62 +526,92 @@ def _probe_record(models: TrainedModels) -> dict[str, Any]:
     return record
 
 
+@dataclass(slots=True)
+class FittedRun:
+    """Models trained and validated, not saved yet: ``save_run`` writes exactly these as a version."""
+
+    config: TrainConfig
+    models: TrainedModels
+    scorer: Any  # what validation scored with, and what will serve: the fused scorer, else scikit-learn's
+    metrics: dict[str, Any]
+    data: dict[str, Any]  # collect_data's summary
+    seconds: float
+
+
+def fit_run(config: TrainConfig, progress: Progress | None = None) -> FittedRun:
+    """Data, fit, and validation against the floor (ValidationFailed below it): the first four steps."""
+    started = time.perf_counter()
+    progress = progress or Progress(4, enabled=False)
+    with progress.step("training data"):
+        rows, summary = collect_data(config)
+        train_rows, held_rows = split_rows(rows, config.validation_share, config.seed)
+    models = fit_models(train_rows, config, progress)
+    with progress.step("validation"):
+        # Scored by what will serve: the fused scorer (in C, on every core), checked against
+        # scikit-learn on the probes.
+        scorer = serving_scorer(models.scorer(), PROBE_TEXTS)[0]
+        metrics = validation_report(scorer, held_rows)
+        metrics["validation_rows"] = len(held_rows)
+        metrics["train_rows"] = len(train_rows)
+        failures = check_floor(metrics, config)
+        if failures:
+            raise ValidationFailed("model refused, nothing saved: " + "; ".join(failures), metrics)
+    return FittedRun(config, models, scorer, metrics, summary, time.perf_counter() - started)
+
+
+def save_run(
+    run: FittedRun, registry: ModelRegistry, activate: bool = True, progress: Progress | None = None
+) -> TrainResult:
+    """Save a run as a new version, check the saved files load and reproduce the probes, promote it through
+    the gate (``activate``), prune: the last two steps. GateRefused leaves it saved but not active."""
+    started = time.perf_counter()
+    progress = progress or Progress(2, enabled=False)
+    config = run.config
+    registry.clean_staging()
+    with progress.step("save version"):
+        metadata = {
+            "version": new_version_id(),
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seed": config.seed,
+            "data": run.data,
+            "metrics": run.metrics,
+            "feature_config": {**DEFAULT_FEATURE_CONFIG, **config.feature_config},
+            "model_config": {**DEFAULT_MODEL_CONFIG, **config.model_config},
+            "dropped_labels": run.models.dropped_labels,
+            "floor": {"min_macro_f1": config.min_macro_f1, "min_action_top3": config.min_action_top3},
+            "versions": environment_versions(),
+            "probe": _probe_record(run.models),
+            "training_seconds": round(run.seconds, 2),
+        }
+        version = registry.write_version(run.models.artifacts(), metadata)
+        load_model_set(version)  # the saved files must load and reproduce the probes before going live
+    if activate:
+        with progress.step("promotion gate"):
+            try:
+                promote(
+                    registry,
+                    version.id,
+                    config.gate_data,
+                    extra_rows=config.gate_rows,
+                    rejected=config.gate_rejected,
+                )
+            except RegistryError:  # the disk filled up or turned read-only: leave no orphan behind
+                registry.discard(version.id)
+                raise
+        registry.prune()
+    seconds = run.seconds + time.perf_counter() - started
+    return TrainResult(version.id, run.metrics, run.data, seconds, version.path)
+
+
 def train(config: TrainConfig, model_path: str | Path, activate: bool = True) -> TrainResult:
     """The whole run: data, fit, validate against the floor, save a new version, activate, prune."""
-    started = time.perf_counter()
     progress = Progress(6, enabled=config.progress)
     registry = ModelRegistry(model_path, keep=config.keep_versions)
-    registry.check_writable()
-    registry.clean_staging()
+    registry.check_writable()  # before a long run, not after it
     try:
-        with progress.step("training data"):
-            rows, summary = collect_data(config)
-            train_rows, held_rows = split_rows(rows, config.validation_share, config.seed)
-        models = fit_models(train_rows, config, progress)
-        with progress.step("validation"):
-            # Scored by what will serve: the fused scorer (in C, on every core), checked against
-            # scikit-learn on the probes.
-            scorer = serving_scorer(models.scorer(), PROBE_TEXTS)[0]
-            metrics = validation_report(scorer, held_rows)
-            metrics["validation_rows"] = len(held_rows)
-            metrics["train_rows"] = len(train_rows)
-            failures = check_floor(metrics, config)
-            if failures:
-                raise ValidationFailed("model refused, nothing saved: " + "; ".join(failures), metrics)
-        with progress.step("save version"):
-            metadata = {
-                "version": new_version_id(),
-                "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "seed": config.seed,
-                "data": summary,
-                "metrics": metrics,
-                "feature_config": {**DEFAULT_FEATURE_CONFIG, **config.feature_config},
-                "model_config": {**DEFAULT_MODEL_CONFIG, **config.model_config},
-                "dropped_labels": models.dropped_labels,
-                "floor": {"min_macro_f1": config.min_macro_f1, "min_action_top3": config.min_action_top3},
-                "versions": environment_versions(),
-                "probe": _probe_record(models),
-                "training_seconds": round(time.perf_counter() - started, 2),
-            }
-            version = registry.write_version(models.artifacts(), metadata)
-            load_model_set(version)  # the saved files must load and reproduce the probes before going live
-        if activate:
-            with progress.step("promotion gate"):
-                try:
-                    promote(
-                        registry,
-                        version.id,
-                        config.gate_data,
-                        extra_rows=config.gate_rows,
-                        rejected=config.gate_rejected,
-                    )
-                except RegistryError:  # the disk filled up or turned read-only: leave no orphan behind
-                    registry.discard(version.id)
-                    raise
-            registry.prune()
+        return save_run(fit_run(config, progress), registry, activate, progress)
     finally:
         progress.close()
-    return TrainResult(version.id, metrics, summary, time.perf_counter() - started, version.path)
 
 
 class GateRefused(TrainingError):
