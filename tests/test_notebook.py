@@ -15,8 +15,10 @@ from nbclient import NotebookClient
 from bot.store import open_store, rating_for
 from engine.registry import ModelRegistry
 from tests.test_feedback import ACTIONS, record
+from training import NotebookMLService
 from training.gate import GATE_SYNTHETIC_ROWS
 from training.synthetic import generate_incidents
+from training.train import TrainingError
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "ml_training.ipynb"
 
@@ -28,6 +30,17 @@ def _text(cell: nbformat.NotebookNode) -> str:
 def test_the_notebook_is_committed_without_outputs() -> None:
     code = [c for c in nbformat.read(NOTEBOOK, as_version=4).cells if c.cell_type == "code"]
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+
+
+def test_the_notebook_service_says_what_to_do_first(tmp_path: Path) -> None:
+    service = NotebookMLService(tmp_path / "models")
+    with pytest.raises(TrainingError, match=r"load_or_train_models\(\), load_models\(\) or train_models"):
+        service.predict_incident_severity("disk 97% on db-prod-3")
+    with pytest.raises(TrainingError, match=r"train_models\(\) first"):
+        service.save_models()
+    with pytest.raises(TrainingError, match="no trained model"):
+        service.load_models()
+    assert not (tmp_path / "models").exists(), "nothing is written before a save"
 
 
 def test_the_training_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
