@@ -72,7 +72,19 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
         )
         + "\n{broken\n"
     )
-    out = oncall("train", "--samples", "1200", "--seed", "3", "--data", str(data), "--model-path", models)
+    # --no-bundled: the shipped alerting rules would triple the rows; tests/test_bundled.py covers them
+    out = oncall(
+        "train",
+        "--samples",
+        "1200",
+        "--seed",
+        "3",
+        "--no-bundled",
+        "--data",
+        str(data),
+        "--model-path",
+        models,
+    )
     assert out.returncode == 0, out.stderr
     assert "trained version" in out.stdout and "macro-F1" in out.stdout
     assert f"{data}:31" in out.stderr  # the broken line is reported, training went on
@@ -119,7 +131,10 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     ]
 
     first = json.loads((tmp_path / "models" / "active.json").read_text())["version"]
-    assert oncall("train", "--samples", "1200", "--seed", "4", "--model-path", models).returncode == 0
+    assert (
+        oncall("train", "--samples", "1200", "--seed", "4", "--no-bundled", "--model-path", models).returncode
+        == 0
+    )
     listing = oncall("models", "list", "--model-path", models).stdout
     assert first in listing and listing.count("\n") == 2
     (first_line,) = [line for line in listing.splitlines() if first in line]

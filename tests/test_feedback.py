@@ -126,7 +126,8 @@ def test_train_with_feedback_holds_the_newest_out_for_the_gate(tmp_path: Path, c
 
     asyncio.run(fill())
     models = tmp_path / "models"
-    args = ["train", "--samples", "1500", "--with-feedback", "--db-url", url, "--model-path", str(models)]
+    args = ["train", "--samples", "1500", "--no-bundled", "--with-feedback", "--db-url", url]
+    args += ["--model-path", str(models)]
     assert main(args) == 0
     assert "60 rated decisions" in capsys.readouterr().err
     metadata = ModelRegistry(models).active().metadata

@@ -11,7 +11,7 @@ from bot.cli import main
 from engine.registry import ModelRegistry
 from tests.conftest import small_config
 from training.gate import MARGINS
-from training.train import GateRefused, TrainConfig, train
+from training.train import GateRefused, train
 
 
 def test_a_worse_version_is_saved_inactive_until_forced(
@@ -22,7 +22,7 @@ def test_a_worse_version_is_saved_inactive_until_forced(
     first = registry.get(good.version).metadata["promotions"]
     assert first[0]["replaced"] is None and first[0]["gate"]["passed"] and not first[0]["forced"]
 
-    weak = TrainConfig(samples=150, seed=8, progress=False, min_macro_f1=0.0, min_action_top3=0.0)
+    weak = small_config(8, samples=150, min_macro_f1=0.0, min_action_top3=0.0)
     with pytest.raises(GateRefused) as refused:
         train(weak, tmp_path)
     worse = refused.value.version_id

@@ -20,8 +20,9 @@ import pytest_asyncio
 from bot.emulator import SlackEmulator
 from bot.playground.routes import STATIC, is_loopback
 from bot.runner import OncallBot
+from tests.conftest import small_config
 from tests.test_bot_e2e import SECRET, TOKEN, start_bot
-from training.train import TrainConfig, train
+from training.train import train
 
 API = "/playground/api"
 CHANNEL = "C0INCIDENTS"
@@ -293,7 +294,7 @@ async def test_models_page_puts_real_rows_first_and_never_passes_synthetic_ones_
             for i in range(10, 40)
         )
     )
-    config = TrainConfig(samples=1200, seed=3, data_files=[data], progress=False)
+    config = small_config(3, samples=1200, data_files=[data])
     result = await asyncio.to_thread(train, config, registry.root, False)
 
     _, summary = await call(http, "GET", f"{local_bot.url}{API}/models")
