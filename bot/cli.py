@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import redact
+from bot.config import ConfigError, check_model_path, default_db_url
 from engine.decision import AIDecisionEngine
 from engine.doctor import run_checks
 from engine.incident import IncidentCreate
@@ -21,10 +22,15 @@ from engine.ml_service import MLService, default_model_path, load_model_set
 from engine.quality import headline, measured
 from engine.registry import ModelRegistry, RegistryError
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DB_URL_HELP = "feedback store (default $ONCALL_DB_URL, else data/oncall.db in $ONCALL_DATA_DIR or data)"
+
 
 def _model_path_arg(parser: argparse.ArgumentParser) -> None:
+    # A string, made a Path in main(): Path("") would be ".", and an empty flag would train into the
+    # current directory.
     parser.add_argument(
-        "--model-path", type=Path, default=None, help="model directory (default: $ML_MODEL_PATH or models)"
+        "--model-path", default=None, help="model directory (default: $ML_MODEL_PATH or models)"
     )
 
 
@@ -121,7 +127,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _engine(args: argparse.Namespace) -> AIDecisionEngine:
+    """Raises ConfigError when the built-in model would have to be trained where it cannot be."""
     ml = MLService(_model_path(args))
+    check_model_path(ml.model_path, train_models=ml.auto_train)
     engine = AIDecisionEngine(ml)
     asyncio.run(engine.start())
     return engine
@@ -134,7 +142,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         description=text if args.title is not None else "",
         service=args.service,
     )
-    engine = _engine(args)
+    try:
+        engine = _engine(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     decision = engine.analyze(incident)
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2))
@@ -297,9 +309,7 @@ def _compare(db_url: str, a: str, b: str) -> dict[str, Any]:
 
 
 def _db_url(args: argparse.Namespace) -> str:
-    from bot.config import DEFAULT_DB_URL
-
-    return args.db_url or os.environ.get("ONCALL_DB_URL") or DEFAULT_DB_URL
+    return args.db_url or os.environ.get("ONCALL_DB_URL") or default_db_url(os.environ)
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -373,7 +383,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.config import ConfigError, load_settings
+    from bot.config import load_settings
     from bot.runner import serve
 
     try:
@@ -428,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--with-feedback", action="store_true", help="add the ratings and corrections from the feedback store"
     )
-    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.add_argument("--db-url", help=DB_URL_HELP)
     p.add_argument(
         "--gate-data", action="append", default=[], type=Path, help="labeled JSONL for the promotion gate"
     )
@@ -456,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the Slack bot (the local Slack emulator when no tokens are set)")
     p.add_argument("--port", type=int, help="HTTP port (default $ONCALL_PORT or 3000)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.add_argument("--db-url", help=DB_URL_HELP)
     p.add_argument("--channel", action="append", default=[], help="channel ID or name to watch (repeatable)")
     _model_path_arg(p)
     p.set_defaults(func=cmd_serve)
@@ -465,13 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["export"])
     p.add_argument("--jsonl", action="store_true", help="JSONL in the labeled-data schema (the only format)")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
-    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.add_argument("--db-url", help=DB_URL_HELP)
     p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("history", help="import a team's past incidents for the similar-incident memory")
     p.add_argument("action", choices=["import"])
     p.add_argument("--data", action="append", required=True, type=Path, help="labeled JSONL (repeatable)")
-    p.add_argument("--db-url", help="feedback store (default $ONCALL_DB_URL or sqlite:///oncall.db)")
+    p.add_argument("--db-url", help=DB_URL_HELP)
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser(
@@ -507,13 +517,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    level = (os.environ.get("ONCALL_LOG_LEVEL") or "INFO").strip().upper()
+    if level not in LOG_LEVELS:
+        print(
+            f"error: ONCALL_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}.", file=sys.stderr
+        )
+        return 2
     logging.basicConfig(
-        level=os.environ.get("ONCALL_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     redact.install(redact.configured_secrets(os.environ))
     args = build_parser().parse_args(argv)
+    if getattr(args, "model_path", None) is not None:
+        if not args.model_path.strip():
+            print(
+                "error: --model-path is empty: name the model directory (or leave the flag out).",
+                file=sys.stderr,
+            )
+            return 2
+        args.model_path = Path(args.model_path)
     return int(args.func(args))
 
 

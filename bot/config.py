@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,10 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 DEFAULT_PORT = 3000
-DEFAULT_DB_URL = "sqlite:///oncall.db"
+# What the bot writes (the SQLite store by default, the outbox journal) lives here, not in the working
+# directory: a checkout stays clean (.gitignore covers data/), and one volume holds it all in a container.
+DEFAULT_DATA_DIR = Path("data")
+DEFAULT_DB_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'oncall.db'}"
 # Channels watched when ONCALL_CHANNELS is not set: the names incident channels are usually given.
 DEFAULT_CHANNEL_PREFIXES = ("inc", "incident", "alert")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -49,6 +53,7 @@ class Settings:
     channels: tuple[str, ...] = ()  # IDs or names; empty: names starting with DEFAULT_CHANNEL_PREFIXES
     admins: frozenset[str] = field(default_factory=frozenset)
     db_url: str = DEFAULT_DB_URL
+    data_dir: Path = DEFAULT_DATA_DIR  # the default SQLite file and the outbox journal
     runbooks: Path | None = None
     metrics_addr: tuple[str, int] | None = None  # a separate listener for /metrics (and the probes)
     grouping: GroupingSettings = field(default_factory=GroupingSettings)
@@ -98,8 +103,16 @@ def sqlite_path(db_url: str) -> Path:
         raise ConfigError(f"ONCALL_DB_URL must be a sqlite:///path URL for SQLite, got {db_url!r}.")
     path = db_url.removeprefix("sqlite:///")
     if not path:
-        raise ConfigError("ONCALL_DB_URL names no file: use sqlite:///oncall.db or sqlite:////abs/path.db.")
+        raise ConfigError(
+            "ONCALL_DB_URL names no file: use sqlite:///data/oncall.db or sqlite:////abs/path.db."
+        )
     return Path(path)
+
+
+def default_db_url(env: Mapping[str, str]) -> str:
+    """The SQLite file in the data directory (ONCALL_DATA_DIR, default ``data``)."""
+    data_dir = (env.get("ONCALL_DATA_DIR") or "").strip()
+    return f"sqlite:///{Path(data_dir) / 'oncall.db'}" if data_dir else DEFAULT_DB_URL
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -126,7 +139,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "model_path": Path(get("ML_MODEL_PATH") or "models"),
         "channels": _split(get("ONCALL_CHANNELS") or ""),
         "admins": frozenset(_split(get("ONCALL_ADMINS") or "")),
-        "db_url": get("ONCALL_DB_URL") or DEFAULT_DB_URL,
+        "db_url": get("ONCALL_DB_URL") or default_db_url(env),
+        "data_dir": Path(get("ONCALL_DATA_DIR") or DEFAULT_DATA_DIR),
         "runbooks": Path(r) if (r := get("ONCALL_RUNBOOKS")) else None,
     }
     grouping = {}
@@ -185,6 +199,60 @@ def validate(s: Settings) -> None:
     db_backend(s.db_url)
     if s.runbooks is not None and not s.runbooks.is_file():
         raise ConfigError(f"ONCALL_RUNBOOKS names {str(s.runbooks)!r}, which is not a readable file.")
+
+
+def check_paths(settings: Settings, model_path: Path, train_models: bool) -> None:
+    """Raise ConfigError unless the bot can write where it must, before it starts: the model directory
+    when the built-in model is to be trained into it (``train_models``: auto-training on), the data
+    directory (the outbox journal) and the SQLite file's directory. Probed by writing, since root's access()
+    says yes even on a read-only file system."""
+    check_model_path(model_path, train_models)
+    writable_dir("ONCALL_DATA_DIR", settings.data_dir)
+    if db_backend(settings.db_url) == "sqlite":
+        db = sqlite_path(settings.db_url)
+        writable_dir("ONCALL_DB_URL", db.parent)
+        if db.exists():
+            try:
+                with db.open("r+b"):
+                    pass
+            except OSError as exc:
+                raise ConfigError(
+                    f"ONCALL_DB_URL names {str(db)!r}, which the bot cannot write: {_why(exc)}."
+                ) from None
+
+
+def check_model_path(path: Path, train_models: bool) -> None:
+    """The model directory must be one, and writable when the built-in model will be trained into it."""
+    from engine.registry import ModelRegistry, NoModels, RegistryError  # here: it imports scikit-learn
+
+    setting = "ML_MODEL_PATH (--model-path)"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{setting} names {str(path)!r}, which is not a directory.")
+    if not train_models:
+        return
+    try:
+        ModelRegistry(path).active()
+    except NoModels:
+        writable_dir(setting, path, "the built-in model would be trained into it")
+    except RegistryError:
+        return  # a version that does not load is reported by the model service, and the bot still serves
+
+
+def writable_dir(setting: str, path: Path, because: str = "") -> None:
+    """Create ``path`` if needed and write a file in it; ConfigError naming ``setting`` otherwise."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        why = f" ({because})" if because else ""
+        raise ConfigError(
+            f"{setting} names {str(path)!r}, where the bot cannot write{why}: {_why(exc)}."
+        ) from None
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
 
 
 def watches(settings: Settings, channel_id: str, channel_name: str | None) -> bool:

@@ -19,7 +19,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import build_app
-from bot.config import Settings
+from bot.config import Settings, check_paths
 from bot.emulator import SlackEmulator
 from bot.grouping import Group
 from bot.identity import SlackIdentity
@@ -67,7 +67,9 @@ class OncallBot:
         return self.url + EVENTS_PATH
 
     async def start(self) -> None:
+        """Raises ConfigError, before anything listens, for a directory the bot could not write."""
         settings = self.settings
+        check_paths(settings, self.ml.model_path, train_models=self.ml.auto_train)
         runbooks = load_runbooks(settings.runbooks)
         if settings.local:
             self.emulator = SlackEmulator(
