@@ -38,6 +38,7 @@ from engine.ml_service import MLService
 
 log = logging.getLogger(__name__)
 SWITCH_INTERVAL = 0.0005  # seconds
+LOAD_RETRY_FIRST, LOAD_RETRY_MAX = 5.0, 60.0  # seconds between tries when the models fail to load at all
 
 
 class OncallBot:
@@ -122,14 +123,46 @@ class OncallBot:
 
     async def _load_models(self) -> None:
         assert self.services is not None and self.identity is not None
-        await self.ml.initialize()  # trains the built-in model if the directory is empty
+        services = self.services
+        delay = LOAD_RETRY_FIRST
+        while True:  # whatever fails, /readyz says why and the bot tries again: it never hangs silently
+            try:
+                await self.ml.initialize()  # trains the built-in model if the directory is empty
+                break
+            except Exception as exc:
+                services.load_error = f"{type(exc).__name__}: {exc}"
+                services.load_failures += 1
+                log.error("models did not load (trying again in %.0f s): %s", delay, services.load_error)
+                log.debug("the failed load", exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(LOAD_RETRY_MAX, delay * 2)
+        services.load_error = None
+        health = self.ml.health()
+        if health["last_error"]:  # serving another version than the active one, or the rule fallback
+            services.load_failures += 1
+            log.error(
+                "models degraded: serving %s, active version %s: %s",
+                health["serving_version"],
+                health["active_version"],
+                health["last_error"],
+            )
         await self.identity.fetch_until_known()  # then no event waits on auth.test before its ack
         await self._restore_groups()
-        self.services.ready.set()
+        services.ready.set()
         log.info("models ready: %s", self.ml.models.version)
-        # Every replica follows the shared model directory's active pointer: a promote or rollback
-        # anywhere reaches all of them within seconds, without a restart.
-        self._following = asyncio.create_task(self.ml.follow_active())
+        self._following = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        """Every replica follows the shared model directory's active pointer: a promote or rollback
+        anywhere reaches all of them within seconds, without a restart. Restarted if it ever fails: a
+        dead follower would never pick up a promotion again."""
+        while True:
+            try:
+                await self.ml.follow_active()
+            except Exception as exc:
+                log.error("the model follower failed, restarting it: %s: %s", type(exc).__name__, exc)
+                log.debug("the follower's failure", exc_info=True)
+                await asyncio.sleep(1.0)
 
     async def _restore_groups(self) -> None:
         """The groups still open, as the store keeps them: a restart does not split a storm in two."""

@@ -97,17 +97,24 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
 
     async def readyz(request: web.Request) -> web.Response:
         """Ready once a model set serves; the body says which one, whether it is the rule-based fallback,
-        and the last load error (why it is not the active version)."""
-        health = services.engine.ml.health() if services.ready.is_set() else {}
+        and the last load error (why it is not the active version). Not ready: still loading, or
+        ``failed`` with the reason while start-up tries again."""
+        ready = services.ready.is_set()
+        health = services.engine.ml.health()
+        if ready:
+            status, last_error = health["status"], health["last_error"]
+        else:
+            status = "failed" if services.load_error else "loading models"
+            last_error = services.load_error
         body = {
-            "ready": services.ready.is_set(),
-            "serving_version": health.get("serving_version"),
-            "active_version": health.get("active_version"),
-            "fallback": health.get("status") == "fallback",
-            "status": health.get("status", "loading models"),
-            "last_error": health.get("last_error"),
+            "ready": ready,
+            "serving_version": health["serving_version"] if ready else None,
+            "active_version": health["active_version"],
+            "fallback": ready and status == "fallback",
+            "status": status,
+            "last_error": last_error,
         }
-        return web.json_response(body, status=200 if body["ready"] else 503)
+        return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
         ml = services.engine.ml
@@ -122,6 +129,7 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
         except StoreUnavailable:  # the rest of the metrics matter most while the store is away
             services.metrics.store_unavailable.inc(operation="metrics")
         outbox, writes = services.outbox, services.writes
+        degraded = not ready or bool(ml.last_error) or ml.models.fallback
         text = services.metrics.render(
             ml.models.version if ready else "none",
             ready,
@@ -139,6 +147,14 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
                 "oncall_store_writes_pending": ("Writes waiting for the store to come back.", writes.pending),
                 "oncall_store_writes_deferred": ("Writes that had to wait, since start.", writes.deferred),
                 "oncall_store_writes_dropped": ("Writes given up, since start.", writes.dropped),
+                "oncall_model_degraded": (
+                    "1 when the active model version is not the one serving (or none is loaded).",
+                    int(degraded),
+                ),
+                "oncall_model_load_failures": (
+                    "Model loads that failed since start: at start-up and on reloads.",
+                    services.load_failures + ml.reloads_failed,
+                ),
             },
         )
         return web.Response(text=text, content_type="text/plain", charset="utf-8")

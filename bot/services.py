@@ -44,6 +44,8 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the models are loaded
+    load_error: str | None = None  # why no model set could be loaded at all (start-up is retrying)
+    load_failures: int = 0  # model loads at start-up that failed or left another version serving
     writes: WriteBehind = field(default_factory=WriteBehind)
     outbox: Outbox = field(init=False)  # set by the runner, which owns the client that answers
     grouper: Grouper = field(init=False)

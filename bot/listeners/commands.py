@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -41,16 +42,28 @@ ADMIN_ONLY = ("reload", "rollback", "shadow", "canary", "promote", "end")
 def register(app: AsyncApp, services: Services) -> None:
     async def oncall_predict(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        await predict(services, command, respond)
+        await never_silent(respond, command, predict(services, command, respond))
 
     async def oncall_models(
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         await ack()
-        await models(services, command, respond, client)
+        await never_silent(respond, command, models(services, command, respond, client))
 
     for command, handler in zip(COMMANDS, (oncall_predict, oncall_models), strict=True):
         app.command(command)(handler)
+
+
+async def never_silent(respond: AsyncRespond, command: dict[str, Any], work: Awaitable[None]) -> None:
+    """Run a command's work; whatever it raises (a model that fails to load in a way nobody foresaw), the
+    person who asked gets the reason, not silence."""
+    try:
+        await work
+    except Exception as exc:
+        asked = escape(f"{command.get('command')} {command.get('text') or ''}".strip())
+        log.error("%s failed: %s: %s", asked, type(exc).__name__, exc, exc_info=True)
+        text = f":x: `{asked}` failed: {escape(f'{type(exc).__name__}: {exc}')}"
+        await respond(response_type="ephemeral", text=text, blocks=text_blocks(text))
 
 
 async def predict(services: Services, command: dict[str, Any], respond: AsyncRespond) -> None:
