@@ -98,7 +98,8 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
     async def readyz(request: web.Request) -> web.Response:
         """Ready once a model set serves; the body says which one, whether it is the rule-based fallback,
         and the last load error (why it is not the active version). Not ready: still loading, or
-        ``failed`` with the reason while start-up tries again."""
+        ``failed`` with the reason while start-up tries again. A store that needs someone (its file moved
+        away) makes an otherwise healthy bot ``degraded``, with the reason in ``store_error``."""
         ready = services.ready.is_set()
         health = services.engine.ml.health()
         if ready:
@@ -106,13 +107,15 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
         else:
             status = "failed" if services.load_error else "loading models"
             last_error = services.load_error
+        store_error = services.store.problem
         body = {
             "ready": ready,
             "serving_version": health["serving_version"] if ready else None,
             "active_version": health["active_version"],
             "fallback": ready and status == "fallback",
-            "status": status,
+            "status": "degraded" if store_error and status == "ok" else status,
             "last_error": last_error,
+            "store_error": store_error,
         }
         return web.json_response(body, status=200 if ready else 503)
 
@@ -147,6 +150,10 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
                 "oncall_store_writes_pending": ("Writes waiting for the store to come back.", writes.pending),
                 "oncall_store_writes_deferred": ("Writes that had to wait, since start.", writes.deferred),
                 "oncall_store_writes_dropped": ("Writes given up, since start.", writes.dropped),
+                "oncall_store_degraded": (
+                    "1 while the store needs someone: its SQLite file was removed or replaced.",
+                    int(services.store.problem is not None),
+                ),
                 "oncall_model_degraded": (
                     "1 when the active model version is not the one serving (or none is loaded).",
                     int(degraded),

@@ -162,6 +162,7 @@ async def test_broken_versions_never_serve_and_readyz_and_status_say_why(
                 "fallback": False,
                 "status": "ok",
                 "last_error": None,
+                "store_error": None,
             }
             for fault, why in FAULTS.items():
                 bad = break_copy(registry, first.version, fault)

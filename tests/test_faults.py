@@ -40,7 +40,12 @@ class BotProcess:
 
     def __init__(self, emu: SlackEmulator, models: Path, db_url: str, port: int, log: Path) -> None:
         self.emu, self.models, self.db_url, self.port, self.log = emu, models, db_url, port, log
+        self.data_dir = log.parent / "data"  # the outbox journal
         self.proc: subprocess.Popen[bytes] | None = None
+
+    async def readyz(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http:
+            return await (await http.get(f"http://127.0.0.1:{self.port}/readyz")).json()
 
     async def start(self) -> None:
         env = {
@@ -49,6 +54,7 @@ class BotProcess:
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": self.emu.api_url,
             "ONCALL_LOG_LEVEL": "INFO",
+            "ONCALL_DATA_DIR": str(self.data_dir),
         }
         argv = [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port)]
         argv += ["--model-path", str(self.models), "--db-url", self.db_url]
@@ -324,3 +330,74 @@ async def test_a_postgresql_restart_mid_load_loses_no_rating_and_no_reply(
             assert decisions == len(before + during + after) and left == 0
             assert people_events(emu) <= claimed, "event claims made while the server was down were lost"
             assert (await bot.metrics())["oncall_store_writes_deferred"] > 0
+
+
+async def test_the_sqlite_file_moved_away_is_noticed_and_never_written_until_it_is_back(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """`mv oncall.db* elsewhere` while the bot runs: the open connection would keep writing into the moved
+    file, and everything written then would be gone at the next start. Instead the store reports itself
+    degraded, the writes wait (replies go on), and land once the file is back."""
+    path, away = tmp_path / "oncall.db", tmp_path / "away"
+    away.mkdir()
+
+    def count(table: str) -> int:
+        where = path if path.exists() else away / path.name
+        with contextlib.closing(sqlite3.connect(where)) as db:
+            return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    async with bot_and_slack(models_dir, tmp_path) as (emu, bot):
+        before = await post_alerts(emu, 2)
+        assert await answered(emu, before, timeout=10) == ([], [])
+        await written(bot)
+        replies = [bot_replies(emu, ts)[0].ts for ts in before]
+        decisions, claims = count("decisions"), count("handled_events")
+        for name in ("oncall.db", "oncall.db-wal", "oncall.db-shm"):
+            if (tmp_path / name).exists():
+                (tmp_path / name).rename(away / name)
+        during = await post_alerts(emu, 2, first=2)
+        for reply in replies:
+            await emu.add_reaction("U0CAROL", CHANNEL, reply, "+1")
+        await emu.redeliver(next(iter(emu.events)))  # an answered alert again: its claim is in the moved file
+        assert await answered(emu, during, timeout=15) == ([], []), "no reply while the file was away"
+        ready = await bot.readyz()
+        assert ready["status"] == "degraded" and "was removed" in ready["store_error"], ready
+        metrics = await bot.metrics()
+        assert metrics["oncall_store_degraded"] == 1 and metrics["oncall_store_writes_pending"] > 0
+        assert "ERROR bot.store.sqlite: the SQLite file" in bot.log.read_text()
+        assert (count("decisions"), count("handled_events"), count("ratings")) == (decisions, claims, 0)
+        for name in ("oncall.db", "oncall.db-wal", "oncall.db-shm"):
+            if (away / name).exists():
+                (away / name).rename(tmp_path / name)
+        await written(bot)
+        assert (await bot.readyz())["store_error"] is None
+        assert (await bot.metrics())["oncall_store_degraded"] == 0
+        assert count("decisions") == len(before + during) and count("ratings") == len(replies)
+        assert count("outbox") == 0
+        assert len(bot_replies(emu, before[0])) == 1, "the re-delivered alert was answered again"
+
+
+async def test_a_replaced_sqlite_file_is_written_by_neither_file(models_dir: Path, tmp_path: Path) -> None:
+    """A file put in place of the open one (another inode, e.g. a restore from a backup): the bot writes
+    neither into the old file nor into a file it never migrated or vetted; it says so until restarted."""
+    path = tmp_path / "oncall.db"
+    async with bot_and_slack(models_dir, tmp_path) as (emu, bot):
+        first = await post_alerts(emu, 1)
+        assert await answered(emu, first, timeout=10) == ([], [])
+        await written(bot)
+        replacement = tmp_path / "restored.db"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute(f"VACUUM INTO '{replacement}'")
+        for suffix in ("", "-wal", "-shm"):  # the live file and its WAL, moved away together
+            if (tmp_path / f"oncall.db{suffix}").exists():
+                (tmp_path / f"oncall.db{suffix}").rename(tmp_path / f"old.db{suffix}")
+        old = tmp_path / "old.db"
+        replacement.rename(path)
+        during = await post_alerts(emu, 1, first=1)
+        assert await answered(emu, during, timeout=15) == ([], [])
+        ready = await bot.readyz()
+        assert ready["status"] == "degraded" and "was replaced" in ready["store_error"], ready
+        for db_path in (path, old):
+            with contextlib.closing(sqlite3.connect(db_path)) as db:
+                assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1, db_path

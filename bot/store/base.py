@@ -133,6 +133,7 @@ class Store(ABC):
 
     def __init__(self) -> None:
         self._claims = 0
+        self.problem: str | None = None  # why the store is unusable until someone acts (not a mere outage)
 
     async def open(self) -> Store:
         """Connect and apply the migrations this database lacks (one process at a time)."""
