@@ -1,9 +1,10 @@
 """MLService: the single source of truth for every prediction the bot makes.
 
-It loads a model version from the registry (checksums verified before anything is unpickled, the
-scikit-learn version checked, a smoke prediction run), serves it, and hot-reloads: a new set is loaded
-aside and swapped in with one reference assignment only if it passes, so a prediction never sees a
-half-loaded set and a failed reload leaves the old models serving.
+It loads a model version's serving artifact from the registry (arrays and JSON, never a pickle; its sha256
+checked, then a smoke prediction and the probabilities recorded at training), serves it, and hot-reloads:
+a new set is loaded aside and swapped in with one reference assignment only if it passes, so a prediction
+never sees a half-loaded set. Whatever a failed load raises, the old set keeps serving and ``last_error``
+says why.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +30,7 @@ from engine.registry import (
     ACTIONS_FILE,
     CATEGORY_FILE,
     FLAT_VERSION,
+    SERVING_FILE,
     SEVERITY_FILE,
     VECTORIZER_FILE,
     ModelRegistry,
@@ -35,7 +38,15 @@ from engine.registry import (
     NoModels,
     RegistryError,
 )
-from engine.scorer import FusedScorer, Scores, SklearnScorer, serving_scorer
+from engine.scorer import (
+    FusedScorer,
+    Scores,
+    SklearnScorer,
+    UnsupportedModel,
+    compile_scorer,
+    load_serving,
+    verify_scorer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,47 +172,64 @@ def _fallback_set(reason: str) -> ModelSet:
     )
 
 
-def load_model_set(version: ModelVersion, allow_unverified: bool = False) -> ModelSet:
-    """Verify, unpickle, smoke-test and compile one version (blocking; run it off the event loop)."""
+def load_model_set(version: ModelVersion) -> ModelSet:
+    """Serve one version from its serving artifact (blocking; run it off the event loop): sha256 checked,
+    read without pickle, smoke-tested and checked against the probabilities recorded at training. Never
+    unpickles. Raises RegistryError or ModelLoadError, whatever went wrong, with the reason."""
     started = time.perf_counter()
-    objects, warnings = version.load_artifacts(allow_unverified=allow_unverified)
-    return serve_objects(version, objects, warnings, started)
+    try:
+        data = version.serving_bytes()
+    except OSError as exc:  # unreadable, or removed while being read
+        raise RegistryError(f"model {version.id} cannot be read: {exc}") from exc
+    try:
+        scorer = load_serving(data)
+        _smoke_test(version, scorer.score_many(list(PROBE_TEXTS)))
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # a file that is not ours: whatever numpy, JSON or the featurizer raise
+        raise ModelLoadError(
+            f"model {version.id}'s {SERVING_FILE} is unusable: {type(exc).__name__}: {exc}"
+        ) from exc
+    loaded = dict.fromkeys(MODEL_NAMES, True)
+    loaded["category_classifier"] = bool(scorer.category_classes)
+    return ModelSet(version.id, version.metadata, scorer, loaded, load_seconds=time.perf_counter() - started)
 
 
-def serve_objects(
-    version: ModelVersion, objects: dict[str, Any], warnings: list[str], started: float
-) -> ModelSet:
-    """The model set of a version's verified, unpickled artifacts (``ModelVersion.load_artifacts``): smoke-
-    tested, checked against the probes recorded at training, and compiled into the serving scorer.
-    ``started``: when loading began (perf_counter), for ``load_seconds``."""
-    vectorizer = objects[VECTORIZER_FILE]
-    severity = objects[SEVERITY_FILE]
-    category = objects.get(CATEGORY_FILE)
-    actions = objects[ACTIONS_FILE]
-    reference = SklearnScorer(vectorizer, severity, category, actions)
+def reference_scorer(objects: dict[str, Any]) -> SklearnScorer:
+    """The scikit-learn objects of unpickled joblib files (by file name) as one scorer."""
+    return SklearnScorer(
+        objects[VECTORIZER_FILE], objects[SEVERITY_FILE], objects.get(CATEGORY_FILE), objects[ACTIONS_FILE]
+    )
+
+
+def compile_pickles(version: ModelVersion, objects: dict[str, Any]) -> FusedScorer:
+    """The fused scorer of a version's unpickled scikit-learn objects (``ModelVersion.load_pickles``, under
+    explicit trust): what its serving artifact holds. It must reproduce the objects' probabilities on the
+    probes (and those recorded at training, when there are some); ModelLoadError otherwise."""
+    reference = reference_scorer(objects)
     try:
         expected = reference.score_many(list(PROBE_TEXTS))
     except Exception as exc:  # a foreign object that cannot predict is unusable, whatever it raised
         raise ModelLoadError(
             f"model {version.id} fails its smoke prediction: {type(exc).__name__}: {exc}"
         ) from exc
-    for scores in expected:
+    _smoke_test(version, expected)
+    try:
+        fused = compile_scorer(
+            reference.vectorizer, reference.severity, reference.category, reference.actions
+        )
+        verify_scorer(fused, reference, PROBE_TEXTS, expected)
+    except UnsupportedModel as exc:
+        raise ModelLoadError(f"model {version.id} cannot be served without pickles: {exc}") from exc
+    return fused
+
+
+def _smoke_test(version: ModelVersion, got: Sequence[Scores]) -> None:
+    """Valid probabilities, and the ones recorded at training."""
+    for scores in got:
         if not (np.all(np.isfinite(scores.severity)) and abs(float(scores.severity.sum()) - 1.0) < 1e-6):
             raise ModelLoadError(f"model {version.id} returns invalid severity probabilities")
-    _check_recorded_probes(version, expected)
-    scorer, slower = serving_scorer(reference, PROBE_TEXTS, expected)
-    if slower:
-        warnings.append(slower)
-        log.warning("model %s: %s", version.id, slower)
-    loaded = {name: file in objects for name, file in MODEL_NAMES.items()}
-    return ModelSet(
-        version.id,
-        version.metadata,
-        scorer,
-        loaded,
-        tuple(warnings),
-        load_seconds=time.perf_counter() - started,
-    )
+    _check_recorded_probes(version, got)
 
 
 def predict_text(models: ModelSet, text: str) -> Prediction:
@@ -213,6 +241,20 @@ def predict_text(models: ModelSet, text: str) -> Prediction:
     [prediction] = batch.predictions()
     # the single-alert path keeps the feature row, for explanations
     return replace(prediction, scores=s)
+
+
+def probe_record(reference: SklearnScorer) -> dict[str, Any]:
+    """What the scikit-learn objects predict on the probe texts, for a version's metadata: loading its
+    serving artifact must reproduce it exactly."""
+    scores = reference.score_many(list(PROBE_TEXTS))
+    record: dict[str, Any] = {
+        "texts": list(PROBE_TEXTS),
+        "severity": [s.severity.tolist() for s in scores],
+        "actions": [s.actions.tolist() for s in scores],
+    }
+    if reference.category is not None:
+        record["category"] = [s.category.tolist() for s in scores]  # type: ignore[union-attr]
+    return record
 
 
 def _check_recorded_probes(version: ModelVersion, got: Sequence[Scores]) -> None:
@@ -239,8 +281,18 @@ def _check_recorded_probes(version: ModelVersion, got: Sequence[Scores]) -> None
                 )
 
 
+def _why(exc: BaseException) -> str:
+    """Why a load failed: our own errors are sentences already; anything else is named by its type."""
+    return str(exc) if isinstance(exc, RegistryError | ModelLoadError) else f"{type(exc).__name__}: {exc}"
+
+
 class MLService:
-    """Loads, verifies, serves and hot-reloads the three models (plus the category model)."""
+    """Loads, verifies, serves and hot-reloads the three models (plus the category model).
+
+    Failure never stops it serving: a version that does not load (whatever it raises, at start-up, on a
+    reload, on following the pointer, or as a trial's candidate) is logged at ERROR, counted in
+    ``load_failures`` and named in ``last_error``, and the set that was serving keeps serving.
+    """
 
     def __init__(
         self,
@@ -248,35 +300,55 @@ class MLService:
         *,
         trainer: Trainer | None = None,
         auto_train: bool | None = None,
-        allow_unverified: bool | None = None,
         keep_versions: int = 5,
     ) -> None:
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.registry = ModelRegistry(self.model_path, keep=keep_versions)
         self._trainer = trainer if trainer is not None else builtin_trainer()
         self.auto_train = _env_flag("ML_AUTO_TRAIN", True) if auto_train is None else auto_train
-        self.allow_unverified = (
-            _env_flag("ML_ALLOW_UNVERIFIED", False) if allow_unverified is None else allow_unverified
-        )
         self._models: ModelSet = _fallback_set("not initialized")
         self._lock = asyncio.Lock()
-        self.last_error: str | None = None
+        # Why the active version (key "active") or the trial's candidate ("trial") is not serving.
+        self._errors: dict[str, str] = {}
         self.last_reload: ReloadResult | None = None
         self.reloads_ok = 0
-        self.reloads_failed = 0
+        #: Failed loads by where they happened: startup, reload, trial, pointer (for /metrics).
+        self.load_failures: Counter[str] = Counter()
         self.initialized = False
+        # The active version that failed to load: the follower does not retry it until the pointer moves.
+        self._failed_active: str | None = None
         # A trial (registry.trial()): the candidate's models, loaded beside the active ones.
         self.trial: dict[str, Any] | None = None
         self.candidate: ModelSet | None = None
         self._candidate_failed: str | None = None
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the active version (or else the trial's candidate) is not serving; None when all is well."""
+        return self._errors.get("active") or self._errors.get("trial")
+
+    @property
+    def degraded(self) -> bool:
+        """Something is not as the registry says it should be: see ``last_error``."""
+        return self.last_error is not None
+
+    @property
+    def reloads_failed(self) -> int:
+        return self.load_failures["reload"]
+
+    def _failed(self, stage: str, message: str, key: str = "active") -> None:
+        log.error("model load failed (%s): %s", stage, message)
+        self.load_failures[stage] += 1
+        self._errors[key] = message
+
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def initialize(self) -> None:
-        """Load the active version; with none on disk, train the built-in one (or fall back to rules)."""
+        """Load the active version. With none on disk, train the built-in one (or fall back to rules); if it
+        does not load, serve the newest version that does, else train the built-in one (or the rules)."""
         async with self._lock:
             try:
                 self._models = await asyncio.to_thread(self._load_active)
-                self.last_error = None
+                self._errors.pop("active", None)
             except NoModels as exc:
                 if self.auto_train and self._trainer is not None:
                     log.info("no model in %s: training the built-in model", self.model_path)
@@ -284,8 +356,10 @@ class MLService:
                     self._models = await asyncio.to_thread(self._load_active)
                 else:
                     self._set_fallback(str(exc))
-            except (RegistryError, ModelLoadError) as exc:
-                self._models = await asyncio.to_thread(self._load_last_good, str(exc))
+            except Exception as exc:  # whatever the bad version raised: the service must come up
+                self._failed_active = self._active_or_none()
+                self._failed("startup", _why(exc))
+                self._models = await asyncio.to_thread(self._load_last_good, _why(exc))
             self.initialized = True
 
     async def load_models(self) -> ModelSet:
@@ -293,7 +367,7 @@ class MLService:
         async with self._lock:
             models = await asyncio.to_thread(self._load_active)
             self._models = models
-            self.last_error = None
+            self._errors.pop("active", None)
             self.initialized = True
             return models
 
@@ -303,14 +377,14 @@ class MLService:
             old = self._models.version
             try:
                 models = await asyncio.to_thread(self._load_active)
-            except (RegistryError, ModelLoadError, OSError) as exc:
-                self.last_error = str(exc)
-                self.reloads_failed += 1
-                result = ReloadResult(False, old, None, f"{exc} (still serving {old})")
-                log.error("reload failed: %s", result.error)
+            except Exception as exc:  # any failure at all leaves the old set serving
+                self._failed_active = self._active_or_none()
+                result = ReloadResult(False, old, None, f"{_why(exc)} (still serving {old})")
+                self._failed("reload", result.error or "")
             else:
                 self._models = models  # one reference assignment: readers see the old set or the new one
-                self.last_error = None
+                self._errors.pop("active", None)
+                self._failed_active = None
                 self.reloads_ok += 1
                 result = ReloadResult(True, old, models.version)
                 log.info("reloaded models: %s -> %s", old, models.version)
@@ -321,23 +395,32 @@ class MLService:
         """Serve whatever the registry's active pointer names, checking every ``interval`` seconds
         (default $ML_FOLLOW_SECONDS or 1): a promote, rollback or new training run on any process that
         shares the model directory reaches every replica without a restart. A version that fails to load
-        is not retried until the pointer moves again; the old models keep serving meanwhile.
-        Runs until cancelled."""
+        is not retried until the pointer moves again; the old models keep serving meanwhile. Nothing it
+        meets ends it: an unexpected error is logged and the next check runs. Runs until cancelled."""
         if interval is None:
             interval = float(os.environ.get("ML_FOLLOW_SECONDS") or 1.0)
-        failed: str | None = None
         while True:
             await asyncio.sleep(interval)
             try:
-                active = await asyncio.to_thread(self.registry.active_id)
-            except RegistryError as exc:
-                log.warning("model pointer unreadable, still serving %s: %s", self._models.version, exc)
-                continue
-            await self.sync_trial()
-            if active is None or active in (self._models.version, failed):
-                continue
-            result = await self.reload_models()
-            failed = None if result.ok else active
+                await self._follow_once()
+            except Exception:  # a bug must not silence the follower: every later promotion would be missed
+                log.exception("following the model pointer failed; still serving %s", self._models.version)
+
+    async def _follow_once(self) -> None:
+        try:
+            active = await asyncio.to_thread(self.registry.active_id)
+        except RegistryError as exc:
+            message = f"{exc} (still serving {self._models.version})"
+            if self._errors.get("active") != message:  # once per distinct problem, not every second
+                self._failed("pointer", message)
+            return
+        await self.sync_trial()
+        if active == self._models.version:
+            if self._errors.pop("active", None):  # the pointer is back on what serves
+                log.info("the active pointer names the serving version %s again", active)
+            self._failed_active = None
+        elif active is not None and active != self._failed_active:
+            await self.reload_models()
 
     async def sync_trial(self) -> None:
         """Load (or drop) the trial's candidate as the registry says; a candidate that fails to load is
@@ -345,43 +428,66 @@ class MLService:
         try:
             trial = await asyncio.to_thread(self.registry.trial)
         except RegistryError as exc:
-            log.warning("trial unreadable: %s", exc)
+            if self._errors.get("trial") != str(exc):
+                self._failed("trial", str(exc), key="trial")
             return
         if trial is None or trial["version"] == self._candidate_failed:
+            if trial is None:
+                self._errors.pop("trial", None)
             self.trial, self.candidate = None, None
             return
         if self.candidate is None or self.candidate.version != trial["version"]:
             try:
                 version = self.registry.get(trial["version"])
-                self.candidate = await asyncio.to_thread(load_model_set, version, self.allow_unverified)
-            except (RegistryError, ModelLoadError, OSError) as exc:
-                log.error("trial candidate %s does not load: %s", trial["version"], exc)
+                self.candidate = await asyncio.to_thread(load_model_set, version)
+            except Exception as exc:  # any failure: no candidate, the active version answers everything
+                why = f"trial candidate {trial['version']} does not load: {_why(exc)}"
+                self._failed("trial", why, key="trial")
                 self._candidate_failed, self.trial, self.candidate = trial["version"], None, None
                 return
+            self._errors.pop("trial", None)
         self.trial = trial
 
     def _load_active(self) -> ModelSet:
-        return load_model_set(self.registry.active(), self.allow_unverified)
+        return load_model_set(self.registry.active())
+
+    def _active_or_none(self) -> str | None:
+        try:
+            return self.registry.active_id()
+        except RegistryError:
+            return None
 
     def _load_last_good(self, error: str) -> ModelSet:
-        """The active version is broken: serve the newest other version that loads, else the rules."""
-        log.error("active model unusable: %s", error)
-        self.last_error = error
-        active = self.registry.active_id()
-        for version in reversed(self.registry.list_versions()):
+        """The active version is broken: serve the newest other version that loads; with none, train the
+        built-in model (or answer with the rules)."""
+        active = self._active_or_none()
+        try:
+            versions = self.registry.list_versions()
+        except OSError as exc:
+            versions = []
+            error = f"{error}; no other version could be listed: {exc}"
+        for version in reversed(versions):
             if version.id == active:
                 continue
             try:
-                models = load_model_set(version, self.allow_unverified)
-            except (RegistryError, ModelLoadError, OSError):
+                models = load_model_set(version)
+            except Exception as exc:  # a second bad version: look further back
+                log.warning("version %s does not load either: %s", version.id, _why(exc))
                 continue
             log.warning("serving last good version %s instead of %s", version.id, active)
             return models
+        if self.auto_train and self._trainer is not None:
+            log.warning("no version loads: training the built-in model")
+            try:
+                self._trainer(self.model_path)
+                return self._load_active()
+            except Exception as exc:  # the rules answer rather than nothing
+                error = f"{error}; training the built-in model failed: {_why(exc)}"
         return _fallback_set(f"no loadable model ({error}); answering with keyword rules")
 
     def _set_fallback(self, reason: str) -> None:
         log.warning("serving the rule-based fallback: %s", reason)
-        self.last_error = reason
+        self._errors["active"] = reason
         self._models = _fallback_set(reason)
 
     # -- predictions --------------------------------------------------------------------------------------
@@ -445,8 +551,8 @@ class MLService:
         return self.predict(text).actions[:k]
 
     # The guide's model attributes, for "is it loaded?" checks: the object that serves that model (one
-    # scorer compiled from all of them), None when it is not loaded. The scikit-learn objects themselves
-    # are not kept in serving memory: NotebookMLService.load_models() or models/*.joblib give them.
+    # scorer compiled from all of them), None when it is not loaded. Serving never loads the scikit-learn
+    # objects (pickles): NotebookMLService.load_models(trust_pickles=True) gives them to whoever trusts them.
     @property
     def incident_classifier(self) -> Any:
         return self._serving("incident_classifier")
@@ -517,9 +623,11 @@ class MLService:
             active = f"unreadable: {exc}"
         return {
             "status": status,
+            "degraded": self.degraded,
             "ready": self.initialized,
             "serving_version": models.version,
             "active_version": active,
+            "load_failures": dict(self.load_failures),
             "flat_layout": models.version == FLAT_VERSION,
             "scorer": models.scorer_kind,
             "loaded_at": models.loaded_at,

@@ -1,5 +1,10 @@
 """The versioned model registry: immutable version folders, checksums, and an atomic active pointer.
 
+Serving reads only a version's ``serving.npz``: arrays and JSON, loaded without pickle. The joblib files
+beside it are pickles, which is code: they are unpickled only on explicit request (``trust=True``, from
+``--trust-pickles`` or ML_TRUST_PICKLES=1) or when metadata.json carries a valid HMAC-SHA256 signature made
+with a key held outside the model directory (ONCALL_MODEL_KEY, or the file ONCALL_MODEL_KEY_FILE names).
+
 Layout of a model directory::
 
     models/
@@ -9,16 +14,18 @@ Layout of a model directory::
                                   open models/<artifact> as the Model Integration Guide does; serving
                                   never reads them)
       versions/<id>/              one immutable training run
+        serving.npz                 what serves (engine.scorer.dump_serving)
         incident_classifier.joblib  action_recommender.joblib  text_vectorizer.joblib
         category_classifier.joblib  metadata.json
 
-The seed's flat layout (the artifacts as plain files straight in ``models/``) still loads, as version
-``flat``.
+The guide's flat layout (the joblib files as plain files straight in ``models/``) is seen as version
+``flat``; it serves once ``oncall models import`` made a version of it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -51,11 +58,16 @@ CATEGORY_FILE = "category_classifier.joblib"
 ACTIONS_FILE = "action_recommender.joblib"
 VECTORIZER_FILE = "text_vectorizer.joblib"
 REQUIRED_FILES = (SEVERITY_FILE, ACTIONS_FILE, VECTORIZER_FILE)
-ARTIFACT_FILES = (*REQUIRED_FILES, CATEGORY_FILE)
+ARTIFACT_FILES = (*REQUIRED_FILES, CATEGORY_FILE)  # the pickles, for people and the guide's tools
+SERVING_FILE = "serving.npz"
 METADATA_FILE = "metadata.json"
 TRIAL_FILE = "trial.json"  # a candidate version on trial: {"version", "mode": shadow|canary, "share"}
 POINTER_FILE = "active.json"
 FLAT_VERSION = "flat"
+TRUST_VAR = "ML_TRUST_PICKLES"
+KEY_VAR = "ONCALL_MODEL_KEY"
+KEY_FILE_VAR = "ONCALL_MODEL_KEY_FILE"
+MIN_KEY_BYTES = 16
 
 
 class RegistryError(Exception):
@@ -75,28 +87,88 @@ class IncompatibleVersion(RegistryError):
 
 
 class UnsafePermissions(IntegrityError):
-    """Someone other than the owner (or root) could replace a model file, and a model file is code."""
+    """Someone other than the owner (or root) could replace a model file."""
+
+
+class LegacyVersion(RegistryError):
+    """A version with no serving artifact (saved before they existed, or the guide's flat layout): its
+    models exist only as pickles, which serving never loads."""
+
+
+class UntrustedPickles(IntegrityError):
+    """Pickles asked for without the explicit trust or a valid signature."""
 
 
 def unsafe_permissions(path: Path) -> str | None:
     """Why ``path`` cannot be trusted to hold code the bot runs, as one sentence with the fix; else None.
 
-    Group-writable counts: a pickle is a program, so anyone in the group could make the bot run theirs (and
-    rewrite metadata.json's checksums to match). Another non-root owner counts for the same reason.
+    Group-writable counts: anyone in the group could decide what the bot answers (and rewrite
+    metadata.json's checksums to match), and the joblib files are programs. Another non-root owner counts
+    for the same reason.
     """
     st = path.stat()
     if st.st_mode & 0o022:
         who = "everyone" if st.st_mode & 0o002 else "its group"
         return (
-            f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}), and model files are code "
-            f"the bot runs: refusing to load them; fix it with `chmod go-w {path}`"
+            f"{path} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}), and whoever writes model "
+            f"files decides what the bot answers: refusing to load them; fix it with `chmod go-w {path}`"
         )
     if st.st_uid not in (0, os.geteuid()):
         return (
-            f"{path} belongs to user id {st.st_uid}, not to this user ({os.geteuid()}) or root, and model "
-            f"files are code the bot runs: refusing to load them; fix it with `chown {os.geteuid()} {path}`"
+            f"{path} belongs to user id {st.st_uid}, not to this user ({os.geteuid()}) or root, and whoever "
+            f"writes model files decides what the bot answers: refusing to load them; fix it with "
+            f"`chown {os.geteuid()} {path}`"
         )
     return None
+
+
+def trust_from_env() -> bool:
+    """ML_TRUST_PICKLES=1: the person running this vouches for the model directory's pickles."""
+    return os.environ.get(TRUST_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def model_key(root: Path) -> bytes | None:
+    """The signing key (ONCALL_MODEL_KEY, else the file ONCALL_MODEL_KEY_FILE names), or None.
+
+    A key file inside the model directory, or one others can read or write, is refused: whoever can write
+    models there could then sign their own.
+    """
+    value = os.environ.get(KEY_VAR, "")
+    where = KEY_VAR
+    if not value and os.environ.get(KEY_FILE_VAR):
+        path = Path(os.environ[KEY_FILE_VAR]).resolve()
+        where = f"{KEY_FILE_VAR} {path}"
+        if path.is_relative_to(root.resolve()):
+            raise RegistryError(
+                f"{where} is inside the model directory {root}, where whoever writes models could replace "
+                "it: keep the key elsewhere"
+            )
+        try:
+            mode = path.stat().st_mode
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RegistryError(f"{where} cannot be read: {exc}") from exc
+        if mode & 0o077:
+            raise RegistryError(
+                f"{where} can be read or written by others (mode {stat.S_IMODE(mode):o}), and anyone who "
+                f"reads it can sign a model: fix it with `chmod 600 {path}`"
+            )
+    if not value:
+        return None
+    if len(value.encode()) < MIN_KEY_BYTES:
+        raise RegistryError(
+            f"the model signing key ({where}) is shorter than {MIN_KEY_BYTES} bytes: make one with "
+            "`openssl rand -hex 32`"
+        )
+    return value.encode()
+
+
+def signature(metadata: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 over the version id and every artifact's sha256: what the signature vouches for.
+    Promotions, recorded in the same file later, leave it valid."""
+    artifacts = {name: (info or {}).get("sha256") for name, info in (metadata.get("artifacts") or {}).items()}
+    content = json.dumps({"version": metadata.get("version"), "artifacts": artifacts}, sort_keys=True)
+    return hmac.new(key, content.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def environment_versions() -> dict[str, str]:
@@ -194,7 +266,7 @@ class ModelVersion:
         and the active pointer."""
         root = self.registry_root
         dirs = [root] if self.is_flat else [root, self.path.parent, self.path]
-        names = (*ARTIFACT_FILES, METADATA_FILE)
+        names = (SERVING_FILE, *ARTIFACT_FILES, METADATA_FILE)
         files = [self.path / n for n in names] + [root / POINTER_FILE, root / TRIAL_FILE]
         for path in dirs + [f for f in files if f.is_file()]:
             problem = unsafe_permissions(path)
@@ -207,21 +279,66 @@ class ModelVersion:
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
 
-    def load_artifacts(self, allow_unverified: bool = False) -> tuple[dict[str, Any], list[str]]:
-        """Unpickle every artifact after checking its sha256; returns (objects by file name, warnings).
+    def signed_with(self, key: bytes | None) -> bool:
+        """metadata.json carries a valid signature by ``key``, made for this very version."""
+        recorded = self.metadata.get("signature")
+        return (
+            key is not None
+            and isinstance(recorded, str)
+            and self.metadata.get("version") == self.id
+            and hmac.compare_digest(recorded, signature(self.metadata, key))
+        )
 
-        Each file is read once and the very bytes that were hashed are unpickled, so a file swapped between
-        the check and the load cannot slip through.
-        """
-        warnings: list[str] = []
-        self.check_permissions()
-        recorded: Mapping[str, Any] = self.metadata.get("artifacts") or {}
-        if not recorded and not allow_unverified:
-            raise IntegrityError(
-                f"{self.path} has no checksums ({METADATA_FILE} with 'artifacts'): refusing to unpickle "
-                "unverified files. Retrain with `oncall train`, or set ML_ALLOW_UNVERIFIED=1 if you trust "
-                "them"
+    def legacy(self) -> str | None:
+        """Why this version cannot serve (it has no serving artifact) and how to fix it, in one sentence;
+        None when it has one."""
+        if SERVING_FILE in (self.metadata.get("artifacts") or {}):
+            return None
+        if self.is_flat:
+            return (
+                f"{self.path} holds the guide's flat layout of joblib files, which are pickles (code) the "
+                f"bot never loads: if you trust them, make a version of them with `oncall models import "
+                f"{self.path} --trust-pickles`"
             )
+        return (
+            f"model {self.id} was saved before pickle-free serving artifacts existed and the bot never loads "
+            f"its joblib files, which are pickles (code): if you trust them, convert it with `oncall models "
+            f"convert {self.id} --trust-pickles`, else train a new version with `oncall train`"
+        )
+
+    def serving_bytes(self) -> bytes:
+        """The serving artifact, after the permission and sha256 checks (the bytes hashed are the bytes
+        returned, so a file swapped between the check and the load cannot slip through)."""
+        self.check_permissions()
+        reason = self.legacy()
+        if reason:
+            raise LegacyVersion(reason)
+        return self._verified(SERVING_FILE)
+
+    def _verified(self, name: str) -> bytes:
+        path = self.path / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise RegistryError(f"model {self.id} in {self.path} is missing {name}") from None
+        if hashlib.sha256(data).hexdigest() != self.metadata["artifacts"][name].get("sha256"):
+            raise IntegrityError(
+                f"{path} does not match the sha256 recorded in {METADATA_FILE} (tampered, corrupt or foreign "
+                "file): refusing to load it"
+            )
+        return data
+
+    def load_pickles(self, trust: bool = False, key: bytes | None = None) -> tuple[dict[str, Any], list[str]]:
+        """Unpickle the joblib files: only with ``trust`` (someone vouched for them) or a valid signature by
+        ``key``, and each only if its sha256 matches (an unlisted file only when nothing is listed: the
+        guide's flat layout, under ``trust``). Returns (objects by file name, warnings)."""
+        if not (trust or self.signed_with(key)):
+            raise UntrustedPickles(
+                f"model {self.id}'s joblib files are pickles, which run code when loaded: load them only if "
+                f"you trust them (`--trust-pickles` or {TRUST_VAR}=1), or sign versions with {KEY_VAR}"
+            )
+        self.check_permissions()
+        warnings: list[str] = []
         warn = check_sklearn_version(
             self.metadata.get("versions", {}).get("scikit-learn"), f"model {self.id}"
         )
@@ -230,20 +347,18 @@ class ModelVersion:
         missing = [name for name in REQUIRED_FILES if not self.has(name)]
         if missing:
             raise RegistryError(f"model {self.id} in {self.path} is missing {', '.join(missing)}")
+        recorded: Mapping[str, Any] = self.metadata.get("artifacts") or {}
         objects: dict[str, Any] = {}
         for name in ARTIFACT_FILES:
             path = self.path / name
             if not path.is_file():
                 continue
-            data = path.read_bytes()
-            expected = (recorded.get(name) or {}).get("sha256")
-            if expected is None and not allow_unverified:
+            if name in recorded:
+                data = self._verified(name)
+            elif recorded:
                 raise IntegrityError(f"{path} is not listed in {METADATA_FILE}: refusing to load it")
-            if expected is not None and hashlib.sha256(data).hexdigest() != expected:
-                raise IntegrityError(
-                    f"{path} does not match the sha256 recorded in {METADATA_FILE} (tampered, corrupt or "
-                    "foreign file): refusing to unpickle it"
-                )
+            else:
+                data = path.read_bytes()
             try:
                 objects[name] = load_artifact(data)
             except Exception as exc:  # any unpickling failure means the file is unusable
@@ -261,12 +376,13 @@ def dump_artifact(obj: Any) -> bytes:
 
 
 def load_artifact(data: bytes) -> Any:
-    """Load verified artifact bytes: ours with the C unpickler, anything else (a seed's file) with joblib."""
+    """Load trusted artifact bytes (``ModelVersion.load_pickles``): ours with the C unpickler, anything else
+    (a file joblib.dump wrote) with joblib."""
     try:
         raw = zlib.decompress(data)
     except zlib.error:
         return joblib.load(io.BytesIO(data))
-    return pickle.loads(raw)  # only bytes whose sha256 matched the metadata reach this
+    return pickle.loads(raw)  # only bytes someone vouched for, or that a valid signature covers, reach this
 
 
 STAGING_ABANDONED_AFTER = 24 * 3600  # seconds: a staging folder of another host this old is a crash's
@@ -467,9 +583,13 @@ class ModelRegistry:
                 "%s is active, but the links to it in %s are not all updated: %s", version, self.root, exc
             )
 
-    def write_version(self, artifacts: Mapping[str, Any], metadata: dict[str, Any]) -> ModelVersion:
-        """Save artifacts as a new immutable version (staged in a dot folder that readers skip, fsynced,
-        renamed into place); not activated. On any failure the staging folder is removed."""
+    def write_version(
+        self, artifacts: Mapping[str, Any], metadata: dict[str, Any], serving: bytes, key: bytes | None = None
+    ) -> ModelVersion:
+        """Save a new immutable version: the serving artifact (``engine.scorer.dump_serving``), the objects
+        as joblib files beside it, and metadata.json with every sha256, signed with ``key`` when given.
+        Staged in a dot folder that readers skip, fsynced, renamed into place; not activated. On any
+        failure the staging folder is removed."""
         version_id = str(metadata.get("version") or new_version_id())
         with self._writing(f"save model version {version_id}"):
             self.root.mkdir(mode=0o755, parents=True, exist_ok=True)  # mode: never writable by others
@@ -478,12 +598,16 @@ class ModelRegistry:
             staging = Path(tempfile.mkdtemp(prefix=f".staging-{owner}", dir=self.versions_dir))
             try:
                 recorded = {}
-                for name, obj in artifacts.items():
-                    data = dump_artifact(obj)
+                files = {SERVING_FILE: serving} | {
+                    name: dump_artifact(obj) for name, obj in artifacts.items()
+                }
+                for name, data in files.items():
                     _write_synced(staging / name, data)
                     recorded[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                 meta = {**metadata, "version": version_id, "artifacts": recorded}
                 meta.setdefault("versions", environment_versions())
+                if key is not None:
+                    meta["signature"] = signature(meta, key)
                 text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
                 _write_synced(staging / METADATA_FILE, text.encode("utf-8"))
                 os.chmod(staging, 0o755)
@@ -494,6 +618,30 @@ class ModelRegistry:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
         return ModelVersion(version_id, final, meta)
+
+    def add_serving(self, version: ModelVersion, serving: bytes, key: bytes | None = None) -> ModelVersion:
+        """Give a version saved before serving artifacts its ``serving.npz`` (converted from its pickles by
+        someone who trusts them) and record its sha256, signing the metadata with ``key`` when given. The
+        models and their predictions stay what they were; the file is renamed into place before
+        metadata.json lists it, so a crash in between leaves the version as it was."""
+        if version.is_flat:
+            raise RegistryError("the flat layout is not a version: `oncall models import` makes one of it")
+        recorded = dict(version.metadata.get("artifacts") or {})
+        recorded[SERVING_FILE] = {"sha256": hashlib.sha256(serving).hexdigest(), "bytes": len(serving)}
+        meta = {**version.metadata, "version": version.id, "artifacts": recorded}
+        meta["converted_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        meta.pop("signature", None)
+        if key is not None:
+            meta["signature"] = signature(meta, key)
+        temporary = version.path / f".{SERVING_FILE}.{secrets.token_hex(4)}"
+        with self._writing(f"convert model version {version.id}"):
+            try:
+                _write_synced(temporary, serving)
+                os.replace(temporary, version.path / SERVING_FILE)
+            finally:
+                temporary.unlink(missing_ok=True)
+            atomic_write_text(version.path / METADATA_FILE, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return ModelVersion(version.id, version.path, meta)
 
     def discard(self, version_id: str) -> None:
         """Delete a version that never went live (its save succeeded but its promotion could not be done)."""
@@ -586,12 +734,16 @@ class ModelRegistry:
             if _abandoned(staging):
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def verify(self, version: ModelVersion) -> list[str]:
-        """Problems with one version's files (empty when every checksum matches)."""
+    def verify(self, version: ModelVersion, key: bytes | None = None) -> list[str]:
+        """Problems with one version's files, none when it has its serving artifact, every listed file
+        matches its sha256 and, with ``key``, a signature in its metadata checks out."""
         problems = []
         recorded = version.metadata.get("artifacts") or {}
         if not recorded:
             problems.append(f"{version.id}: no checksums recorded")
+        legacy = version.legacy()
+        if legacy:
+            problems.append(legacy)
         for name in REQUIRED_FILES:
             if not version.has(name):
                 problems.append(f"{version.id}: {name} missing")
@@ -601,10 +753,16 @@ class ModelRegistry:
                 problems.append(f"{version.id}: {name} missing")
             elif sha256_file(path) != info.get("sha256"):
                 problems.append(f"{version.id}: {name} checksum mismatch")
+        if key is not None and "signature" in version.metadata and not version.signed_with(key):
+            problems.append(
+                f"{version.id}: the signature in {METADATA_FILE} does not match the signing key (its "
+                "checksums changed after signing, or another key signed it)"
+            )
         return problems
 
-    def check_all(self) -> list[Check]:
-        """Every version, the active pointer and the trial, one verdict each (``oncall models verify``)."""
+    def check_all(self, key: bytes | None = None) -> list[Check]:
+        """Every version, the active pointer and the trial, one verdict each (``oncall models verify``);
+        signatures are checked against ``key`` when given. Nothing is unpickled."""
         if not self.root.is_dir():
             return [Check(str(self.root), "BAD", "no such model directory: run `oncall train`")]
         checks: list[Check] = []
@@ -622,9 +780,9 @@ class ModelRegistry:
             elif path.name.startswith(".staging-"):
                 checks.append(Check(path.name, "saving", "a version being saved by a running process"))
             elif path.is_dir() and not path.name.startswith("."):
-                checks.append(self._check_version(path.name))
+                checks.append(self._check_version(path.name, key))
         if flat is not None:
-            checks.append(self._check_version(FLAT_VERSION))
+            checks.append(self._check_version(FLAT_VERSION, key))
         good = {c.name for c in checks if c.verdict == "ok"}
         checks.append(self._check_pointer(good))
         links = self._check_links(good)
@@ -635,21 +793,26 @@ class ModelRegistry:
             checks.append(trial)
         return checks
 
-    def _check_version(self, version_id: str) -> Check:
+    def _check_version(self, version_id: str, key: bytes | None) -> Check:
         try:
             version = self.get(version_id)
             version.check_permissions()
-            warning = check_sklearn_version(
-                version.metadata.get("versions", {}).get("scikit-learn"), f"model {version.id}"
-            )
         except RegistryError as exc:
             return Check(version_id, "BAD", str(exc))
-        problems = [p.removeprefix(f"{version_id}: ") for p in self.verify(version)]
+        problems = [p.removeprefix(f"{version_id}: ") for p in self.verify(version, key)]
         if problems:
             return Check(version_id, "BAD", "; ".join(problems))
         size = sum(int(a.get("bytes", 0)) for a in version.metadata["artifacts"].values())
         detail = f"{len(version.metadata['artifacts'])} artifacts, {size / 1e6:.1f} MB, checksums match"
-        return Check(version_id, "ok", detail + (f"; {warning}" if warning else ""))
+        if "signature" in version.metadata:
+            detail += ", signed" if key is not None else ", signed (no key here to check it)"
+        trained_with = version.metadata.get("versions", {}).get("scikit-learn")
+        if trained_with and trained_with.split(".")[:2] != sklearn.__version__.split(".")[:2]:
+            detail += (
+                f"; its joblib files are from scikit-learn {trained_with} (running {sklearn.__version__}), "
+                "serving does not read them"
+            )
+        return Check(version_id, "ok", detail)
 
     def _check_pointer(self, good: set[str]) -> Check:
         try:

@@ -12,7 +12,10 @@ probe set.
 from __future__ import annotations
 
 import functools
+import io
+import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -574,3 +577,219 @@ def serving_scorer(
     except UnsupportedModel as exc:
         return reference, f"serving with scikit-learn directly (slower): {exc}"
     return fused, None
+
+
+# -- the pickle-free serving artifact ---------------------------------------------------------------------
+SERVING_FORMAT = 1
+_METHODS = ("softmax", "sigmoid", "temperature", "ordinal", "binary-sigmoid", "binary-raw")
+_MAX_NGRAM = 16  # no fitted block reads longer n-grams; a larger number in an artifact is not ours
+
+
+class ArtifactError(ValueError):
+    """A serving artifact that is not one :func:`dump_serving` wrote, or is inconsistent."""
+
+
+def dump_serving(scorer: FusedScorer) -> bytes:
+    """Everything ``scorer`` serves with, as an uncompressed ``.npz`` of numeric arrays whose ``spec`` member
+    is UTF-8 JSON (vocabularies, classes, calibration methods, the feature layout): no pickle anywhere, so
+    reading it back (:func:`load_serving`) runs no code from the file."""
+    spec = scorer.features._spec
+    arrays: dict[str, np.ndarray] = {}
+    blocks = []
+    for i, block in enumerate(spec.blocks):
+        kind, min_n, max_n, source, terms, idf, sublinear, weight, offset, lead = block
+        arrays[f"idf{i}"] = idf
+        blocks.append(
+            {
+                "kind": kind,
+                "min_n": min_n,
+                "max_n": max_n,
+                "source": source,
+                "terms": list(terms),
+                "sublinear": sublinear,
+                "weight": weight,
+                "offset": offset,
+                "lead": lead,
+            }
+        )
+    numeric = None
+    if spec.numeric is not None:
+        arrays["numeric_mean"], arrays["numeric_scale"], weight, offset = spec.numeric
+        numeric = {"weight": weight, "offset": offset}
+    single = scorer._weights.astype(np.float32)  # exact when training rounded the coefficients (it does)
+    arrays["weights"] = single if np.array_equal(single, scorer._weights) else scorer._weights
+    heads = scorer._actions
+    arrays.update(
+        actions_positions=heads.positions,
+        actions_cols=heads.cols,
+        actions_intercept=heads.intercept,
+        actions_a=heads.a,
+        actions_b=heads.b,
+    )
+    doc = {
+        "format": SERVING_FORMAT,
+        "features": {
+            "max_chars": spec.max_chars,
+            "heads": list(spec.heads),
+            "split": spec.split,
+            "phrases": list(spec.phrases),
+            "n_features": spec.n_features,
+            "blocks": blocks,
+            "numeric": numeric,
+        },
+        "severity": _dump_linear("severity", scorer._severity, arrays),
+        "category": None if scorer._category is None else _dump_linear("category", scorer._category, arrays),
+        "actions": {
+            "classes": list(scorer.action_classes),
+            "size": heads.size,
+            "constants": [[j, value] for j, value in heads.constants.items()],
+        },
+    }
+    arrays["spec"] = np.frombuffer(json.dumps(doc, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
+    out = io.BytesIO()
+    np.savez(out, **arrays)  # stored, not deflated: load_serving refuses compressed members
+    return out.getvalue()
+
+
+def _dump_linear(name: str, model: _Linear, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    arrays[f"{name}_intercept"] = model.intercept
+    for part in ("a", "b", "level_of_class"):
+        value = getattr(model, part)
+        if value is not None:
+            arrays[f"{name}_{part}"] = value
+    return {
+        "classes": list(model.classes),
+        "cols": [model.cols.start, model.cols.stop],
+        "method": model.method,
+        "beta": model.beta,
+        "mix": model.mix,
+    }
+
+
+def load_serving(data: bytes) -> FusedScorer:
+    """The :class:`FusedScorer` a serving artifact holds. Reads arrays with ``allow_pickle=False`` and JSON
+    only; ArtifactError for anything else (a pickle, a compressed member, a shape that does not fit)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+    except zipfile.BadZipFile as exc:
+        raise ArtifactError("not an .npz archive") from exc
+    if packed:  # a deflated member could expand without bound; ours are stored
+        raise ArtifactError(f"compressed members {packed}")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except ValueError as exc:  # among them: "Object arrays cannot be loaded when allow_pickle=False"
+        raise ArtifactError(str(exc)) from exc
+    try:
+        doc = json.loads(arrays["spec"].tobytes().decode("utf-8"))
+        if doc.get("format") != SERVING_FORMAT:
+            raise ArtifactError(f"format {doc.get('format')!r}, this code reads {SERVING_FORMAT}")
+        return _load_scorer(doc, arrays)
+    except (KeyError, TypeError, AttributeError, IndexError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"inconsistent: {type(exc).__name__}: {exc}") from exc
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.float64)
+
+
+def _load_scorer(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> FusedScorer:
+    f = doc["features"]
+    weights = arrays["weights"]
+    if weights.dtype not in (np.float32, np.float64) or weights.ndim != 2 or weights.shape[1] == 0:
+        raise ArtifactError(f"weights of {weights.dtype} {weights.shape}")
+    n_features, width = weights.shape
+    if f["n_features"] != n_features:
+        raise ArtifactError(f"{n_features} weight rows for {f['n_features']} features")
+    heads = tuple(int(n) for n in f["heads"])
+    blocks: list[tuple[Any, ...]] = []
+    for i, b in enumerate(f["blocks"]):
+        if not 0 <= b["source"] < 2 + len(heads) or b["max_n"] > _MAX_NGRAM or b["lead"] < 0:
+            raise ArtifactError(f"block {i}: source {b['source']}, n-grams up to {b['max_n']}")
+        terms = [str(t) for t in b["terms"]]
+        blocks.append(
+            (
+                str(b["kind"]),
+                int(b["min_n"]),
+                int(b["max_n"]),
+                int(b["source"]),
+                terms,
+                _floats(arrays[f"idf{i}"]),
+                bool(b["sublinear"]),
+                float(b["weight"]),
+                int(b["offset"]),
+                int(b["lead"]),
+            )
+        )
+    phrases = tuple(str(p) for p in f["phrases"])
+    numeric = None
+    if f["numeric"] is not None:
+        mean, scale = _floats(arrays["numeric_mean"]), _floats(arrays["numeric_scale"])
+        if len(mean) != len(MAGNITUDES) + len(phrases) or len(scale) != len(mean):
+            raise ArtifactError(f"{len(mean)} magnitude scalings for {len(MAGNITUDES) + len(phrases)}")
+        numeric = (mean, scale, float(f["numeric"]["weight"]), int(f["numeric"]["offset"]))
+    spec = _FeatureSpec(
+        None if f["max_chars"] is None else int(f["max_chars"]),
+        heads,
+        blocks,
+        numeric,
+        [(b[8], b[4]) for b in blocks],
+        numeric_feature_names(phrases),
+        n_features,
+        phrases,
+        bool(f["split"]),
+    )
+    try:
+        features = FeatureExtractor(spec, np.ascontiguousarray(weights))
+    except ValueError as exc:  # the C featurizer's own checks: ranges, sizes, a hash clash
+        raise ArtifactError(str(exc)) from exc
+    severity = _load_linear("severity", doc["severity"], arrays, width)
+    category = None if doc["category"] is None else _load_linear("category", doc["category"], arrays, width)
+    a = doc["actions"]
+    size = int(a["size"])
+    actions = _BinaryHeads(
+        size=size,
+        positions=np.asarray(arrays["actions_positions"], dtype=np.intp),
+        cols=np.asarray(arrays["actions_cols"], dtype=np.intp),
+        intercept=_floats(arrays["actions_intercept"]),
+        a=_floats(arrays["actions_a"]),
+        b=_floats(arrays["actions_b"]),
+        constants={int(j): float(value) for j, value in a["constants"]},
+    )
+    n = len(actions.positions)
+    if not (
+        len(actions.cols) == len(actions.intercept) == len(actions.a) == len(actions.b) == n
+        and np.all((actions.positions >= 0) & (actions.positions < size))
+        and np.all((actions.cols >= 0) & (actions.cols < width))
+        and all(0 <= j < size for j in actions.constants)
+        and len(a["classes"]) == size
+    ):
+        raise ArtifactError("action heads outside the weights or the actions")
+    classes = tuple(str(c) for c in a["classes"])
+    return FusedScorer(features, weights.astype(np.float64), severity, category, actions, classes)
+
+
+def _load_linear(name: str, doc: dict[str, Any], arrays: dict[str, np.ndarray], width: int) -> _Linear:
+    start, stop = (int(c) for c in doc["cols"])
+    classes = tuple(str(c) for c in doc["classes"])
+    method = str(doc["method"])
+    if method not in _METHODS or not 0 <= start < stop <= width or len(classes) < 2:
+        raise ArtifactError(
+            f"{name}: {method} over columns {start}:{stop} of {width}, {len(classes)} class(es)"
+        )
+    part = {p: arrays.get(f"{name}_{p}") for p in ("a", "b", "level_of_class")}
+    model = _Linear(
+        classes,
+        slice(start, stop),
+        _floats(arrays[f"{name}_intercept"]),
+        method,
+        None if part["a"] is None else _floats(part["a"]),
+        None if part["b"] is None else _floats(part["b"]),
+        float(doc["beta"]),
+        float(doc["mix"]),
+        None if part["level_of_class"] is None else np.asarray(part["level_of_class"], dtype=np.intp),
+    )
+    if len(model.intercept) != stop - start:
+        raise ArtifactError(f"{name}: {len(model.intercept)} intercepts for {stop - start} columns")
+    return model

@@ -21,7 +21,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import sklearn
 
 from bot import redact
 from bot.config import Settings
@@ -29,7 +28,7 @@ from bot.emulator import SlackEmulator
 from bot.runner import OncallBot
 from engine.fallback import FALLBACK_VERSION
 from engine.ml_service import MLService
-from engine.registry import ModelRegistry, dump_artifact, sha256_file
+from engine.registry import SERVING_FILE, ModelRegistry, dump_artifact, sha256_file
 from tests.test_replicas import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,20 +115,21 @@ def break_copy(registry: ModelRegistry, source: str, fault: str) -> str:
     shutil.copytree(registry.versions_dir / source, target)
     meta_path = target / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    vec = target / "text_vectorizer.joblib"
+    serving = target / SERVING_FILE  # what serves: the joblib files beside it are never read
     if fault == "corrupt":
-        data = bytearray(vec.read_bytes())
+        data = bytearray(serving.read_bytes())
         data[len(data) // 2] ^= 0xFF
-        vec.write_bytes(bytes(data))
+        serving.write_bytes(bytes(data))
     elif fault == "truncated":
-        vec.write_bytes(vec.read_bytes()[: vec.stat().st_size // 2])
-    elif fault == "foreign":  # another pickle, its checksum left as recorded (valid-looking, wrong)
-        vec.write_bytes(dump_artifact({"vocabulary_": {"hello": 0}}))
-    elif fault == "foreign-resigned":  # another pickle with a matching checksum: the smoke test stops it
-        vec.write_bytes(dump_artifact({"vocabulary_": {"hello": 0}}))
-        meta["artifacts"]["text_vectorizer.joblib"]["sha256"] = sha256_file(vec)
-    elif fault == "old-sklearn":
-        meta["versions"]["scikit-learn"] = f"{int(sklearn.__version__.split('.')[0]) - 1}.24.2"
+        serving.write_bytes(serving.read_bytes()[: serving.stat().st_size // 2])
+    elif fault == "foreign":  # a pickle, its checksum left as recorded (valid-looking, wrong)
+        serving.write_bytes(dump_artifact({"vocabulary_": {"hello": 0}}))
+    elif fault == "foreign-resigned":  # a pickle with a matching checksum: never unpickled, refused
+        serving.write_bytes(dump_artifact({"vocabulary_": {"hello": 0}}))
+        meta["artifacts"][SERVING_FILE]["sha256"] = sha256_file(serving)
+    elif fault == "saved-before-serving-artifacts":  # only pickles: refused, with how to convert it
+        serving.unlink()
+        del meta["artifacts"][SERVING_FILE]
     meta_path.write_text(json.dumps(meta))
     return target.name
 
@@ -138,8 +138,8 @@ FAULTS = {
     "corrupt": "sha256",
     "truncated": "sha256",
     "foreign": "sha256",
-    "foreign-resigned": "smoke prediction",
-    "old-sklearn": "trained with scikit-learn",
+    "foreign-resigned": "serving.npz is unusable",
+    "saved-before-serving-artifacts": "--trust-pickles",
 }
 
 
@@ -183,7 +183,7 @@ async def test_broken_versions_never_serve_and_readyz_and_status_say_why(
         async with bot_process(emu, models_dir, tmp_path) as bot:
             ready = await bot.readyz(http)
             assert ready["serving_version"] == second.version and ready["status"] == "degraded"
-            assert "scikit-learn" in ready["last_error"]
+            assert "oncall models convert" in ready["last_error"]
         # Nothing loadable at all, auto-training off: the labeled rule-based fallback.
         empty = tmp_path / "empty"
         empty.mkdir()

@@ -15,7 +15,9 @@ from engine.decision import AIDecisionEngine
 from engine.fallback import FALLBACK_VERSION
 from engine.incident import IncidentCreate
 from engine.ml_service import MLService
-from engine.registry import IntegrityError, ModelRegistry
+from engine.probes import PROBE_TEXTS
+from engine.registry import SERVING_FILE, IntegrityError, ModelRegistry
+from engine.scorer import FusedScorer, dump_serving, serving_scorer
 from tests.conftest import small_config
 from training.dataset import LabeledIncident
 from training.synthetic import generate_incidents
@@ -44,10 +46,12 @@ def test_training_side_and_served_predictions_are_identical(tmp_path: Path) -> N
     rows: list[LabeledIncident] = generate_incidents(1500, seed=5)
     train_rows, _ = split_rows(rows, 0.2, 5)
     models = fit_models(train_rows, small_config(5))
+    fused = serving_scorer(models.scorer(), PROBE_TEXTS)[0]
+    assert isinstance(fused, FusedScorer)
     registry = ModelRegistry(tmp_path)
-    version = registry.write_version(models.artifacts(), {"trained_at": "now"})
+    version = registry.write_version(models.artifacts(), {"trained_at": "now"}, dump_serving(fused))
     registry.promote(version.id)
-    ml = _service(tmp_path)
+    ml = _service(tmp_path)  # serves the artifact: no scikit-learn object is loaded
     assert ml.models.version == version.id and ml.models.scorer_kind == "fused"
     reference = models.scorer().score_many(TEXTS)  # the objects training produced, before any save
     for text, expected in zip(TEXTS, reference, strict=True):
@@ -65,7 +69,7 @@ def test_failed_reload_keeps_the_old_version_serving(models_dir: Path, registry_
     before = [_probs(ml, t) for t in TEXTS[:5]]
     registry = ModelRegistry(models_dir)
     registry.promote(first.version)
-    victim = registry.get(first.version).path / "text_vectorizer.joblib"
+    victim = registry.get(first.version).path / SERVING_FILE
     victim.write_bytes(victim.read_bytes()[:100])  # truncated, as a crashed copy would leave it
     result = asyncio.run(ml.reload_models())
     assert not result.ok and result.old_version == second.version and result.new_version is None
@@ -166,7 +170,7 @@ def test_initialize_trains_the_builtin_model_when_the_directory_is_empty(tmp_pat
 def test_a_broken_active_version_serves_the_last_good_one(models_dir: Path, registry_two_versions) -> None:
     first = registry_two_versions[1]
     active = ModelRegistry(models_dir).active()
-    (active.path / "incident_classifier.joblib").write_bytes(b"not a pickle")
+    (active.path / SERVING_FILE).write_bytes(b"not an artifact")
     ml = _service(models_dir)
     assert ml.models.version == first.version
     assert ml.health()["status"] == "degraded" and "sha256" in ml.health()["last_error"]
@@ -275,13 +279,17 @@ def test_replicas_follow_the_active_pointer_and_keep_serving_through_a_bad_versi
             await all_serve(second.version)
             registry.promote(first.version)  # as `oncall models promote` would, from another process
             await all_serve(first.version)
-            broken = registry.get(second.version).path / "action_recommender.joblib"
+            broken = registry.get(second.version).path / SERVING_FILE
             broken.write_bytes(b"not a model")
             registry.promote(second.version)
             await asyncio.sleep(0.5)
             assert all(ml.models.version == first.version and "sha256" in ml.last_error for ml in replicas)
-            registry.rollback()  # the pointer moves back: followed again
+            assert all(ml.degraded and ml.load_failures["reload"] == 1 for ml in replicas), "tried once"
+            registry.rollback()  # the pointer moves back to what serves: nothing is wrong any more
             await all_serve(first.version)
+            await asyncio.sleep(0.2)
+            assert all(ml.last_error is None and not ml.degraded for ml in replicas)
+            assert not any(task.done() for task in followers)
         finally:
             for task in followers:
                 task.cancel()

@@ -1,4 +1,5 @@
-"""The versioned registry: complete metadata, atomic pointer, promote/rollback, pruning, flat layout."""
+"""The versioned registry: complete metadata, atomic pointer, promote/rollback, pruning, flat layout.
+(Pickles, trust and signatures: tests/test_untrusted_models.py.)"""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ import joblib
 import pytest
 import sklearn
 
+from engine.ml_service import load_model_set
 from engine.registry import (
     ARTIFACT_FILES,
     REQUIRED_FILES,
+    SERVING_FILE,
     SEVERITY_FILE,
     IncompatibleVersion,
     IntegrityError,
+    LegacyVersion,
     ModelRegistry,
     RegistryError,
+    UntrustedPickles,
     sha256_file,
 )
 from tests.conftest import small_config
@@ -51,10 +56,11 @@ def test_training_writes_a_loadable_version_with_complete_metadata(registry_two_
         assert m["n"] > 0 and 0 < m["accuracy"] <= 1 and 0 < m["macro_f1"] <= 1 and 0 <= m["ece"] < 1
         assert set(m["per_class"]) and "matrix" in m["confusion"]
     assert 0 < meta["metrics"]["actions"]["top3"] <= 1
-    for name in REQUIRED_FILES:
+    for name in (SERVING_FILE, *REQUIRED_FILES):
         assert meta["artifacts"][name]["sha256"] == sha256_file(version.path / name)
     assert registry.verify(version) == []
-    objects, warnings = version.load_artifacts()
+    assert "signature" not in meta, "no key configured: nothing to sign with"
+    objects, warnings = version.load_pickles(trust=True)
     assert set(objects) >= set(REQUIRED_FILES) and warnings == []
 
 
@@ -120,36 +126,39 @@ def test_validation_floor_refuses_a_weak_model_and_saves_nothing(tmp_path: Path)
     assert not (root / "active.json").exists()
 
 
-def test_a_tampered_artifact_is_refused_before_unpickling(models_dir: Path) -> None:
+@pytest.mark.parametrize("name", [SERVING_FILE, "incident_classifier.joblib"])
+def test_a_tampered_artifact_is_refused_before_it_is_read(models_dir: Path, name: str) -> None:
     version = ModelRegistry(models_dir).active()
-    target = version.path / "incident_classifier.joblib"
+    target = version.path / name
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="sha256"):
-        version.load_artifacts()
-    assert ModelRegistry(models_dir).verify(version) == [
-        f"{version.id}: incident_classifier.joblib checksum mismatch"
-    ]
+    if name == SERVING_FILE:
+        with pytest.raises(IntegrityError, match="sha256"):
+            version.serving_bytes()
+    else:
+        with pytest.raises(IntegrityError, match="sha256"):
+            version.load_pickles(trust=True)  # trusting the pickles is no reason to load a changed one
+        load_model_set(version)  # serving never reads a joblib file
+    assert ModelRegistry(models_dir).verify(version) == [f"{version.id}: {name} checksum mismatch"]
 
 
 def test_a_foreign_pickle_with_the_right_name_is_refused(models_dir: Path, tmp_path: Path) -> None:
     version = ModelRegistry(models_dir).active()
     marker = tmp_path / "pwned"
-    evil = f"import os\nos.system('touch {marker}')\n"
     import pickle
 
     class Exploit:
-        def __reduce__(self):  # what a malicious pickle does on load
-            return (exec, (evil,))
+        def __reduce__(self):  # what a malicious pickle does on load: here, create the marker
+            return (open, (str(marker), "w"))
 
     (version.path / "action_recommender.joblib").write_bytes(pickle.dumps(Exploit()))
     with pytest.raises(IntegrityError):
-        version.load_artifacts()
+        version.load_pickles(trust=True)
     assert not marker.exists(), "the file was unpickled despite the checksum mismatch"
 
 
-def test_sklearn_major_mismatch_is_refused_and_minor_mismatch_warns(models_dir: Path) -> None:
+def test_sklearn_major_mismatch_refuses_the_pickles_not_the_serving_artifact(models_dir: Path) -> None:
     registry = ModelRegistry(models_dir)
     meta_path = registry.active().path / "metadata.json"
     meta = json.loads(meta_path.read_text())
@@ -157,36 +166,39 @@ def test_sklearn_major_mismatch_is_refused_and_minor_mismatch_warns(models_dir: 
     meta["versions"]["scikit-learn"] = f"{major - 1}.24.2"
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(IncompatibleVersion, match="scikit-learn"):
-        registry.active().load_artifacts()
+        registry.active().load_pickles(trust=True)
+    assert load_model_set(registry.active()).scorer_kind == "fused"  # arrays: no scikit-learn involved
+    [check] = [c for c in registry.check_all() if c.name == registry.active_id()]
+    assert check.verdict == "ok" and "serving does not read them" in check.detail
     meta["versions"]["scikit-learn"] = f"{major}.{minor + 1}.0"
     meta_path.write_text(json.dumps(meta))
-    _, warnings = registry.active().load_artifacts()
+    _, warnings = registry.active().load_pickles(trust=True)
     assert any("scikit-learn" in w for w in warnings)
 
 
-def test_the_flat_seed_layout_still_loads(models_dir: Path, tmp_path: Path) -> None:
+def test_a_flat_layout_serves_only_with_a_serving_artifact(models_dir: Path, tmp_path: Path) -> None:
     source = ModelRegistry(models_dir).active()
     flat = tmp_path / "flat"
     flat.mkdir()
-    for path in source.path.iterdir():
+    for path in source.path.iterdir():  # a version's folder copied flat: its serving artifact comes along
         shutil.copy(path, flat / path.name)
     registry = ModelRegistry(flat)
     assert registry.active_id() == "flat"
-    objects, _ = registry.active().load_artifacts()
-    assert set(objects) >= set(REQUIRED_FILES)
-    (flat / "metadata.json").unlink()  # the seed had no checksums: only an explicit opt-in loads that
-    with pytest.raises(IntegrityError, match="ML_ALLOW_UNVERIFIED"):
-        registry.active().load_artifacts()
-    objects, _ = registry.active().load_artifacts(allow_unverified=True)
+    assert load_model_set(registry.active()).scorer_kind == "fused"
+    (flat / SERVING_FILE).unlink()
+    (flat / "metadata.json").unlink()  # the guide's layout: three joblib files and nothing else
+    with pytest.raises(LegacyVersion, match=f"oncall models import {flat} --trust-pickles"):
+        load_model_set(registry.active())
+    with pytest.raises(UntrustedPickles, match="--trust-pickles"):
+        registry.active().load_pickles()
+    objects, _ = registry.active().load_pickles(trust=True)  # no checksums: the trust covers them
     assert set(objects) >= set(REQUIRED_FILES)
 
 
 def test_artifacts_are_plain_joblib_files(registry_two_versions) -> None:
-    """Anyone can open a saved model with joblib, as the seed's tools did."""
-    import joblib
-
+    """Anyone who trusts them can open a saved model with joblib, as the guide's tools do."""
     version = ModelRegistry(registry_two_versions[0]).active()
-    objects, _ = version.load_artifacts()
+    objects, _ = version.load_pickles(trust=True)
     for name in REQUIRED_FILES:
         assert type(joblib.load(version.path / name)) is type(objects[name])
 

@@ -10,15 +10,18 @@ apart): differences inside them are noise, differences beyond them are a regress
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.ml_service import load_model_set
-from engine.registry import ModelVersion
+from engine.ml_service import ModelLoadError, load_model_set
+from engine.registry import ModelVersion, RegistryError
 from training.dataset import LabeledIncident
 from training.evaluate import score_rows
 from training.synthetic import generate_incidents
+
+log = logging.getLogger(__name__)
 
 GATE_SEED = 20_261_126
 GATE_SYNTHETIC_ROWS = 2000
@@ -83,12 +86,17 @@ def check(
     extra: Sequence[LabeledIncident] = (),
     rejected: Sequence[tuple[str, str, str]] = (),
 ) -> GateResult:
-    """Compare the candidate with the active version (passes when there is none, or it is the same)."""
+    """Compare the candidate with the active version (passes when there is none, it is the same, or it does
+    not load: a broken version sets no bar)."""
     rows = gate_rows(extra)
     mine = measures(candidate, rows, rejected)
     if active is None or active.id == candidate.id:
         return GateResult(True, len(rows), mine)
-    theirs = measures(active, rows, rejected)
+    try:
+        theirs = measures(active, rows, rejected)
+    except (RegistryError, ModelLoadError) as exc:
+        log.warning("the active version %s does not load, nothing to compare with: %s", active.id, exc)
+        return GateResult(True, len(rows), mine)
     repeats = (
         (f"{REPEATED}: {mine[REPEATED]:.3f} against the active {active.id}'s {theirs[REPEATED]:.3f}",)
         if REPEATED in mine and mine[REPEATED] > theirs[REPEATED] + REPEAT_MARGIN

@@ -2,24 +2,40 @@
 
 A thin face for data scientists: ``train_models`` is ``oncall train``'s data, fit and validation
 (``training.train.fit_run``), ``save_models`` is its save and promotion (``save_run``: a new version in the
-registry, through the promotion gate), and ``load_models`` loads the active version as the bot does
-(checksums verified before anything is unpickled). Predictions come from the code the bot predicts with
+registry, through the promotion gate), and ``load_models`` loads the active version as the bot does (its
+serving artifact: no pickle). Predictions come from the code the bot predicts with
 (``engine.ml_service.predict_text``), so the notebook and production give the same answer to the same text.
+
+The scikit-learn objects (``incident_classifier`` and the others) are the ones trained in this session
+after ``train_models``/``save_models``. Loaded from disk they are pickles, which run code: ``load_models``
+unpickles them only with ``trust_pickles=True`` (or ML_TRUST_PICKLES=1), for files you trained yourself,
+or when the version is signed with the configured key (ONCALL_MODEL_KEY, ONCALL_MODEL_KEY_FILE; training
+signs with it); otherwise they are None and predictions work all the same.
 """
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from engine.labels import Vote
-from engine.ml_service import MODEL_NAMES, ModelSet, Prediction, predict_text, serve_objects
-from engine.registry import ACTIONS_FILE, CATEGORY_FILE, SEVERITY_FILE, VECTORIZER_FILE, ModelRegistry
+from engine.ml_service import MODEL_NAMES, ModelSet, Prediction, load_model_set, predict_text
+from engine.registry import (
+    ACTIONS_FILE,
+    CATEGORY_FILE,
+    SEVERITY_FILE,
+    VECTORIZER_FILE,
+    ModelRegistry,
+    model_key,
+    trust_from_env,
+)
 from training.feedback import DecisionRecord, split_feedback
 from training.train import FittedRun, GateRefused, TrainConfig, TrainingError, fit_run, save_run
+
+log = logging.getLogger(__name__)
 
 UNSAVED = "unsaved"  # the version name of models trained here and not saved yet
 
@@ -46,10 +62,10 @@ class NotebookMLService:
         self._models: ModelSet | None = None
 
     # -- the guide's lifecycle ----------------------------------------------------------------------------
-    def load_or_train_models(self) -> None:
-        """Load the active version; with none in ``models_dir``, train one and save it."""
+    def load_or_train_models(self, trust_pickles: bool = False) -> None:
+        """Load the active version (``load_models``); with none in ``models_dir``, train one and save it."""
         if self._models_exist():
-            self.load_models()
+            self.load_models(trust_pickles)
         else:
             self.train_models()
             self.save_models()
@@ -86,38 +102,52 @@ class NotebookMLService:
         """Save what ``train_models()`` trained as a new version and make it active through the promotion
         gate, exactly as `oncall train` does; then predict with the saved files. Returns the version id.
         GateRefused (a TrainingError) when it is worse than the active version: saved, not active."""
-        if self._run is None:
+        run = self._run
+        if run is None:
             raise TrainingError("nothing to save: train_models() first")
         try:
-            version = save_run(self._run, self.registry).version
+            version = save_run(run, self.registry).version
         except GateRefused as exc:
-            self._load(exc.version_id)  # what was saved, inactive
+            self._saved(exc.version_id, run)  # what was saved, inactive
             raise
-        self._load(version)
+        self._saved(version, run)
         return version
 
-    def load_models(self) -> None:
-        """Load the active version, verified as the bot loads it."""
+    def _saved(self, version_id: str, run: FittedRun) -> None:
+        """Predict with the saved version as the bot will; the objects stay the ones trained here (the
+        ones saved), never unpickled back."""
+        self._use(load_model_set(self.registry.get(version_id)), run.models.artifacts())
+        self._run = None
+
+    def load_models(self, trust_pickles: bool = False) -> None:
+        """Load the active version as the bot does. The scikit-learn objects too only with
+        ``trust_pickles`` (or ML_TRUST_PICKLES=1: you vouch for its joblib files, say you trained them) or
+        a valid signature by the configured key; else they are None."""
         active = self.registry.active_id()
         if active is None:
             raise TrainingError(f"no trained model in {self.models_dir}: train_models() and save_models()")
-        self._load(active)
-
-    def _load(self, version_id: str) -> None:
-        started = time.perf_counter()
-        version = self.registry.get(version_id)
-        objects, warnings = version.load_artifacts()  # checksums first: nothing unverified is unpickled
-        self._use(serve_objects(version, objects, warnings, started), objects)
+        version = self.registry.get(active)
+        models = load_model_set(version)
+        trust = trust_pickles or trust_from_env()
+        key = model_key(self.models_dir)
+        objects = version.load_pickles(trust, key)[0] if trust or version.signed_with(key) else {}
+        if not objects:
+            log.info(
+                "%s loaded for predictions; its scikit-learn objects are pickles and stay unloaded: "
+                "load_models(trust_pickles=True) if you trust its joblib files",
+                active,
+            )
+        self._use(models, objects)
         self._run = None
 
     def _use(self, models: ModelSet, objects: dict[str, Any]) -> None:
         self._models = models
         self.version = models.version
         self.metrics = models.metadata.get("metrics", {})
-        self.incident_classifier = objects[SEVERITY_FILE]
+        self.incident_classifier = objects.get(SEVERITY_FILE)
         self.category_classifier = objects.get(CATEGORY_FILE)
-        self.action_recommender = objects[ACTIONS_FILE]
-        self.text_vectorizer = objects[VECTORIZER_FILE]
+        self.action_recommender = objects.get(ACTIONS_FILE)
+        self.text_vectorizer = objects.get(VECTORIZER_FILE)
 
     # -- predictions, by the code the bot predicts with ---------------------------------------------------
     def predict(self, text: str) -> Prediction:

@@ -32,7 +32,7 @@ from engine.features import (
     drop_fit_only_state,
     feature_union,
 )
-from engine.ml_service import load_model_set
+from engine.ml_service import load_model_set, probe_record
 from engine.ordinal import OrdinalBlendClassifier
 from engine.probes import PROBE_TEXTS
 from engine.registry import (
@@ -44,9 +44,10 @@ from engine.registry import (
     NoModels,
     RegistryError,
     environment_versions,
+    model_key,
     new_version_id,
 )
-from engine.scorer import SklearnScorer, compile_features, serving_scorer
+from engine.scorer import FusedScorer, SklearnScorer, compile_features, dump_serving, serving_scorer
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
 from training import gate
 from training.bundled import ALERT_RULES, alert_rules, alert_rules_sha256
@@ -513,19 +514,6 @@ def check_floor(metrics: dict[str, Any], config: TrainConfig) -> list[str]:
     return failures
 
 
-def _probe_record(models: TrainedModels) -> dict[str, Any]:
-    """What the training-side objects predict on the probe texts; loading must reproduce it exactly."""
-    scores = models.scorer().score_many(list(PROBE_TEXTS))
-    record: dict[str, Any] = {
-        "texts": list(PROBE_TEXTS),
-        "severity": [s.severity.tolist() for s in scores],
-        "actions": [s.actions.tolist() for s in scores],
-    }
-    if models.category is not None:
-        record["category"] = [s.category.tolist() for s in scores]  # type: ignore[union-attr]
-    return record
-
-
 @dataclass(slots=True)
 class FittedRun:
     """Models trained and validated, not saved yet: ``save_run`` writes exactly these as a version."""
@@ -567,6 +555,12 @@ def save_run(
     started = time.perf_counter()
     progress = progress or Progress(2, enabled=False)
     config = run.config
+    if not isinstance(run.scorer, FusedScorer):
+        raise TrainingError(
+            "these models do not compile into the fused scorer that serving reads (arrays, no pickle): "
+            "nothing saved"
+        )
+    key = model_key(registry.root)  # signs the version when a key is configured
     registry.clean_staging()
     with progress.step("save version"):
         metadata = {
@@ -580,11 +574,11 @@ def save_run(
             "dropped_labels": run.models.dropped_labels,
             "floor": {"min_macro_f1": config.min_macro_f1, "min_action_top3": config.min_action_top3},
             "versions": environment_versions(),
-            "probe": _probe_record(run.models),
+            "probe": probe_record(run.models.scorer()),
             "training_seconds": round(run.seconds, 2),
         }
-        version = registry.write_version(run.models.artifacts(), metadata)
-        load_model_set(version)  # the saved files must load and reproduce the probes before going live
+        version = registry.write_version(run.models.artifacts(), metadata, dump_serving(run.scorer), key)
+        load_model_set(version)  # what serves must load and reproduce the probes before going live
     if activate:
         with progress.step("promotion gate"):
             try:
@@ -608,6 +602,7 @@ def train(config: TrainConfig, model_path: str | Path, activate: bool = True) ->
     progress = Progress(6, enabled=config.progress)
     registry = ModelRegistry(model_path, keep=config.keep_versions)
     registry.check_writable()  # before a long run, not after it
+    model_key(registry.root)  # a bad signing key, too
     try:
         return save_run(fit_run(config, progress), registry, activate, progress)
     finally:
