@@ -7,6 +7,10 @@ holds a lease on its entries and renews it; entries whose lease ran out belong t
 and another takes them over. A restarted process takes its own entries back at once (its owner name is
 its host and port), so an alert acknowledged just before a ``kill -9`` is answered on restart.
 
+While the store cannot take an entry, it is kept in the local journal (``bot/journal.py``, fsync'd, before
+the ack when the store is known to be away) and replayed at the next start: a ``kill -9`` during a
+database outage loses nothing either.
+
 Whoever answers an entry it did not receive, or retries after an error that may have come after Slack
 posted the reply (a 5xx, a reset connection, a timeout), first looks in the alert's thread for a reply
 the bot already posted: a reply is never doubled.
@@ -18,9 +22,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 
+from bot.journal import Journal
 from bot.store import OutboxEntry, Store, StoreUnavailable
 from bot.store.write_behind import WriteBehind
 
@@ -53,11 +58,14 @@ Answer = Callable[[Job], Awaitable[None]]
 
 
 class Outbox:
-    def __init__(self, store: Store, writes: WriteBehind, owner: str, answer: Answer) -> None:
+    def __init__(
+        self, store: Store, writes: WriteBehind, owner: str, answer: Answer, journal: Journal
+    ) -> None:
         self.store = store
         self.writes = writes
         self.owner = owner
         self.answer = answer
+        self.journal = journal
         self._tasks: set[asyncio.Task[None]] = set()
         self._working: set[tuple[str, str]] = set()
         self._keeper: asyncio.Task[None] | None = None
@@ -70,8 +78,23 @@ class Outbox:
         return len(self._working)
 
     def start(self) -> None:
-        """Take back what this owner left behind, then keep leases fresh and adopt abandoned entries."""
+        """Take back what this owner left behind (the journal's entries first), then keep leases fresh and
+        adopt abandoned entries."""
+        for entry in self.journal.replay():  # acknowledged in a previous life while the store was away
+            key = (entry.channel, entry.alert_ts)
+            self._working.add(key)
+            self.recovered += 1
+            log.info("outbox: answering %s/%s from the journal", *key)
+            self._spawn(self._put_and_attempt(Job(entry, check_thread=True)))
         self._keeper = asyncio.create_task(self._keep())
+
+    async def keep(self, entry: OutboxEntry) -> None:
+        """Before the ack, while the store is away: the entry into the journal, on disk."""
+        try:
+            await self.journal.append(entry)
+        except OSError as exc:  # the alert is still answered, from memory: only a crash now would lose it
+            log.error("outbox journal %s not written, %s/%s kept in memory only: %s",
+                      self.journal.path, entry.channel, entry.alert_ts, exc)  # fmt: skip
 
     async def submit(self, entry: OutboxEntry) -> None:
         """Record the alert, then answer it (now, and again later if that fails)."""
@@ -79,12 +102,19 @@ class Outbox:
         if key in self._working:
             return
         self._working.add(key)
+        await self._put_and_attempt(Job(entry))
+
+    async def _put_and_attempt(self, job: Job) -> None:
+        entry = job.entry
+        key = (entry.channel, entry.alert_ts)
 
         async def put() -> None:
             await self.store.outbox_put(entry, self.owner, time.time() + LEASE_SECONDS)
+            await self.journal.stored(key)
 
-        await self.writes.run("outbox entry", put, timeout=1.0, key=key)
-        await self._attempt(Job(entry))
+        if not await self.writes.run("outbox entry", put, timeout=1.0, key=key):
+            await self.keep(entry)  # it waits in memory for the store: on disk too, in case we die first
+        await self._attempt(job)
 
     async def _attempt(self, job: Job) -> None:
         entry = job.entry
@@ -115,7 +145,10 @@ class Outbox:
             await asyncio.sleep(delay)
             await self._attempt(job)
 
-        task = asyncio.create_task(again())
+        self._spawn(again())
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -143,9 +176,7 @@ class Outbox:
                 self._working.add(key)
                 self.recovered += 1
                 log.info("outbox: answering %s/%s, acknowledged but left unanswered", *key)
-                task = asyncio.create_task(self._attempt(Job(entry, check_thread=True)))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._attempt(Job(entry, check_thread=True)))
             await asyncio.sleep(RENEW_EVERY)
 
     async def stop(self) -> None:

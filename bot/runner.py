@@ -23,6 +23,7 @@ from bot.config import Settings, check_paths
 from bot.emulator import SlackEmulator
 from bot.grouping import Group
 from bot.identity import SlackIdentity
+from bot.journal import Journal
 from bot.listeners import messages
 from bot.memory import SimilarIncidents
 from bot.outbox import Outbox
@@ -56,6 +57,7 @@ class OncallBot:
         self._socket: AsyncSocketModeHandler | None = None
         self._loading: asyncio.Task[None] | None = None
         self._following: asyncio.Task[None] | None = None
+        self._journal: Journal | None = None
         self.port: int | None = None
         self.metrics_port: int | None = None  # the ONCALL_METRICS_ADDR listener's, when there is one
 
@@ -92,8 +94,10 @@ class OncallBot:
         identity = self.identity
         services.memory = SimilarIncidents(store, workspace_url=lambda: identity.url)
         poster = web_client(token, settings.api_url, ambiguous_retries=False, session=http)
+        name = replica_name(settings.port)
+        self._journal = Journal(settings.data_dir / f"outbox-{name.replace(':', '-')}.journal")
         services.outbox = Outbox(
-            store, services.writes, replica_name(settings.port), partial(messages.answer, services, poster)
+            store, services.writes, name, partial(messages.answer, services, poster), self._journal
         )
         bolt = build_app(services, web_client(None, settings.api_url, session=http), self.identity)
         main_app = build_web_app(bolt, services, with_metrics=settings.metrics_addr is None)
@@ -200,6 +204,8 @@ class OncallBot:
             await self.services.writes.flush(timeout=5.0)  # the store may be back by now
             await self.services.writes.stop()
             await self.services.store.close()
+        if self._journal is not None:
+            self._journal.close()
         if self._http is not None:
             await self._http.close()
         if self.emulator is not None:

@@ -147,6 +147,10 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
                     outbox.recovered,
                 ),
                 "oncall_outbox_expired": ("Alerts given up unanswered after an hour.", outbox.expired),
+                "oncall_outbox_journaled": (
+                    "Alerts kept in the local journal while the store could not take them, since start.",
+                    outbox.journal.appended,
+                ),
                 "oncall_store_writes_pending": ("Writes waiting for the store to come back.", writes.pending),
                 "oncall_store_writes_deferred": ("Writes that had to wait, since start.", writes.deferred),
                 "oncall_store_writes_dropped": ("Writes given up, since start.", writes.dropped),

@@ -111,7 +111,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 async def local_bot(models_dir: Path, tmp_path: Path) -> AsyncIterator[OncallBot]:
     """`oncall serve` with no Slack tokens, in this process: the built-in emulator and the playground, on
     a free port of 127.0.0.1, SQLite, the two-version model directory."""
-    settings = Settings(port=0, model_path=models_dir, db_url=f"sqlite:///{tmp_path / 'playground.db'}")
+    settings = Settings(
+        port=0,
+        model_path=models_dir,
+        db_url=f"sqlite:///{tmp_path / 'playground.db'}",
+        data_dir=tmp_path / "data",
+    )
     bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
     await bot.start()
     try:

@@ -75,7 +75,7 @@ class Running:
         return [c for c in self.emulator.calls if c.method == "chat.postMessage" and c.ok]
 
 
-async def start_bot(emulator: SlackEmulator, models_dir: Path, db_url: str) -> OncallBot:
+async def start_bot(emulator: SlackEmulator, models_dir: Path, db_url: str, data_dir: Path) -> OncallBot:
     settings = Settings(
         bot_token=TOKEN,
         signing_secret=SECRET,
@@ -84,6 +84,7 @@ async def start_bot(emulator: SlackEmulator, models_dir: Path, db_url: str) -> O
         model_path=models_dir,
         admins=frozenset({ADMIN}),
         db_url=db_url,
+        data_dir=data_dir,
     )
     bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
     await bot.start()
@@ -97,7 +98,7 @@ async def running(models_dir: Path, tmp_path: Path, request: pytest.FixtureReque
     emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
     await emulator.start()
     with fresh_db_url(getattr(request, "param", "sqlite"), request, tmp_path) as db_url:
-        bot = await start_bot(emulator, models_dir, db_url)
+        bot = await start_bot(emulator, models_dir, db_url, tmp_path / "data")
         emulator.bot_url = bot.events_url
         running = Running(emulator, bot, models_dir)
         try:
@@ -164,7 +165,7 @@ async def test_a_redelivered_event_is_answered_once(running: Running) -> None:
 async def test_replicas_sharing_a_store_answer_an_event_once_whichever_gets_it(running: Running) -> None:
     """Behind a load balancer Slack's retry may reach another replica: the shared store has the claim."""
     emu = running.emulator
-    other = await start_bot(emu, running.models, running.bot.settings.db_url)
+    other = await start_bot(emu, running.models, running.bot.settings.db_url, running.bot.settings.data_dir)
     try:
         alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] KubeNodeNotReady node-7 (critical)")
         await running.decision_for(alert)
@@ -373,6 +374,7 @@ async def socket_mode_bot(models_dir: Path, tmp_path: Path) -> AsyncIterator[tup
             port=0,
             model_path=models_dir,
             db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
+            data_dir=tmp_path / "data",
         )
         bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
         await bot.start()

@@ -64,6 +64,7 @@ async def bot_process(
         "SLACK_SIGNING_SECRET": SIGNING,
         "SLACK_API_URL": emu.api_url,
         "ONCALL_DB_URL": f"sqlite:///{tmp_path / 'oncall.db'}",
+        "ONCALL_DATA_DIR": str(tmp_path / "data"),
         "ML_AUTO_TRAIN": "0",
         "ML_FOLLOW_SECONDS": "0.1",
         **env,
@@ -313,6 +314,7 @@ async def bot_in_process(
         port=0,
         model_path=models,
         db_url=f"sqlite:///{tmp_path / 'inproc.db'}",
+        data_dir=tmp_path / "data",
         **settings,
     )
     bot = OncallBot(config, ml=MLService(models, auto_train=False))

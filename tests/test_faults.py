@@ -230,6 +230,42 @@ async def test_kill_9_mid_reply_then_restart_answers_what_was_acknowledged(
         assert (await bot.metrics())["oncall_outbox_recovered"] == len(alerts)
 
 
+async def test_kill_9_during_a_store_outage_loses_no_acknowledged_alert(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """While the store cannot take an alert's outbox entry, it is journaled (fsync'd) before the ack: the
+    alerts acknowledged during the outage are answered after a `kill -9`, each once."""
+    async with bot_and_slack(models_dir, tmp_path) as (emu, bot):
+        first = await post_alerts(emu, 1)
+        assert await answered(emu, first, timeout=10) == ([], [])
+        emu.faults.fail("chat.postMessage", 503, times=10_000)  # no reply may get out before the kill
+        locker = sqlite3.connect(tmp_path / "oncall.db", isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # the store is away: nothing reaches the outbox table
+        during = await post_alerts(emu, 5, first=1)
+        deadline = time.monotonic() + 15
+        while len([a for a in emu.attempts if a.kind == "event" and a.status == 200]) < 1 + len(during):
+            assert time.monotonic() < deadline, "events were not acknowledged"
+            await asyncio.sleep(0.05)
+        assert not slow_or_failed_acks(emu)
+        [journal] = bot.data_dir.glob("outbox-*.journal")
+        assert len(journal.read_bytes().splitlines()) == len(during)
+        bot.kill()
+        locker.execute("COMMIT")
+        locker.close()
+        db = sqlite3.connect(tmp_path / "oncall.db")
+        assert db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0, "the outage let a write through"
+        emu.faults.clear()
+        await bot.start()  # replays the journal into the outbox, and answers
+        lost, doubled = await answered(emu, first + during, timeout=20)
+        assert not lost and not doubled, f"lost {lost}, doubled {doubled}"
+        deadline = time.monotonic() + 10
+        while db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] or journal.exists():
+            assert time.monotonic() < deadline, "the outbox or the journal was never emptied"
+            await asyncio.sleep(0.1)
+        assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1 + len(during)
+        assert (await bot.metrics())["oncall_outbox_recovered"] == len(during)
+
+
 async def test_a_locked_sqlite_file_delays_writes_not_replies(models_dir: Path, tmp_path: Path) -> None:
     async with bot_and_slack(models_dir, tmp_path) as (emu, bot):
         before = await post_alerts(emu, 2)

@@ -95,7 +95,8 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
 
     # A restart does not split the group: the next related alert joins the same thread.
     await running.bot.stop()
-    running.bot = await start_bot(emu, running.models, running.bot.settings.db_url)
+    settings = running.bot.settings
+    running.bot = await start_bot(emu, running.models, settings.db_url, settings.data_dir)
     emu.bot_url = running.bot.events_url
     await emu.post_message(
         "U0BOB", "#incidents", "[FIRING:1] PostgresTooManyConnections billing: db-main refused"

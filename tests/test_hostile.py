@@ -53,7 +53,9 @@ async def running(models_dir: Path, tmp_path: Path) -> AsyncIterator[Running]:
     """The real bot on SQLite against the emulator (as in test_bot_e2e)."""
     emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
     await emulator.start()
-    bot = await start_bot(emulator, models_dir, f"sqlite:///{tmp_path / 'db' / 'oncall.db'}")
+    bot = await start_bot(
+        emulator, models_dir, f"sqlite:///{tmp_path / 'db' / 'oncall.db'}", tmp_path / "data"
+    )
     emulator.bot_url = bot.events_url
     try:
         yield Running(emulator, bot, models_dir)

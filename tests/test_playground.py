@@ -317,7 +317,7 @@ async def test_models_page_puts_real_rows_first_and_never_passes_synthetic_ones_
 @pytest.mark.asyncio
 async def test_no_playground_when_connected_to_slack(models_dir: Path, tmp_path: Path) -> None:
     async with SlackEmulator(SECRET, TOKEN) as emulator:
-        bot = await start_bot(emulator, models_dir, f"sqlite:///{tmp_path / 'db.sqlite'}")  # with tokens
+        bot = await start_bot(emulator, models_dir, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data")
         try:
             async with aiohttp.ClientSession() as http:
                 for path in ("/", f"{API}/workspace", "/static/app.js"):

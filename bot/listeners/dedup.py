@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 from bot.services import Services
@@ -42,11 +42,10 @@ def register(app: AsyncApp, services: Services) -> None:
     recent = RecentEvents()
 
     async def handle_each_event_once(
-        body: dict[str, Any],
-        next: Callable[[], Awaitable[None]],
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await claim(services, recent, str(event_id)):
+        if event_id and not await claim(services, recent, str(event_id), context):
             services.metrics.duplicates.inc()
             return BoltResponse(status=200, body="")
         return await next()
@@ -54,7 +53,10 @@ def register(app: AsyncApp, services: Services) -> None:
     app.middleware(handle_each_event_once)
 
 
-async def claim(services: Services, recent: RecentEvents, event_id: str) -> bool:
+STORE_AWAY = "oncall_store_away"  # in the request's context: the claim had to wait for the store
+
+
+async def claim(services: Services, recent: RecentEvents, event_id: str, context: AsyncBoltContext) -> bool:
     if not recent.add(event_id):  # this process handled it: no need to ask the store
         return False
     token = secrets.token_hex(8)
@@ -66,4 +68,5 @@ async def claim(services: Services, recent: RecentEvents, event_id: str) -> bool
 
     if not await services.writes.run("event claim", claim_in_store, timeout=CLAIM_TIMEOUT):
         services.metrics.store_unavailable.inc(operation="event claim")
+        context[STORE_AWAY] = True
     return claimed

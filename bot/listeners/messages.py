@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot import group_thread
 from bot.alerts import Alert, classify
 from bot.blocks import decision_blocks, escape, text_blocks
 from bot.config import watches
+from bot.listeners.dedup import STORE_AWAY
 from bot.memory import similar_for
 from bot.outbox import Job, Retry
 from bot.services import Services
@@ -32,10 +34,28 @@ REPLY_EVENT_TYPE, RESOLUTION_EVENT_TYPE = "oncall_decision", "oncall_resolution"
 
 
 def register(app: AsyncApp, services: Services) -> None:
+    async def kept_before_the_ack(
+        event: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Listener middleware runs before Bolt acks; the listener after. While the store cannot take
+        the alert's outbox entry, it goes into the journal first: acknowledged means kept."""
+        if context.get(STORE_AWAY) or services.writes.waiting:
+            bot_user_id, bot_id = context.bot_user_id, context.bot_id
+            if classify(event, bot_user_id=bot_user_id, bot_id=bot_id)[0] is not None:
+                await services.outbox.keep(_entry(event, bot_user_id, bot_id))
+        await next()
+
     async def on_message(event: dict[str, Any], context: AsyncBoltContext) -> None:
         await receive(services, event, context.bot_user_id, context.bot_id)
 
-    app.event(EVENTS[0])(on_message)  # every message, subtypes included: classify() sorts them
+    # every message, subtypes included: classify() sorts them
+    app.event(EVENTS[0], middleware=[kept_before_the_ack])(on_message)
+
+
+def _entry(event: dict[str, Any], bot_user_id: str | None, bot_id: str | None) -> OutboxEntry:
+    return OutboxEntry(
+        str(event.get("channel") or ""), str(event["ts"]), event, bot_user_id, bot_id, time.time()
+    )
 
 
 async def receive(
@@ -45,10 +65,7 @@ async def receive(
     if alert is None:
         services.metrics.skipped.inc(reason=reason)
         return
-    entry = OutboxEntry(
-        str(event.get("channel") or ""), str(event["ts"]), event, bot_user_id, bot_id, time.time()
-    )
-    await services.outbox.submit(entry)
+    await services.outbox.submit(_entry(event, bot_user_id, bot_id))
 
 
 def retry_for(exc: Exception, *, posting: bool) -> Retry | None:

@@ -37,6 +37,11 @@ class WriteBehind:
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def waiting(self) -> bool:
+        """The store is away or behind: a write now would wait in memory."""
+        return self._down or bool(self._queue)
+
     async def run(self, what: str, job: Job, timeout: float | None = None, key: object = None) -> bool:
         """Run ``job`` now (True), or queue it when the store is unavailable or slower than ``timeout``
         (False). While the store is known to be down every job queues, in order; otherwise a job queues
