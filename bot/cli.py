@@ -20,7 +20,7 @@ from engine.doctor import run_checks
 from engine.incident import IncidentCreate
 from engine.ml_service import MLService, default_model_path, load_model_set
 from engine.quality import headline, measured
-from engine.registry import ModelRegistry, RegistryError
+from engine.registry import ModelRegistry, RegistryError, model_key, trust_from_env
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DB_URL_HELP = "feedback store (default $ONCALL_DB_URL, else data/oncall.db in $ONCALL_DATA_DIR or data)"
@@ -215,12 +215,22 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"no versions in {registry.root}: run `oncall train`")
             for v in versions:
                 mark = "*" if v.id == active else " "
-                print(f"{mark} {v.id}  trained {v.trained_at}  {headline(v.metadata)}")
+                line = f"{mark} {v.id}  trained {v.trained_at}  {headline(v.metadata)}"
+                if v.legacy():
+                    line += f"  (cannot serve: `oncall models convert {v.id} --trust-pickles`)"
+                print(line)
             if active == "flat":
-                print("* flat (artifacts straight in the model directory)")
+                print(
+                    f"* flat (joblib files straight in {registry.root}, which cannot serve: `oncall models "
+                    f"import {registry.root} --trust-pickles` makes a version of them)"
+                )
             return 0
+        if args.action == "import":
+            return _import(registry, args)
+        if args.action == "convert":
+            return _convert(registry, args)
         if args.action == "verify":
-            checks = registry.check_all()
+            checks = registry.check_all(model_key(registry.root))
             for c in checks:
                 print(f"{c.verdict:<8} {c.name}: {c.detail}")
             bad = [c for c in checks if c.verdict == "BAD"]
@@ -275,6 +285,43 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 2
+
+
+def _import(registry: ModelRegistry, args: argparse.Namespace) -> int:
+    """A flat folder of joblib files (the guide's models/) as a new version, promoted through the gate."""
+    from engine.convert import import_flat
+    from training.train import GateRefused, promote
+
+    if not args.version:
+        print("error: import needs the DIR that holds the joblib files", file=sys.stderr)
+        return 2
+    trust = args.trust_pickles or trust_from_env()
+    version = import_flat(registry, Path(args.version), trust, model_key(registry.root))
+    print(f"imported {args.version} as version {version.id} (serving.npz written beside its joblib files)")
+    if args.no_activate:
+        return 0
+    try:
+        promote(registry, version.id, args.gate_data, force=args.force)
+    except GateRefused as exc:
+        print(f"refused by the promotion gate: {exc}", file=sys.stderr)
+        return 4
+    print(f"active version is now {version.id}")
+    return 0
+
+
+def _convert(registry: ModelRegistry, args: argparse.Namespace) -> int:
+    """Versions saved before serving artifacts (VERSION, else all of them) get theirs from their pickles."""
+    from engine.convert import convert_version
+
+    versions = [args.version] if args.version else [v.id for v in registry.list_versions() if v.legacy()]
+    if not versions:
+        print(f"every version in {registry.root} has its serving artifact")
+    trust = args.trust_pickles or trust_from_env()
+    key = model_key(registry.root)
+    for version in versions:
+        convert_version(registry, version, trust, key)
+        print(f"converted {version}: serving.npz written from its joblib files; it serves as it did")
+    return 0
 
 
 def _feedback(db_url: str) -> list[Any]:
@@ -487,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "models",
         help="list | status | verify | promote VERSION | rollback | shadow|canary VERSION | end-trial | "
-        "compare A B",
+        "compare A B | import DIR | convert [VERSION]",
     )
     p.add_argument(
         "action",
@@ -501,9 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
             "canary",
             "end-trial",
             "compare",
+            "import",
+            "convert",
         ],
     )
-    p.add_argument("version", nargs="?")
+    p.add_argument("version", nargs="?", help="a version id (import: the DIR holding the joblib files)")
     p.add_argument("other", nargs="?", help="compare: the version on trial")
     p.add_argument("--share", type=float, default=0.1, help="canary: the share of alerts it answers (0.1)")
     p.add_argument("--db-url", help="compare: the feedback store (default $ONCALL_DB_URL)")
@@ -511,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gate-data", action="append", default=[], type=Path, help="labeled JSONL for the promotion gate"
     )
+    p.add_argument(
+        "--trust-pickles",
+        action="store_true",
+        help="import, convert: unpickle the joblib files, which runs any code they hold: only files you "
+        "trust (or ML_TRUST_PICKLES=1)",
+    )
+    p.add_argument("--no-activate", action="store_true", help="import: save the version without promoting it")
     _model_path_arg(p)
     p.set_defaults(func=cmd_models)
     return parser

@@ -51,6 +51,8 @@ import numpy
 import scipy
 import sklearn
 
+from engine.scorer import load_serving
+
 log = logging.getLogger(__name__)
 
 SEVERITY_FILE = "incident_classifier.joblib"
@@ -333,9 +335,10 @@ class ModelVersion:
         ``key``, and each only if its sha256 matches (an unlisted file only when nothing is listed: the
         guide's flat layout, under ``trust``). Returns (objects by file name, warnings)."""
         if not (trust or self.signed_with(key)):
+            whose = f"{self.path}'s" if self.is_flat else f"model {self.id}'s"
             raise UntrustedPickles(
-                f"model {self.id}'s joblib files are pickles, which run code when loaded: load them only if "
-                f"you trust them (`--trust-pickles` or {TRUST_VAR}=1), or sign versions with {KEY_VAR}"
+                f"{whose} joblib files are pickles, which run code when loaded: load them only if you trust "
+                f"them (`--trust-pickles` or {TRUST_VAR}=1), or sign versions with {KEY_VAR}"
             )
         self.check_permissions()
         warnings: list[str] = []
@@ -802,6 +805,10 @@ class ModelRegistry:
         problems = [p.removeprefix(f"{version_id}: ") for p in self.verify(version, key)]
         if problems:
             return Check(version_id, "BAD", "; ".join(problems))
+        try:  # a checksum rewritten to match says nothing about the file: read it (no pickle in that)
+            load_serving(version.serving_bytes())
+        except Exception as exc:  # whatever a foreign file makes numpy, JSON or the featurizer raise
+            return Check(version_id, "BAD", f"{SERVING_FILE} is unusable: {type(exc).__name__}: {exc}")
         size = sum(int(a.get("bytes", 0)) for a in version.metadata["artifacts"].values())
         detail = f"{len(version.metadata['artifacts'])} artifacts, {size / 1e6:.1f} MB, checksums match"
         if "signature" in version.metadata:

@@ -205,7 +205,9 @@ def test_verify_passes_a_good_registry_and_names_every_broken_version(
         verdicts["foreign"].startswith("BAD") and "action_recommender.joblib checksum mismatch" in bad.stdout
     )
     # Only the joblib files depend on scikit-learn, and serving reads none of them: a note, not a failure.
-    assert verdicts["old-sklearn"].startswith("ok") and "serving does not read them" in verdicts["old-sklearn"]
+    assert (
+        verdicts["old-sklearn"].startswith("ok") and "serving does not read them" in verdicts["old-sklearn"]
+    )
     assert verdicts["no-metadata"].startswith("BAD") and "no checksums" in verdicts["no-metadata"]
     assert verdicts[crashed.name].startswith("leftover")
     assert verdicts[first.version].startswith("ok") and verdicts["active.json"].startswith("ok")
