@@ -318,9 +318,12 @@ def _convert(registry: ModelRegistry, args: argparse.Namespace) -> int:
         print(f"every version in {registry.root} has its serving artifact")
     trust = args.trust_pickles or trust_from_env()
     key = model_key(registry.root)
+    active = registry.active_id()
     for version in versions:
         convert_version(registry, version, trust, key)
-        print(f"converted {version}: serving.npz written from its joblib files; it serves as it did")
+        # A bot that met no servable version trained the built-in one, which is active now.
+        again = "" if version == active else f"; `oncall models promote {version}` makes it active"
+        print(f"converted {version}: serving.npz written from its joblib files, it predicts as it did{again}")
     return 0
 
 
