@@ -162,6 +162,40 @@ async def test_a_redelivered_event_is_answered_once(running: Running) -> None:
 
 
 @on_both_stores
+async def test_the_same_message_under_a_new_event_id_gets_no_second_decision(running: Running) -> None:
+    """Slack may send a message again under a new event_id, validly signed: the alert is known by its
+    channel and ts, kept in the store (a restart in between does not forget it)."""
+    emu = running.emulator
+    alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] PodCrashLooping checkout-7 (critical)")
+    await running.decision_for(alert)
+    envelope = next(env for env in emu.events.values() if env["event"].get("ts") == alert["ts"])
+    assert (await emu.deliver_raw({**envelope, "event_id": "Ev0RESENT1"})).status == 200
+    settings = running.bot.settings
+    await running.bot.stop()
+    running.bot = await start_bot(emu, running.models, settings.db_url, settings.data_dir)
+    emu.bot_url = running.bot.events_url
+    assert (await emu.deliver_raw({**envelope, "event_id": "Ev0RESENT2"})).status == 200
+    await emu.settle()
+    await asyncio.sleep(0.3)
+    assert len(running.bot_posts()) == 1
+    assert running.bot.services.metrics.duplicates.value() == 1
+
+
+async def test_an_unknown_event_type_is_acknowledged_and_counted(running: Running) -> None:
+    """An event no listener takes gets a 200 (a 404 would have Slack deliver it again), and is counted."""
+    emu = running.emulator
+    for kind in ("pin_added", "pin_added", "Weird <type>"):
+        event = {"type": kind, "user": PERSON, "channel_id": "C0INCIDENTS", "event_ts": f"{time.time():.6f}"}
+        body = {"type": "event_callback", "team_id": "T0EMULATOR", "event_id": f"Ev{time.time_ns()}"}
+        answer = await emu.deliver_raw({**body, "event": event})
+        assert answer.status == 200, answer
+    async with aiohttp.ClientSession() as http:
+        text = await (await http.get(running.bot.url + "/metrics")).text()
+    assert 'oncall_events_total{outcome="unhandled",type="pin_added"} 2' in text
+    assert 'oncall_events_total{outcome="unhandled",type="other"} 1' in text
+
+
+@on_both_stores
 async def test_replicas_sharing_a_store_answer_an_event_once_whichever_gets_it(running: Running) -> None:
     """Behind a load balancer Slack's retry may reach another replica: the shared store has the claim."""
     emu = running.emulator

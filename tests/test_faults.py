@@ -26,6 +26,7 @@ import psycopg
 import pytest
 
 from bot.emulator import SlackEmulator
+from bot.listeners.dedup import claim_key
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore::ResourceWarning")]
@@ -147,10 +148,11 @@ async def answered(emu: SlackEmulator, alerts: list[str], timeout: float) -> tup
     return lost, doubled
 
 
-def people_events(emu: SlackEmulator) -> set[str]:
-    """The ids of the events the bot claims: not those of its own messages, which Bolt drops first."""
+def people_events(emu: SlackEmulator) -> set[str | None]:
+    """What the bot claims in the store for each event (a message by its channel and ts): not for its own
+    messages, which it drops first."""
     bot = emu.workspace.bot.id
-    return {i for i, envelope in emu.events.items() if envelope["event"].get("bot_id") != bot}
+    return {claim_key(envelope) for envelope in emu.events.values() if envelope["event"].get("bot_id") != bot}
 
 
 async def written(bot: BotProcess, timeout: float = 20.0) -> None:

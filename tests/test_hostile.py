@@ -15,10 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from bot.emulator import SlackEmulator
 from bot.emulator import events as emu_events
-from bot.listeners.guard import REFUSED
+from bot.listeners.guard import NOT_SLACK, REFUSED, response_url_allowed
 from tests import test_alerts as alert_examples
 from tests.test_bot_e2e import (
     ADMIN,
@@ -273,6 +274,57 @@ async def test_a_command_from_another_team_or_a_malformed_user_is_refused(
     async with aiohttp.ClientSession() as http:
         text = await (await http.get(running.bot.url + "/metrics")).text()
     assert f'oncall_requests_refused_total{{kind="command",reason="{reason}"}} 1' in text
+
+
+def test_a_response_url_is_slack_s_or_the_configured_web_api_s() -> None:
+    api = "http://127.0.0.1:3100/api/"
+    for url in ("https://hooks.slack.com/commands/T1/1/x", "HTTPS://Hooks.Slack.com/actions/x", None,
+                "http://127.0.0.1:3100/hooks/respond/1"):  # fmt: skip
+        assert response_url_allowed(url, api), url
+    for url in ("http://hooks.slack.com/x", "https://hooks.slack.com.evil.example/x", "https://evil.example/x",
+                "http://127.0.0.1:9/x", "https://127.0.0.1:3100/x", "http://[::1/x", 7, ""):  # fmt: skip
+        assert not response_url_allowed(url, api), url
+    assert not response_url_allowed("http://127.0.0.1:3100/hooks/respond/1", None)
+
+
+async def test_a_command_or_click_whose_response_url_is_not_slack_s_is_refused(running: Running) -> None:
+    """A signed command or click naming a response_url elsewhere (here a listener of the test's own, as
+    `http://127.0.0.1:9/x` was tried): nothing is sent there, and it is refused, logged and counted."""
+    emu, metrics = running.emulator, running.bot.services.metrics
+    received: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        received.append(request.path)
+        return web.Response(text="ok")
+
+    elsewhere = web.Application()
+    elsewhere.router.add_post("/{tail:.*}", record)
+    runner = web.AppRunner(elsewhere)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    trap = f"http://127.0.0.1:{runner.addresses[0][1]}/respond"
+    try:
+        command = _foreign_command(
+            running, PERSON, "/oncall-predict", "payments 5xx at 40%", response_url=trap
+        )
+        answer = await (await emu.interactions.send(command)).first_response()
+        assert answer.via == "ack" and answer.text == NOT_SLACK
+        alert = await emu.post_message(PERSON, "#incidents", "orders-db failover took 40s, writes failing")
+        reply = await running.decision_for(alert)
+        await running.stored(reply)
+        click = await emu.interactions.send(_foreign_click(running, reply, {"response_url": trap}))
+        assert click.ack is not None and click.ack.status == 200
+        await emu.settle()
+        await asyncio.sleep(0.5)
+        assert received == [], "the bot posted to a response_url that is not Slack's"
+        assert await running.bot.services.store.ratings(reply["channel"], reply["ts"]) == []
+        for kind in ("command", "interaction"):
+            assert metrics.refused.value(kind=kind, reason="foreign response_url") == 1
+        # The emulator's own response_url is the configured SLACK_API_URL's host: answered there.
+        answer = await emu.run_command(PERSON, "#incidents", "/oncall-predict", "payments 5xx at 40%")
+        assert answer.via == "response_url" and "*Severity:*" in json.dumps(answer.payload.get("blocks"))
+    finally:
+        await runner.cleanup()
 
 
 def _error_count(running: Running) -> float:

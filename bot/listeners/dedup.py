@@ -1,5 +1,7 @@
-"""Exactly once: Slack re-delivers an event it thinks was lost (same event_id, X-Slack-Retry-Num); the
-store remembers handled event ids, so only the first delivery is handled and the others are just acked.
+"""Exactly once: Slack re-delivers an event it thinks was lost (same event_id, X-Slack-Retry-Num), and may
+send the same message again under a new event_id; the store remembers what was handled, so only the first
+delivery is handled and the others are just acked. A message is known by its channel and ts, whatever the
+event_id (``claim_key``); any other event by its event_id.
 
 The claim runs before the ack, and Slack waits 3 s at most: when the store is locked or down for longer
 than CLAIM_TIMEOUT, this process claims the event in memory (it still answers once whatever this process
@@ -44,8 +46,8 @@ def register(app: AsyncApp, services: Services) -> None:
     async def handle_each_event_once(
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
-        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if event_id and not await claim(services, recent, str(event_id), context):
+        key = claim_key(body)
+        if key and not await claim(services, recent, key, context):
             services.metrics.duplicates.inc()
             return BoltResponse(status=200, body="")
         return await next()
@@ -53,18 +55,32 @@ def register(app: AsyncApp, services: Services) -> None:
     app.middleware(handle_each_event_once)
 
 
+def claim_key(body: dict[str, Any]) -> str | None:
+    """What makes an event the same one again: ``message:<channel>:<ts>`` for a message (edits and
+    deletions have a ts of their own), else the event_id; None for what is no event."""
+    if body.get("type") != "event_callback":
+        return None
+    event = body.get("event")
+    if isinstance(event, dict) and event.get("type") == "message":
+        channel, ts = event.get("channel"), event.get("ts")
+        if isinstance(channel, str) and channel and isinstance(ts, str) and ts:
+            return f"message:{channel}:{ts}"
+    event_id = body.get("event_id")
+    return str(event_id) if event_id else None
+
+
 STORE_AWAY = "oncall_store_away"  # in the request's context: the claim had to wait for the store
 
 
-async def claim(services: Services, recent: RecentEvents, event_id: str, context: AsyncBoltContext) -> bool:
-    if not recent.add(event_id):  # this process handled it: no need to ask the store
+async def claim(services: Services, recent: RecentEvents, key: str, context: AsyncBoltContext) -> bool:
+    if not recent.add(key):  # this process handled it: no need to ask the store
         return False
     token = secrets.token_hex(8)
     claimed = True
 
     async def claim_in_store() -> None:
         nonlocal claimed
-        claimed = await services.store.claim_event(event_id, token)
+        claimed = await services.store.claim_event(key, token)
 
     if not await services.writes.run("event claim", claim_in_store, timeout=CLAIM_TIMEOUT):
         services.metrics.store_unavailable.inc(operation="event claim")
