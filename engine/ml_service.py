@@ -483,7 +483,9 @@ class MLService:
                 return self._load_active()
             except Exception as exc:  # the rules answer rather than nothing
                 error = f"{error}; training the built-in model failed: {_why(exc)}"
-        return _fallback_set(f"no loadable model ({error}); answering with keyword rules")
+        reason = f"no loadable model ({error}); answering with keyword rules"
+        self._errors["active"] = reason
+        return _fallback_set(reason)
 
     def _set_fallback(self, reason: str) -> None:
         log.warning("serving the rule-based fallback: %s", reason)

@@ -281,20 +281,32 @@ class ModelVersion:
     def has(self, name: str) -> bool:
         return (self.path / name).is_file()
 
+    def checksums(self) -> dict[str, dict[str, Any]]:
+        """metadata.json's record of each artifact (sha256, bytes) by file name."""
+        artifacts = self.metadata.get("artifacts") or {}
+        if not (isinstance(artifacts, dict) and all(isinstance(a, dict) for a in artifacts.values())):
+            raise IntegrityError(
+                f"{self.path / METADATA_FILE} does not list its artifacts by file name: not the metadata of "
+                "a version"
+            )
+        return artifacts
+
     def signed_with(self, key: bytes | None) -> bool:
         """metadata.json carries a valid signature by ``key``, made for this very version."""
         recorded = self.metadata.get("signature")
-        return (
-            key is not None
-            and isinstance(recorded, str)
-            and self.metadata.get("version") == self.id
-            and hmac.compare_digest(recorded, signature(self.metadata, key))
-        )
+        if key is None or not isinstance(recorded, str) or self.metadata.get("version") != self.id:
+            return False
+        try:
+            self.checksums()
+        except IntegrityError:
+            return False
+        return hmac.compare_digest(recorded, signature(self.metadata, key))
 
     def legacy(self) -> str | None:
         """Why this version cannot serve (it has no serving artifact) and how to fix it, in one sentence;
-        None when it has one."""
-        if SERVING_FILE in (self.metadata.get("artifacts") or {}):
+        None when it has one (or its metadata is broken, which reading it reports)."""
+        artifacts = self.metadata.get("artifacts") or {}
+        if not isinstance(artifacts, dict) or SERVING_FILE in artifacts:
             return None
         if self.is_flat:
             return (
@@ -312,6 +324,7 @@ class ModelVersion:
         """The serving artifact, after the permission and sha256 checks (the bytes hashed are the bytes
         returned, so a file swapped between the check and the load cannot slip through)."""
         self.check_permissions()
+        self.checksums()
         reason = self.legacy()
         if reason:
             raise LegacyVersion(reason)
@@ -323,7 +336,7 @@ class ModelVersion:
             data = path.read_bytes()
         except FileNotFoundError:
             raise RegistryError(f"model {self.id} in {self.path} is missing {name}") from None
-        if hashlib.sha256(data).hexdigest() != self.metadata["artifacts"][name].get("sha256"):
+        if hashlib.sha256(data).hexdigest() != self.checksums()[name].get("sha256"):
             raise IntegrityError(
                 f"{path} does not match the sha256 recorded in {METADATA_FILE} (tampered, corrupt or foreign "
                 "file): refusing to load it"
@@ -350,7 +363,7 @@ class ModelVersion:
         missing = [name for name in REQUIRED_FILES if not self.has(name)]
         if missing:
             raise RegistryError(f"model {self.id} in {self.path} is missing {', '.join(missing)}")
-        recorded: Mapping[str, Any] = self.metadata.get("artifacts") or {}
+        recorded = self.checksums()
         objects: dict[str, Any] = {}
         for name in ARTIFACT_FILES:
             path = self.path / name
@@ -629,7 +642,7 @@ class ModelRegistry:
         metadata.json lists it, so a crash in between leaves the version as it was."""
         if version.is_flat:
             raise RegistryError("the flat layout is not a version: `oncall models import` makes one of it")
-        recorded = dict(version.metadata.get("artifacts") or {})
+        recorded = dict(version.checksums())
         recorded[SERVING_FILE] = {"sha256": hashlib.sha256(serving).hexdigest(), "bytes": len(serving)}
         meta = {**version.metadata, "version": version.id, "artifacts": recorded}
         meta["converted_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -741,7 +754,10 @@ class ModelRegistry:
         """Problems with one version's files, none when it has its serving artifact, every listed file
         matches its sha256 and, with ``key``, a signature in its metadata checks out."""
         problems = []
-        recorded = version.metadata.get("artifacts") or {}
+        try:
+            recorded = version.checksums()
+        except IntegrityError as exc:
+            return [str(exc)]
         if not recorded:
             problems.append(f"{version.id}: no checksums recorded")
         legacy = version.legacy()
