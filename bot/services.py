@@ -45,7 +45,7 @@ class Services:
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the models are loaded
     load_error: str | None = None  # why no model set could be loaded at all (start-up is retrying)
-    load_failures: int = 0  # model loads at start-up that failed or left another version serving
+    load_failures: int = 0  # start-ups that ended with no model set at all (and were tried again)
     writes: WriteBehind = field(default_factory=WriteBehind)
     outbox: Outbox = field(init=False)  # set by the runner, which owns the client that answers
     grouper: Grouper = field(init=False)
