@@ -6,6 +6,7 @@ say why. The real bot in this process, against the emulator over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import shutil
@@ -20,9 +21,11 @@ import pytest
 
 from bot.config import Settings
 from bot.emulator import SlackEmulator
-from bot.runner import OncallBot
+from bot.runner import LOAD_RETRY_FIRST, OncallBot
 from engine.ml_service import MLService
 from engine.registry import SERVING_FILE, ModelRegistry
+from tests.conftest import small_config
+from training.train import train
 
 pytestmark = pytest.mark.asyncio
 
@@ -41,7 +44,9 @@ def broken_copy(registry: ModelRegistry, source: str) -> str:
 
 
 @asynccontextmanager
-async def bot(emu: SlackEmulator, models: Path, tmp_path: Path) -> AsyncIterator[OncallBot]:
+async def bot(
+    emu: SlackEmulator, models: Path, tmp_path: Path, ml: MLService | None = None
+) -> AsyncIterator[OncallBot]:
     """The bot in this process, started but maybe not ready (that is what is under test)."""
     settings = Settings(
         bot_token=TOKEN,
@@ -53,7 +58,7 @@ async def bot(emu: SlackEmulator, models: Path, tmp_path: Path) -> AsyncIterator
         db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
         data_dir=tmp_path / "data",
     )
-    running = OncallBot(settings, ml=MLService(models, auto_train=False))
+    running = OncallBot(settings, ml=ml or MLService(models, auto_train=False))
     await running.start()
     emu.bot_url = running.events_url
     try:
@@ -137,3 +142,30 @@ async def test_a_failed_reload_keeps_the_follower_and_answers_the_command_that_a
         assert (ready["serving_version"], ready["status"], ready["last_error"]) == (first.version, "ok", None)
         values = await metrics(http, running.url)
         assert values["oncall_model_degraded"] == 0
+
+
+async def test_no_model_set_at_all_is_failed_with_the_reason_and_tried_again(tmp_path: Path) -> None:
+    """An empty model directory and the built-in training failing (the disk full, the first time): /readyz
+    says 503 ``failed`` and why, not "loading models"; start-up tries again and then serves."""
+    models = tmp_path / "models"
+    tries: list[float] = []
+
+    def trainer(path: Path) -> str:
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path / "versions"))
+        return train(small_config(samples=300), path).version
+
+    ml = MLService(models, trainer=trainer, auto_train=True)
+    async with (
+        SlackEmulator(SECRET, TOKEN) as emu,
+        aiohttp.ClientSession() as http,
+        bot(emu, models, tmp_path, ml=ml) as running,
+    ):
+        failed = await readyz_once(http, running.url, lambda body: body["last_error"])
+        assert (failed["http"], failed["ready"], failed["status"]) == (503, False, "failed"), failed
+        assert "No space left on device" in failed["last_error"]
+        assert (await metrics(http, running.url))['oncall_model_load_failures{stage="startup"}'] == 1
+        ready = await readyz_once(http, running.url, lambda body: body["ready"], timeout=60)
+        assert (ready["http"], ready["status"], ready["last_error"]) == (200, "ok", None), ready
+        assert len(tries) == 2 and tries[1] - tries[0] >= LOAD_RETRY_FIRST
