@@ -30,6 +30,9 @@ def build_app(services: Services, client: AsyncWebClient, identity: SlackIdentit
         signing_secret=settings.signing_secret or "",
         request_verification_enabled=not settings.socket_mode,
         process_before_response=False,  # ack first, work after: Slack waits 3 s at most
+        # Bolt's would drop alerts posted through the app's own incoming webhook (they carry its bot_id):
+        # bot/listeners/dedup.py drops the app's own events instead, and only those.
+        ignoring_self_events_enabled=False,
     )
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

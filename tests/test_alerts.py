@@ -825,6 +825,10 @@ def test_thread_parent_and_app_messages_are_candidates() -> None:
     modern_app = {"type": "message", "bot_id": "B9", "app_id": "A9", "text": "[FIRING:1] X", "ts": "1"}
     assert parsed(modern_app).source == "alertmanager"
     assert parse_message(modern_app, bot_id="B9") is None
+    # Through the app's own incoming webhook: its bot_id, but a bot_message without a user: an alert.
+    own_webhook = {**modern_app, "subtype": "bot_message"}
+    assert parse_message(own_webhook, bot_user_id="U9", bot_id="B9") is not None
+    assert parse_message({**own_webhook, "user": "U9"}, bot_user_id="U9", bot_id="B9") is None
 
 
 # --- hostile input ------------------------------------------------------------------------------------

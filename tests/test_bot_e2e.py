@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import Settings
 from bot.emulator import SlackEmulator
@@ -394,6 +395,32 @@ async def test_each_alert_source_through_a_webhook_gets_its_decision(
     alert = (await emu.history("#alerts-prod"))[-1]
     record = await running.stored(await running.decision_for(alert))
     assert record.source == source and record.alert_ts == alert["ts"]
+
+
+async def test_an_alert_through_the_app_s_own_webhook_is_answered_and_its_own_posts_are_not(
+    running: Running,
+) -> None:
+    """Alertmanager pointed at the app's own incoming webhook (manifest.yml asks for the scope): Slack
+    stamps the post with the app's bot_id, as a bot_message without a user. It is an alert, and answered;
+    what the app posts itself (its bot user: replies, and here a top-level message) is still ignored."""
+    emu, bot = running.emulator, running.emulator.workspace.bot
+    hook = emu.create_webhook("#alerts-prod", own_app=True)
+    firing = _as_webhook(alert_examples.am_default("firing"))
+    async with aiohttp.ClientSession() as http:
+        assert (await http.post(hook, json=firing)).status == 200
+    alert = (await emu.history("#alerts-prod"))[-1]
+    event = next(env["event"] for env in emu.events.values() if env["event"].get("ts") == alert["ts"])
+    assert (event["subtype"], event["bot_id"], event["app_id"]) == ("bot_message", bot.id, bot.app_id)
+    assert "user" not in event
+    record = await running.stored(await running.decision_for(alert))
+    assert record.source == "alertmanager"
+    own = AsyncWebClient(token=TOKEN, base_url=emu.api_url)  # the app itself, as its replies are posted
+    posted = await own.chat_postMessage(channel="C0ALERTSPROD", text="[FIRING:1] HighErrorRate checkout 35%")
+    await emu.settle()
+    await asyncio.sleep(0.3)
+    assert len(running.bot_posts()) == 2, "the app answered one of its own messages"
+    assert not emu.workspace.thread("C0ALERTSPROD", posted["ts"])[1:]
+    assert running.bot.services.metrics.events.value(type="message", outcome="unhandled") == 0
 
 
 @asynccontextmanager

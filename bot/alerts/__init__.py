@@ -13,7 +13,16 @@ from . import alertmanager, cloudwatch, datadog, grafana, human, pagerduty, sent
 from .model import Alert, normalise_severity
 from .slack_text import Flat, flatten
 
-__all__ = ["SOURCES", "Alert", "Flat", "classify", "flatten", "normalise_severity", "parse_message"]
+__all__ = [
+    "SOURCES",
+    "Alert",
+    "Flat",
+    "classify",
+    "flatten",
+    "is_own",
+    "normalise_severity",
+    "parse_message",
+]
 
 # Grafana before Alertmanager (same title, Grafana's footer tells them apart); Datadog before PagerDuty
 # (Datadog messages mention @pagerduty handles); a person last.
@@ -52,6 +61,17 @@ _SKIPPED_SUBTYPES = {
 }
 
 
+def is_own(event: dict[str, Any], bot_user_id: str | None, bot_id: str | None) -> bool:
+    """Did this app post it? Its replies (chat.postMessage) carry its bot user and its bot_id. A message
+    posted through the app's own incoming webhook carries the app's bot_id too, but as a ``bot_message``
+    without a user: that is an alert someone sent (Alertmanager pointed at the app's webhook), not the bot
+    talking, and it is answered."""
+    if bot_user_id and event.get("user") == bot_user_id:
+        return True
+    through_webhook = event.get("subtype") == "bot_message" and not event.get("user")
+    return bool(bot_id) and event.get("bot_id") == bot_id and not through_webhook
+
+
 def _skip_reason(event: Any, bot_user_id: str | None, bot_id: str | None) -> str | None:
     if not isinstance(event, dict) or event.get("type", "message") != "message":
         return "not a message"
@@ -60,7 +80,7 @@ def _skip_reason(event: Any, bot_user_id: str | None, bot_id: str | None) -> str
         return _SKIPPED_SUBTYPES[subtype]
     if event.get("hidden") is True:
         return "hidden"
-    if (bot_user_id and event.get("user") == bot_user_id) or (bot_id and event.get("bot_id") == bot_id):
+    if is_own(event, bot_user_id, bot_id):
         return "own message"
     thread_ts = event.get("thread_ts")
     # Slack's thread_ts is a timestamp string; anything else is malformed, not a sign of a reply, and the

@@ -108,7 +108,8 @@ def control_routes(emu: SlackEmulator) -> list[web.RouteDef]:
 
     async def create_webhook(request: web.Request) -> dict[str, Any]:
         body = await json_body(request, "channel")
-        return {"url": emu.create_webhook(body["channel"], body.get("name") or "incoming-webhook")}
+        name = body.get("name") or "incoming-webhook"
+        return {"url": emu.create_webhook(body["channel"], name, own_app=body.get("own_app") is True)}
 
     async def deliveries(request: web.Request) -> list[dict[str, Any]]:
         return [a.to_dict() for a in emu.attempts]

@@ -244,9 +244,10 @@ class SlackEmulator:
             except TimeoutError:
                 continue
 
-    def create_webhook(self, channel: str, name: str = "incoming-webhook") -> str:
-        """An incoming webhook URL posting into `channel` (id or '#name')."""
-        return self.webhooks.create(channel, name)
+    def create_webhook(self, channel: str, name: str = "incoming-webhook", own_app: bool = False) -> str:
+        """An incoming webhook URL posting into `channel` (id or '#name'): a custom integration's, or with
+        `own_app` the app's own (its posts carry the app's bot_id, as Slack stamps them)."""
+        return self.webhooks.create(channel, name, own_app)
 
     async def run_command(
         self, user: str, channel: str, command: str, text: str = "", timeout: float = 3.0

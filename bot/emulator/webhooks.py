@@ -1,5 +1,11 @@
 """Incoming webhooks: `POST /services/T.../B.../<secret>` with Slack's JSON (or a legacy `payload=` form)
-becomes a `bot_message` in the webhook's channel, so Alertmanager, Grafana or curl can post into it."""
+becomes a `bot_message` in the webhook's channel, so Alertmanager, Grafana or curl can post into it.
+
+A webhook is either a custom integration's, posting as a bot of its own (``bot_message``, its ``bot_id``,
+``username``, no user), or the app's own (``own_app``: the ``incoming-webhook`` scope in manifest.yml
+gives the app one per channel it is installed into), posting as the app: the app's own ``bot_id``,
+``app_id`` and ``bot_profile``, still subtype ``bot_message`` and without a ``user``. That missing user is
+what tells such a post from the app's own chat.postMessage replies, which carry the app's bot user."""
 
 from __future__ import annotations
 
@@ -42,9 +48,11 @@ class Webhooks:
         self.public_url = public_url
         self._by_path: dict[str, Webhook] = {}
 
-    def create(self, channel: str, name: str = "incoming-webhook") -> str:
-        """A new webhook posting into `channel` (id or name) as its own bot; its URL."""
-        webhook = Webhook(self.ws.channel(channel).id, self.ws.new_bot(name), secrets.token_urlsafe(18))
+    def create(self, channel: str, name: str = "incoming-webhook", own_app: bool = False) -> str:
+        """A new webhook posting into `channel` (id or name) as its own bot, or as the app (`own_app`);
+        its URL."""
+        bot = self.ws.bot if own_app else self.ws.new_bot(name)
+        webhook = Webhook(self.ws.channel(channel).id, bot, secrets.token_urlsafe(18))
         self._by_path[webhook.path] = webhook
         return self.public_url() + webhook.path
 
@@ -74,6 +82,8 @@ class Webhooks:
         icons = {"emoji": payload["icon_emoji"]} if payload.get("icon_emoji") else {}
         if payload.get("icon_url"):
             icons = {"image_48": payload["icon_url"]}
+        bot = webhook.bot
+        app = {"app_id": bot.app_id, "bot_profile": bot.profile()} if bot is self.ws.bot else {}
         message = self.ws.add_message(
             channel.id,
             content.pop("text"),
@@ -82,6 +92,7 @@ class Webhooks:
             thread_ts=thread_ts,
             username=str(payload.get("username") or webhook.bot.name),
             **({"icons": icons} if icons else {}),
+            **app,
             **content,
         )
         self.emit(events.message_posted(message))

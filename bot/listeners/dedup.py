@@ -17,6 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
+from bot.alerts import is_own
 from bot.services import Services
 
 CLAIM_TIMEOUT = 1.0  # seconds the store may take to claim an event before the ack
@@ -42,6 +43,22 @@ class RecentEvents:
 
 def register(app: AsyncApp, services: Services) -> None:
     recent = RecentEvents()
+
+    async def ignore_own_events(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Bolt's own "ignore self events" (switched off in bot/app.py) would drop every message with the
+        app's bot_id, alerts posted through the app's own incoming webhook too. This drops what the app
+        itself did (its replies, their edits, its reactions), before anything is claimed or stored."""
+        event = body.get("event") if body.get("type") == "event_callback" else None
+        if isinstance(event, dict) and (
+            (context.bot_user_id is not None and context.user_id == context.bot_user_id)
+            or is_own(event, context.bot_user_id, context.bot_id)
+        ):
+            return BoltResponse(status=200, body="")
+        return await next()
+
+    app.middleware(ignore_own_events)
 
     async def handle_each_event_once(
         body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
