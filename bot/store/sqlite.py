@@ -79,7 +79,7 @@ class SqliteStore(Store):
             now = None
         if now == self._opened:
             if self.problem is not None:
-                log.warning("the SQLite file %s is back: writing to it again", self.path)
+                log.info("the SQLite file %s is back: writing to it again", self.path)
                 self.problem = None
             return
         problem = (
