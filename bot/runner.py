@@ -133,7 +133,9 @@ class OncallBot:
             try:
                 await self.ml.initialize()  # trains the built-in model if the directory is empty
                 break
-            except Exception as exc:  # a failed load serves the last good version: this is worse (training)
+            # MLService serves the last good version when one fails to load; what is raised here (the
+            # built-in training failing, say on a full disk) leaves nothing to serve.
+            except Exception as exc:
                 services.load_error = f"{type(exc).__name__}: {exc}"
                 services.load_failures += 1
                 log.error("models did not load (trying again in %.0f s): %s", delay, services.load_error)

@@ -169,3 +169,20 @@ async def test_no_model_set_at_all_is_failed_with_the_reason_and_tried_again(tmp
         ready = await readyz_once(http, running.url, lambda body: body["ready"], timeout=60)
         assert (ready["http"], ready["status"], ready["last_error"]) == (200, "ok", None), ready
         assert len(tries) == 2 and tries[1] - tries[0] >= LOAD_RETRY_FIRST
+
+
+async def test_a_command_that_raises_answers_with_the_reason(
+    models_dir: Path, registry_two_versions, tmp_path: Path
+) -> None:
+    """A kept version whose metadata.json no report foresaw (``metrics`` a number) made `/oncall-models
+    history` raise, and the person got no answer at all."""
+    _, first, _ = registry_two_versions
+    registry = ModelRegistry(models_dir)
+    odd = registry.versions_dir / "zz-odd-metadata"
+    shutil.copytree(registry.versions_dir / first.version, odd)
+    meta = json.loads((odd / "metadata.json").read_text())
+    (odd / "metadata.json").write_text(json.dumps(meta | {"metrics": 5}))
+    async with SlackEmulator(SECRET, TOKEN) as emu, bot(emu, models_dir, tmp_path) as running:
+        await running.wait_ready(timeout=30)
+        answer = await emu.run_command(ADMIN, "#incidents", "/oncall-models", "history", timeout=10)
+        assert answer.text.startswith(":x: `/oncall-models history` failed: TypeError"), answer.text

@@ -55,14 +55,14 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 async def never_silent(respond: AsyncRespond, command: dict[str, Any], work: Awaitable[None]) -> None:
-    """Run a command's work; whatever it raises (a model that fails to load in a way nobody foresaw), the
-    person who asked gets the reason, not silence."""
+    """Run a command's work; whatever it raises (a kept version's metadata.json that no report foresaw, a
+    bug), the person who asked gets the reason, not silence."""
     try:
         await work
     except Exception as exc:
-        asked = escape(f"{command.get('command')} {command.get('text') or ''}".strip())
-        log.error("%s failed: %s: %s", asked, type(exc).__name__, exc, exc_info=True)
-        text = f":x: `{asked}` failed: {escape(f'{type(exc).__name__}: {exc}')}"
+        asked = f"{command.get('command')} {command.get('text') or ''}".strip()
+        log.error("%r failed: %s: %s", asked, type(exc).__name__, exc, exc_info=True)
+        text = f":x: `{escape(asked)}` failed: {escape(f'{type(exc).__name__}: {exc}')}"
         await respond(response_type="ephemeral", text=text, blocks=text_blocks(text))
 
 
