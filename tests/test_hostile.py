@@ -276,7 +276,7 @@ async def test_a_command_from_another_team_or_a_malformed_user_is_refused(
     assert f'oncall_requests_refused_total{{kind="command",reason="{reason}"}} 1' in text
 
 
-def test_a_response_url_is_slack_s_or_the_configured_web_api_s() -> None:
+async def test_a_response_url_is_slack_s_or_the_configured_web_api_s() -> None:  # pytestmark: asyncio
     api = "http://127.0.0.1:3100/api/"
     for url in ("https://hooks.slack.com/commands/T1/1/x", "HTTPS://Hooks.Slack.com/actions/x", None,
                 "http://127.0.0.1:3100/hooks/respond/1"):  # fmt: skip
