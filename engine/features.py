@@ -15,7 +15,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from engine import _native
+from engine.native import impl as _native  # C, or the same code in NumPy (engine/native.py)
 from engine.services import service_tier
 
 # Status-update phrases: how far an incident got (investigating -> resolved) and how broad it was.

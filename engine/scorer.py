@@ -30,7 +30,6 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from engine import _native
 from engine.features import (
     MAGNITUDES,
     CharNgrams,
@@ -42,6 +41,7 @@ from engine.features import (
     numeric_feature_names,
     split_identifiers,
 )
+from engine.native import impl as _native  # C, or the same code in NumPy (engine/native.py)
 from engine.ordinal import OrdinalBlendClassifier, blend
 from engine.services import service_tier
 
