@@ -1,11 +1,13 @@
-"""The C hot path (engine/_native.c) against readable definitions: regular expressions for the magnitudes,
-scikit-learn's own analyzers and transform for the feature rows."""
+"""The hot path against readable definitions: regular expressions for the magnitudes, scikit-learn's own
+analyzers and transform for the feature rows. Every check runs against both implementations, the C
+extension (engine/_native.c) and the same code in NumPy (engine/_native_py.py), which serves without it."""
 
 from __future__ import annotations
 
 import math
 import pickle
 import re
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -13,7 +15,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from engine import _native
 from engine.features import (
     LEGACY_STATUS_PHRASES,
     MAGNITUDES,
@@ -26,6 +27,7 @@ from engine.features import (
 )
 from engine.scorer import compile_features
 from engine.services import service_tier
+from tests.native_impls import IMPLS, implementation
 from training.synthetic import generate_incidents
 
 # The magnitude features as regular expressions: what the C scanner must find, match for match.
@@ -85,54 +87,69 @@ _ALERTISH = st.lists(
 ).map("".join)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=3000, deadline=None)
 @given(_ALERTISH)
 @example("error rate 35% p99 9s, 1/6 pods ready, 12,000 requests failing service:payments")
 @example("1234% 1.5.5s 5ms2 1,2a 10.s x12/3 1/2/3 9999/9999 service:a service:b")
 @example("9" * 500 + "% " + "1" * 400 + "h")
 @example("2 HOURS 3 Mins 4 \u017fec 5 m\u0131ns 1m\u017f 7 m\u0130ll\u0131seconds service:")
-def test_magnitudes_follow_their_regular_expressions(text: str) -> None:
-    assert numeric_features(text) == reference_numeric_features(text)
+def test_magnitudes_follow_their_regular_expressions(impl: ModuleType, text: str) -> None:
+    with implementation(impl):
+        assert numeric_features(text) == reference_numeric_features(text)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=1500, deadline=None)
 @given(st.text(max_size=60))
-def test_magnitudes_of_any_text_are_finite_and_equal_the_reference(text: str) -> None:
-    got = numeric_features(text)
+def test_magnitudes_of_any_text_are_finite_and_equal_the_reference(impl: ModuleType, text: str) -> None:
+    with implementation(impl):
+        got = numeric_features(text)
     assert all(math.isfinite(v) for v in got)
     assert got == reference_numeric_features(text)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=1500, deadline=None)
 @given(st.text(max_size=60))
 @example("ÜBER straße 🚨 x\x00ab\u2028y\x1cz")
-def test_char_ngrams_equal_scikit_learns_char_wb(text: str) -> None:
+def test_char_ngrams_equal_scikit_learns_char_wb(impl: ModuleType, text: str) -> None:
     reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5)).build_analyzer()
-    assert CharNgrams(3, 5)(text) == reference(text)
-    assert _native.char_wb(text.lower(), 2, 2) == TfidfVectorizer(
+    with implementation(impl):
+        assert CharNgrams(3, 5)(text) == reference(text)
+    assert impl.char_wb(text.lower(), 2, 2) == TfidfVectorizer(
         analyzer="char_wb", ngram_range=(2, 2)
     ).build_analyzer()(text)
 
 
 @pytest.fixture(scope="module")
-def fitted() -> tuple[object, object]:
+def fitted() -> tuple[object, dict[str, object]]:
+    """A fitted pipeline, and its compiled featurizer in each implementation (by module name)."""
     texts = [r.text for r in generate_incidents(600, seed=9)]
     config = {"word_max_features": 3000, "char_max_features": 3000, "min_df": 1, "char_max_chars": 120}
     vectorizer = build_feature_pipeline(config).fit(texts)
-    return vectorizer, compile_features(vectorizer)
+    extractors = {}
+    for param in IMPLS:
+        impl = param.values[0]
+        if isinstance(impl, ModuleType):
+            with implementation(impl):
+                extractors[impl.__name__] = compile_features(vectorizer)
+    return vectorizer, extractors
 
 
 _WORDS = ["checkout", "500s", "error", "rate", "p99", "latency", "disk", "97%", "pods", "service:payments"]
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(st.one_of(st.sampled_from(_WORDS), st.text(max_size=12)), max_size=40).map(" ".join),
 )
 @example("")
 @example("ÜBER-Straße 🚨 İstanbul ΟΔΟΣ checkout_api x" * 20)
-def test_feature_rows_equal_the_pipelines_transform(fitted: tuple, text: str) -> None:
-    vectorizer, extractor = fitted
+def test_feature_rows_equal_the_pipelines_transform(fitted: tuple, impl: ModuleType, text: str) -> None:
+    vectorizer, extractors = fitted
+    extractor = extractors[impl.__name__]
     expected = vectorizer.transform([text]).toarray()
     got = extractor.matrix([text]).toarray()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -141,34 +158,38 @@ def test_feature_rows_equal_the_pipelines_transform(fitted: tuple, text: str) ->
     assert np.count_nonzero(expected) == len(idx)
 
 
-def test_a_pipeline_saved_before_the_component_states_keeps_its_columns() -> None:
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_pipeline_saved_before_the_component_states_keeps_its_columns(impl: ModuleType) -> None:
     """Unpickled without a ``phrases`` attribute (as saved before it existed), the numeric block counts the
     phrases it was fitted with, in scikit-learn and in C alike."""
     texts = [r.text for r in generate_incidents(200, seed=3)] + ["Actions: partial outage, major outage"]
     vectorizer = build_feature_pipeline({"word_max_features": 500, "char_max_features": 500, "min_df": 1})
     numbers = feature_union(vectorizer).transformer_list[-1][1]
     numbers.steps[0][1].phrases = LEGACY_STATUS_PHRASES
-    vectorizer.fit(texts)
-    del numbers.steps[0][1].phrases  # the class attribute answers, as for an older pickle
-    legacy = pickle.loads(pickle.dumps(vectorizer))
-    assert numbers.steps[1][1].n_features_in_ == len(MAGNITUDES) + len(LEGACY_STATUS_PHRASES)
-    expected = legacy.transform(texts).toarray()
-    np.testing.assert_allclose(compile_features(legacy).matrix(texts).toarray(), expected, rtol=0, atol=1e-12)
+    with implementation(impl):
+        vectorizer.fit(texts)
+        del numbers.steps[0][1].phrases  # the class attribute answers, as for an older pickle
+        legacy = pickle.loads(pickle.dumps(vectorizer))
+        assert numbers.steps[1][1].n_features_in_ == len(MAGNITUDES) + len(LEGACY_STATUS_PHRASES)
+        expected = legacy.transform(texts).toarray()
+        got = compile_features(legacy).matrix(texts).toarray()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert len(STATUS_PHRASES) > len(LEGACY_STATUS_PHRASES)
 
 
-def test_a_featurizer_refuses_inconsistent_inputs(fitted: tuple) -> None:
-    _, extractor = fitted
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_featurizer_refuses_inconsistent_inputs(fitted: tuple, impl: ModuleType) -> None:
+    extractor = fitted[1][impl.__name__]
     with pytest.raises(TypeError):
         extractor._native.row(["not", "a", "tuple"])
     with pytest.raises(ValueError, match="too short"):
         extractor._native.row(("only text",))
     with pytest.raises(ValueError, match="idf"):
-        _native.Featurizer(
+        impl.Featurizer(
             [("words", 1, 1, 2, ["a", "b"], np.ones(3), True, 1.0, 0, 0)], None, None, 0, 2, service_tier, ()
         )
     with pytest.raises(ValueError, match="share a hash"):
-        _native.Featurizer(
+        impl.Featurizer(
             [("words", 1, 1, 2, ["a", "a"], np.ones(2), True, 1.0, 0, 0)], None, None, 0, 2, service_tier, ()
         )
 
@@ -177,10 +198,12 @@ _ACRONYM_THEN_WORD = re.compile(r"([A-Z])([A-Z][a-z])")
 _LOWER_THEN_UPPER = re.compile(r"([a-z0-9])([A-Z])")
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @settings(max_examples=1500, deadline=None)
 @given(st.text(alphabet=st.sampled_from("aBcDZz09 _-ÜéΣ🚨"), max_size=40) | st.text(max_size=40))
 @example("MSSQLHighNumberOfDeadlocks KubeAPIDown etcdNoLeader ABCdEFg ABcDe")
-def test_identifier_splitting_equals_its_regular_expressions(text: str) -> None:
+def test_identifier_splitting_equals_its_regular_expressions(impl: ModuleType, text: str) -> None:
     """The C splitter is these two substitutions (acronym boundaries first), on any text."""
     reference = _LOWER_THEN_UPPER.sub(r"\1 \2", _ACRONYM_THEN_WORD.sub(r"\1 \2", text))
-    assert split_identifiers(text) == reference
+    with implementation(impl):
+        assert split_identifiers(text) == reference
