@@ -4,11 +4,13 @@
 is the same featurizer and scorer in Python and NumPy, with the same results, and serves and trains
 whenever the extension cannot be imported (an install without a C compiler) or ``ONCALL_NATIVE=0`` asks
 for it. Its first use logs one WARNING saying so. ``ONCALL_NATIVE=1`` requires the extension (an
-ImportError without it); unset, the extension serves when it is there.
+ImportError without it); unset, the extension serves when it is there; any other value is ignored with a
+warning here (``bot/config.py`` refuses it before the bot starts).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from types import ModuleType
 
@@ -33,7 +35,11 @@ def select(setting: str | None) -> tuple[ModuleType, str | None]:
     return _native, None
 
 
-impl, reason = select(os.environ.get(ENV))
+try:
+    impl, reason = select(os.environ.get(ENV))
+except ValueError as exc:  # imported by the CLI before it checks its settings: it then says so and exits
+    logging.getLogger("engine.native").warning("%s: ignored", exc)
+    impl, reason = select(None)
 NATIVE = reason is None  # the C extension serves
 if reason is not None:
     _native_py.slow_path(reason)

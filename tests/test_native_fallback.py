@@ -234,6 +234,16 @@ def test_oncall_native_chooses_the_implementation(monkeypatch: pytest.MonkeyPatc
     assert impl is _native_py and "cannot be imported" in str(reason)
     with pytest.raises(ImportError):
         native.select("1")
+    ignored = subprocess.run(  # imported before the CLI checks its settings: a wrong value is no crash
+        [sys.executable, "-c", "from engine import native; print(native.impl.__name__)"],
+        cwd=REPO,
+        env={**os.environ, "ONCALL_NATIVE": "yes"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ignored.returncode == 0 and "ONCALL_NATIVE must be 0" in ignored.stderr
+    assert ignored.stdout.strip() == ("engine._native" if C is not None else "engine._native_py")
 
 
 # The program a subprocess runs: engine and training import, and a trained version serves an alert.
