@@ -37,7 +37,17 @@ def build_app(services: Services, client: AsyncWebClient, identity: SlackIdentit
 
     async def on_error(error: Exception, body: dict[str, Any]) -> None:
         services.metrics.events.inc(type=str(body.get("type") or "unknown"), outcome="error")
-        log.exception("listener failed on %s", body.get("type"), exc_info=error)
+        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        log.exception(
+            "listener failed on %s",
+            body.get("type"),
+            exc_info=error,
+            extra={
+                "event_id": body.get("event_id"),
+                "event_type": event.get("type"),
+                "channel": event.get("channel"),
+            },
+        )
 
     app.error(on_error)
     listeners.register(app, services)

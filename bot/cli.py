@@ -10,20 +10,29 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot import redact
-from bot.config import ConfigError, check_model_path, default_db_url
-from engine.decision import AIDecisionEngine
-from engine.doctor import run_checks
-from engine.incident import IncidentCreate
-from engine.ml_service import MLService, default_model_path, load_model_set
-from engine.quality import headline, measured
-from engine.registry import ModelRegistry, RegistryError, model_key, trust_from_env
+from bot import logs, redact
+from bot.config import ConfigError, Runtime, check_model_key, check_model_path, default_db_url, load_runtime
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+if TYPE_CHECKING:
+    from engine.decision import AIDecisionEngine
+    from engine.ml_service import MLService
+    from engine.registry import ModelRegistry
+
+# Exit statuses (README: "The `oncall` command"): distinct, so that a script can tell them apart.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 4
 DB_URL_HELP = "feedback store (default $ONCALL_DB_URL, else data/oncall.db in $ONCALL_DATA_DIR or data)"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("oncall-agent")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _model_path_arg(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +44,8 @@ def _model_path_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_path(args: argparse.Namespace) -> Path:
+    from engine.ml_service import default_model_path
+
     return args.model_path if args.model_path is not None else default_model_path()
 
 
@@ -64,6 +75,8 @@ def _print_metrics(metrics: dict[str, Any], indent: str = "  ") -> None:
 def _print_quality(metrics: dict[str, Any], data: dict[str, Any]) -> None:
     """A version's held-out numbers by the rows they were measured on: real labeled rows first, synthetic
     ones labeled as such (engine.quality)."""
+    from engine.quality import measured
+
     sets = measured({"metrics": metrics, "data": data})
     if not sets:
         print("  no held-out rows: quality not measured")
@@ -74,8 +87,13 @@ def _print_quality(metrics: dict[str, Any], data: dict[str, Any]) -> None:
 
 # -- commands -------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from engine.registry import RegistryError
     from training.train import GateRefused, TrainConfig, TrainingError, ValidationFailed, train
 
+    missing = [p for p in [*args.data, *args.gate_data] if not Path(p).is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+        return EXIT_USAGE
     extra, held_out, rejected = [], [], []
     if args.with_feedback:
         from training.feedback import split_feedback
@@ -99,23 +117,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         label_noise=args.label_noise,
         min_macro_f1=args.min_macro_f1,
         min_action_top3=args.min_action_top3,
-        keep_versions=args.keep,
+        keep_versions=args.keep if args.keep is not None else args.runtime.keep_versions,
         gate_data=args.gate_data,
     )
     try:
         result = train(config, _model_path(args), activate=not args.no_activate)
     except ValidationFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"refused by the quality floor: {exc}", file=sys.stderr)
         print("  all held-out rows pooled (what the floor checks):")
         _print_metrics(exc.metrics, indent="    ")
         _print_quality(exc.metrics, {})
-        return 3
+        return EXIT_REFUSED
     except GateRefused as exc:
         print(f"refused by the promotion gate: {exc}", file=sys.stderr)
-        return 4
-    except (TrainingError, RegistryError, OSError) as exc:
+        return EXIT_REFUSED
+    except TrainingError as exc:  # the data given cannot train a model: fix the flags or the files
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except (RegistryError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     print(
         f"trained version {result.version} in {result.seconds:.1f}s "
         f"({result.metrics.get('train_rows')} training rows, "
@@ -123,19 +144,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     _print_quality(result.metrics, result.data)
     print(f"saved to {result.path}" + ("" if args.no_activate else " (active)"))
-    return 0
+    return EXIT_OK
+
+
+def _ml(args: argparse.Namespace, **options: Any) -> MLService:
+    """The model service as the settings say (ML_AUTO_TRAIN, ML_KEEP_VERSIONS), ``options`` over them."""
+    from engine.ml_service import MLService
+
+    runtime: Runtime = args.runtime
+    kwargs = {"auto_train": runtime.auto_train, "keep_versions": runtime.keep_versions} | options
+    return MLService(_model_path(args), **kwargs)
 
 
 def _engine(args: argparse.Namespace) -> AIDecisionEngine:
     """Raises ConfigError when the built-in model would have to be trained where it cannot be."""
-    ml = MLService(_model_path(args))
+    from engine.decision import AIDecisionEngine
+
+    ml = _ml(args)
     check_model_path(ml.model_path, train_models=ml.auto_train)
-    engine = AIDecisionEngine(ml)
+    engine = AIDecisionEngine(ml, uncertain_below=args.runtime.uncertain_below)
     asyncio.run(engine.start())
     return engine
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from engine.incident import IncidentCreate
+
     text = " ".join(args.text)
     incident = IncidentCreate(
         title=args.title if args.title is not None else text,
@@ -146,11 +180,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         engine = _engine(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     decision = engine.analyze(incident)
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2))
-        return 0
+        return EXIT_OK
     sev_flag = " (uncertain)" if decision.severity_uncertain else ""
     cat_flag = " (uncertain)" if decision.category_uncertain else ""
     print(f"severity: {decision.severity} ({decision.severity_confidence:.0%}){sev_flag}")
@@ -160,22 +194,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if decision.explanation:
         print("because:  " + ", ".join(repr(t) for t in decision.explanation))
     print(f"model:    {decision.model_version}" + (" (rule-based fallback)" if decision.fallback else ""))
-    return 0
+    return EXIT_OK
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.ml_service import load_model_set
+    from engine.registry import ModelRegistry
     from training.evaluate import evaluate_files
 
+    missing = [p for p in args.data if not Path(p).is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+        return EXIT_USAGE
     registry = ModelRegistry(_model_path(args))
     try:
         models = load_model_set(registry.active())
     except Exception as exc:
         print(f"error: cannot load the active model: {exc}", file=sys.stderr)
-        return 2
-    missing = [p for p in args.data if not Path(p).is_file()]
-    if missing:
-        print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
-        return 2
+        return EXIT_FAILED
     report, bad = evaluate_files(models.scorer, args.data)
     for line in bad:
         print(f"skipped {line}", file=sys.stderr)
@@ -185,46 +221,148 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"model {models.version} on {report['rows']} rows ({len(bad)} bad lines skipped)")
         _print_metrics(report)
-    return 0
+    return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from engine.doctor import run_checks
+
     checks = run_checks(_model_path(args))
-    for c in checks:
-        mark = "FAIL" if not c.ok else ("WARN" if c.warning else " ok ")
-        print(f"[{mark}] {c.name}: {c.detail}")
     failed = [c for c in checks if not c.ok]
-    print(
-        "verdict: "
-        + (
-            "healthy, the bot can serve this model"
-            if not failed
-            else f"NOT healthy ({failed[0].name}): fix the first failure above"
-        )
+    verdict = (
+        "healthy, the bot can serve this model"
+        if not failed
+        else f"NOT healthy ({failed[0].name}): fix the first failure above"
     )
-    return 0 if not failed else 1
+    if args.json:
+        report = {
+            "healthy": not failed,
+            "verdict": verdict,
+            "model_path": str(_model_path(args)),
+            "checks": [
+                {"name": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail} for c in checks
+            ],
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        for c in checks:
+            mark = "FAIL" if not c.ok else ("WARN" if c.warning else " ok ")
+            print(f"[{mark}] {c.name}: {c.detail}")
+        print("verdict: " + verdict)
+    return EXIT_OK if not failed else EXIT_FAILED
+
+
+class UsageError(Exception):
+    """The command was asked for something that does not exist: exit status 2, nothing done."""
+
+
+def _version_arg(registry: ModelRegistry, args: argparse.Namespace, what: str) -> str:
+    """The VERSION argument, once it names a version in the registry."""
+    from engine.registry import RegistryError
+
+    if not args.version:
+        raise UsageError(f"{what} needs a VERSION (see `oncall models list`)")
+    try:
+        registry.get(args.version)
+    except RegistryError:
+        if not any(v.id == args.version for v in registry.list_versions()):
+            raise UsageError(f"no model version {args.version!r} in {registry.versions_dir}") from None
+        raise
+    return args.version
+
+
+def _local_time(value: Any) -> str | None:
+    """An epoch or an ISO 8601 time as ISO 8601 in this machine's time zone, to the second."""
+    if value is None or value == "":
+        return None
+    try:
+        when = (
+            datetime.fromtimestamp(float(value), UTC)
+            if isinstance(value, int | float)
+            else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        )
+    except (ValueError, OverflowError, OSError):
+        return str(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone().isoformat(timespec="seconds")
+
+
+def _list_models(registry: ModelRegistry, as_json: bool) -> int:
+    from engine.quality import headline
+
+    active = registry.active_id()
+    versions = registry.list_versions()
+    if as_json:
+        rows = [
+            {
+                "version": v.id,
+                "active": v.id == active,
+                "trained_at": v.trained_at,
+                "quality": headline(v.metadata),
+                "can_serve": not v.legacy(),
+            }
+            for v in versions
+        ]
+        print(json.dumps({"model_path": str(registry.root), "active": active, "versions": rows}, indent=2))
+        return EXIT_OK
+    if not versions and active is None:
+        print(f"no versions in {registry.root}: run `oncall train`")
+    for v in versions:
+        mark = "*" if v.id == active else " "
+        line = f"{mark} {v.id}  trained {_local_time(v.trained_at)}  {headline(v.metadata)}"
+        if v.legacy():
+            line += f"  (cannot serve: `oncall models convert {v.id} --trust-pickles`)"
+        print(line)
+    if active == "flat":
+        print(
+            f"* flat (joblib files straight in {registry.root}, which cannot serve: `oncall models "
+            f"import {registry.root} --trust-pickles` makes a version of them)"
+        )
+    return EXIT_OK
+
+
+def _print_status(health: dict[str, Any]) -> None:
+    """`oncall models status` for people: what serves, why not the active version, and how good it is."""
+    print(f"status:           {health['status']}")
+    print(f"serving version:  {health['serving_version']} (scorer: {health['scorer']})")
+    print(f"active version:   {health['active_version']}")
+    print(f"loaded at:        {_local_time(health['loaded_at'])} in {health['load_seconds']:.3f} s")
+    if health["last_error"]:
+        print(f"last error:       {health['last_error']}")
+    reload = health["last_reload"]
+    if reload:
+        outcome = "ok" if reload["ok"] else f"failed: {reload['error']}"
+        print(f"last reload:      {reload['old_version']} -> {reload['new_version']} ({outcome})")
+    failures = {stage: n for stage, n in health["load_failures"].items() if n}
+    if failures:
+        print("load failures:    " + ", ".join(f"{stage} {n}" for stage, n in sorted(failures.items())))
+    for warning in health["warnings"]:
+        print(f"warning:          {warning}")
+    print("models:")
+    for name, model in health["models"].items():
+        state = "loaded" if model["loaded"] else "not loaded"
+        accuracy = "" if model["accuracy"] is None else f", {model['accuracy']:.3f} on {model['measured_on']}"
+        print(f"  {name:<20} {state}{accuracy}")
+    trained = next(iter(health["models"].values()), {}).get("trained_at")
+    if trained:
+        print(f"trained at:       {_local_time(trained)}")
+    if not health["quality"]:
+        print("quality:          not measured (no held-out rows)")
+    for quality in health["quality"]:
+        print(f"quality on {quality['label']}:")
+        for name, number in quality["numbers"].items():
+            print(f"  {name:<24} {number['value']:.3f} (n={number['n']})")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    registry = ModelRegistry(_model_path(args))
+    from engine.ml_service import load_model_set
+    from engine.registry import ModelRegistry, model_key
+
+    registry = ModelRegistry(_model_path(args), keep=args.runtime.keep_versions)
     try:
         if args.action == "list":
-            active = registry.active_id()
-            versions = registry.list_versions()
-            if not versions and active is None:
-                print(f"no versions in {registry.root}: run `oncall train`")
-            for v in versions:
-                mark = "*" if v.id == active else " "
-                line = f"{mark} {v.id}  trained {v.trained_at}  {headline(v.metadata)}"
-                if v.legacy():
-                    line += f"  (cannot serve: `oncall models convert {v.id} --trust-pickles`)"
-                print(line)
-            if active == "flat":
-                print(
-                    f"* flat (joblib files straight in {registry.root}, which cannot serve: `oncall models "
-                    f"import {registry.root} --trust-pickles` makes a version of them)"
-                )
-            return 0
+            return _list_models(registry, args.json)
         if args.action == "import":
             return _import(registry, args)
         if args.action == "convert":
@@ -235,88 +373,95 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"{c.verdict:<8} {c.name}: {c.detail}")
             bad = [c for c in checks if c.verdict == "BAD"]
             print(f"{len(bad)} problem(s) in {registry.root}" if bad else f"{registry.root} verifies")
-            return 1 if bad else 0
+            return EXIT_FAILED if bad else EXIT_OK
         if args.action == "status":
-            ml = MLService(_model_path(args), auto_train=False)
+            ml = _ml(args, auto_train=False)
             asyncio.run(ml.initialize())
-            print(json.dumps(ml.health(), indent=2, default=str))
-            return 0 if ml.health()["status"] == "ok" else 1
+            health = ml.health()
+            if args.json:
+                print(json.dumps(health, indent=2, default=str))
+            else:
+                _print_status(health)
+            return EXIT_OK if health["status"] == "ok" else EXIT_FAILED
         if args.action == "promote":
             from training.train import GateRefused, promote
 
-            if not args.version:
-                print("error: promote needs a VERSION (see `oncall models list`)", file=sys.stderr)
-                return 2
-            load_model_set(registry.get(args.version))  # never activate what cannot serve
+            version = _version_arg(registry, args, "promote")
+            missing = [p for p in args.gate_data if not Path(p).is_file()]
+            if missing:
+                raise UsageError(f"no such file: {', '.join(map(str, missing))}")
+            load_model_set(registry.get(version))  # never activate what cannot serve
             try:
-                verdict = promote(registry, args.version, args.gate_data, force=args.force)
+                verdict = promote(registry, version, args.gate_data, force=args.force)
             except GateRefused as exc:
                 print(f"refused by the promotion gate: {exc}", file=sys.stderr)
-                return 4
+                return EXIT_REFUSED
             forced = " (forced past the gate: " + "; ".join(verdict.reasons) + ")" if verdict.reasons else ""
-            print(f"active version is now {args.version}{forced}")
-            return 0
+            print(f"active version is now {version}{forced}")
+            return EXIT_OK
         if args.action == "rollback":
-            version = registry.rollback()
-            print(f"rolled back: active version is now {version.id}")
-            return 0
+            rolled = registry.rollback()
+            print(f"rolled back: active version is now {rolled.id}")
+            return EXIT_OK
         if args.action in ("shadow", "canary"):
-            if not args.version:
-                print(f"error: {args.action} needs a VERSION", file=sys.stderr)
-                return 2
-            load_model_set(registry.get(args.version))  # never trial what cannot serve
-            trial = registry.start_trial(args.version, args.action, args.share)
+            version = _version_arg(registry, args, args.action)
+            if not 0 < args.share <= 1:
+                raise UsageError(f"--share must be above 0 and at most 1, got {args.share:g}")
+            load_model_set(registry.get(version))  # never trial what cannot serve
+            trial = registry.start_trial(version, args.action, args.share)
             print(f"trial started: {json.dumps(trial)} (every bot sharing {registry.root} follows it)")
-            return 0
+            return EXIT_OK
         if args.action == "end-trial":
             registry.end_trial()
             print("trial ended")
-            return 0
+            return EXIT_OK
         if args.action == "compare":
             if not args.version or not args.other:
-                print(
-                    "error: compare needs two versions: A (the active one then) and B (on trial)",
-                    file=sys.stderr,
-                )
-                return 2
+                raise UsageError("compare needs two versions: A (the active one then) and B (on trial)")
             print(json.dumps(_compare(_db_url(args), args.version, args.other), indent=2))
-            return 0
-    except Exception as exc:
+            return EXIT_OK
+    except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 2
+        return EXIT_USAGE
+    except Exception as exc:
+        print(f"error: {_redacted(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_USAGE
 
 
 def _import(registry: ModelRegistry, args: argparse.Namespace) -> int:
     """A flat folder of joblib files (the guide's models/) as a new version, promoted through the gate."""
     from engine.convert import import_flat
+    from engine.registry import model_key
     from training.train import GateRefused, promote
 
     if not args.version:
-        print("error: import needs the DIR that holds the joblib files", file=sys.stderr)
-        return 2
-    trust = args.trust_pickles or trust_from_env()
+        raise UsageError("import needs the DIR that holds the joblib files")
+    if not Path(args.version).is_dir():
+        raise UsageError(f"import needs the DIR that holds the joblib files: {args.version} is no directory")
+    trust = args.trust_pickles or args.runtime.trust_pickles
     version = import_flat(registry, Path(args.version), trust, model_key(registry.root))
     print(f"imported {args.version} as version {version.id} (serving.npz written beside its joblib files)")
     if args.no_activate:
-        return 0
+        return EXIT_OK
     try:
         promote(registry, version.id, args.gate_data, force=args.force)
     except GateRefused as exc:
         print(f"refused by the promotion gate: {exc}", file=sys.stderr)
-        return 4
+        return EXIT_REFUSED
     print(f"active version is now {version.id}")
-    return 0
+    return EXIT_OK
 
 
 def _convert(registry: ModelRegistry, args: argparse.Namespace) -> int:
     """Versions saved before serving artifacts (VERSION, else all of them) get theirs from their pickles."""
     from engine.convert import convert_version
+    from engine.registry import model_key
 
     versions = [args.version] if args.version else [v.id for v in registry.list_versions() if v.legacy()]
     if not versions:
         print(f"every version in {registry.root} has its serving artifact")
-    trust = args.trust_pickles or trust_from_env()
+    trust = args.trust_pickles or args.runtime.trust_pickles
     key = model_key(registry.root)
     active = registry.active_id()
     for version in versions:
@@ -324,7 +469,7 @@ def _convert(registry: ModelRegistry, args: argparse.Namespace) -> int:
         # A bot that met no servable version trained the built-in one, which is active now.
         again = "" if version == active else f"; `oncall models promote {version}` makes it active"
         print(f"converted {version}: serving.npz written from its joblib files, it predicts as it did{again}")
-    return 0
+    return EXIT_OK
 
 
 def _feedback(db_url: str) -> list[Any]:
@@ -358,23 +503,75 @@ def _compare(db_url: str, a: str, b: str) -> dict[str, Any]:
     return asyncio.run(read())
 
 
+def _redacted(exc: BaseException | str) -> str:
+    """An error for stderr, with the configured secrets and anything shaped like one masked."""
+    return redact.redact(str(exc), redact.configured_secrets(os.environ))
+
+
 def _db_url(args: argparse.Namespace) -> str:
     return args.db_url or os.environ.get("ONCALL_DB_URL") or default_db_url(os.environ)
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
+    """``export``: the ratings as labeled JSONL (the data, on stdout or in --out; the count on stderr, as
+    JSON with --json). ``list``: the rated decisions and their votes, for people (--json: for scripts)."""
     from training.feedback import export_line
 
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
     try:
         pairs = _feedback(_db_url(args))
+    except Exception as exc:
+        print(
+            f"error: cannot read the feedback store: {_redacted(f'{type(exc).__name__}: {exc}')}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if args.action == "list":
+        _list_feedback(pairs, args.json)
+        return EXIT_OK
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    try:
         for decision, votes in pairs:
             out.write(json.dumps(export_line(decision, votes), ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
-    print(f"{len(pairs)} rated decisions exported", file=sys.stderr)
-    return 0
+    if args.json:
+        summary = {"exported": len(pairs), "out": str(args.out) if args.out else None}
+        print(json.dumps(summary), file=sys.stderr)
+    else:
+        print(f"{len(pairs)} rated decisions exported", file=sys.stderr)
+    return EXIT_OK
+
+
+def _list_feedback(pairs: list[Any], as_json: bool) -> None:
+    if as_json:
+        rows = [
+            {
+                "channel": d.channel,
+                "reply_ts": d.reply_ts,
+                "alert_ts": d.alert_ts,
+                "created_at": d.created_at,
+                "source": d.source,
+                "model_version": d.model_version,
+                "severity": d.severity,
+                "category": d.category,
+                "votes": [
+                    {"user": user, "kind": kind, "via": via, "value": value, "at": at}
+                    for user, kind, via, value, at in votes
+                ],
+            }
+            for d, votes in pairs
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not pairs:
+        print("no rated decisions yet")
+    for d, votes in pairs:
+        said = "; ".join(f"{user} {kind} {value} ({_local_time(at)})" for user, kind, _, value, at in votes)
+        print(
+            f"{_local_time(d.created_at)}  {d.channel}/{d.reply_ts}  {d.model_version}  "
+            f"{d.severity}/{d.category}  {said}"
+        )
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -389,7 +586,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             lines = list(iter_jsonl(path))
         except OSError as exc:
             print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         for _, row in lines:
             if isinstance(row, BadLine):
                 skipped.append(str(row))
@@ -420,16 +617,13 @@ def cmd_history(args: argparse.Namespace) -> int:
     try:
         asyncio.run(write())
     except Exception as exc:
-        print(
-            f"error: {redact.redact(f'{type(exc).__name__}: {exc}', redact.configured_secrets(os.environ))}",
-            file=sys.stderr,
-        )
-        return 2
+        print(f"error: {_redacted(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        return EXIT_FAILED
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
     distinct = len({i.id for i in incidents})
     print(f"{distinct} past incidents imported into the memory, {len(skipped)} lines skipped")
-    return 0
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -447,17 +641,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings))
     except ConfigError as exc:  # it may quote a setting's value, and the value may hold a secret
         print(f"error: {redact.redact(str(exc), redact.configured_secrets(os.environ))}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except Exception as exc:  # an unreachable database, a port in use: one line (traceback at DEBUG)
         logging.getLogger("oncall").debug("the bot stopped", exc_info=True)
         why = redact.redact(f"{type(exc).__name__}: {exc}", redact.configured_secrets(os.environ))
         print(f"error: the bot stopped: {why}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="oncall", description="AI on-call agent for Slack")
+    parser = argparse.ArgumentParser(
+        prog="oncall",
+        description="AI on-call agent for Slack",
+        epilog="exit status: 0 done, 1 failed at run time, 2 usage error (a bad flag or setting), "
+        "4 refused by the promotion gate or the quality floor",
+    )
+    parser.add_argument("--version", action="version", version=f"oncall {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a new model version (synthetic + --data files)")
@@ -481,9 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-action-top3", type=float, default=0.4, help="refuse a model below this top-3 hit rate"
     )
-    p.add_argument(
-        "--keep", type=int, default=int(os.environ.get("ML_KEEP_VERSIONS") or 5), help="versions kept"
-    )
+    p.add_argument("--keep", type=int, help="versions kept (default $ML_KEEP_VERSIONS or 5)")
     p.add_argument("--no-activate", action="store_true", help="save the version without making it active")
     p.add_argument(
         "--with-feedback", action="store_true", help="add the ratings and corrections from the feedback store"
@@ -510,6 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("doctor", help="check the model directory end to end")
+    p.add_argument("--json", action="store_true", help="the checks and the verdict as JSON")
     _model_path_arg(p)
     p.set_defaults(func=cmd_doctor)
 
@@ -521,8 +720,11 @@ def build_parser() -> argparse.ArgumentParser:
     _model_path_arg(p)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("feedback", help="export ratings and corrections as labeled JSONL")
-    p.add_argument("action", choices=["export"])
+    p = sub.add_parser(
+        "feedback", help="export ratings and corrections as labeled JSONL, or list the rated decisions"
+    )
+    p.add_argument("action", choices=["export", "list"])
+    p.add_argument("--json", action="store_true", help="list: JSON; export: the summary on stderr as JSON")
     p.add_argument("--jsonl", action="store_true", help="JSONL in the labeled-data schema (the only format)")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
     p.add_argument("--db-url", help=DB_URL_HELP)
@@ -570,31 +772,39 @@ def build_parser() -> argparse.ArgumentParser:
         "trust (or ML_TRUST_PICKLES=1)",
     )
     p.add_argument("--no-activate", action="store_true", help="import: save the version without promoting it")
+    p.add_argument("--json", action="store_true", help="list, status: JSON instead of text")
     _model_path_arg(p)
     p.set_defaults(func=cmd_models)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    level = (os.environ.get("ONCALL_LOG_LEVEL") or "INFO").strip().upper()
-    if level not in LOG_LEVELS:
-        print(
-            f"error: ONCALL_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}.", file=sys.stderr
-        )
-        return 2
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    redact.install(redact.configured_secrets(os.environ))
+    """Exit status: 0 done, 1 failed at run time (a model that does not load, a store that is down, a
+    check that found a problem), 2 a usage error (a bad flag or setting: nothing was done), 4 refused by
+    the promotion gate or the quality floor (the new version is not active)."""
+    secrets = redact.configured_secrets(os.environ)
+    try:
+        runtime = load_runtime()
+    except ConfigError as exc:
+        print(f"error: {redact.redact(str(exc), secrets)}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(runtime.log_level, runtime.log_format, secrets)
     args = build_parser().parse_args(argv)
-    if getattr(args, "model_path", None) is not None:
-        if not args.model_path.strip():
-            print(
-                "error: --model-path is empty: name the model directory (or leave the flag out).",
-                file=sys.stderr,
-            )
-            return 2
-        args.model_path = Path(args.model_path)
+    args.runtime = runtime
+    if hasattr(args, "model_path"):
+        if args.model_path is not None:
+            if not args.model_path.strip():
+                print(
+                    "error: --model-path is empty: name the model directory (or leave the flag out).",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            args.model_path = Path(args.model_path)
+        try:
+            check_model_key(_model_path(args))
+        except ConfigError as exc:
+            print(f"error: {redact.redact(str(exc), secrets)}", file=sys.stderr)
+            return EXIT_USAGE
     return int(args.func(args))
 
 

@@ -1,12 +1,16 @@
-"""Settings for `oncall serve`, from the environment (flags override): every problem is one sentence naming
-the setting, raised before anything starts."""
+"""Every setting the program reads from the environment is read and checked here (flags override): every
+problem is one sentence naming the setting, raised before anything starts (`oncall` exits 2). ``Runtime``
+holds what every command reads (logging, and the ML core's settings: engine/ reads its own defaults when used
+as a library, and the bot passes these values in where it builds engine objects); ``Settings`` adds what
+`oncall serve` reads. ``ENVIRONMENT`` names them all: README's settings table lists exactly these."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,6 +23,39 @@ DEFAULT_DATA_DIR = Path("data")
 DEFAULT_DB_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'oncall.db'}"
 # Channels watched when ONCALL_CHANNELS is not set: the names incident channels are usually given.
 DEFAULT_CHANNEL_PREFIXES = ("inc", "incident", "alert")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+DEFAULT_UNCERTAIN_BELOW = 0.5  # engine.decision's own default (a test keeps the two equal)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# Every environment variable the program reads, in README's settings table's order.
+ENVIRONMENT = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "ONCALL_PORT",
+    "ML_MODEL_PATH",
+    "ONCALL_CHANNELS",
+    "ONCALL_ADMINS",
+    "ONCALL_DB_URL",
+    "ONCALL_DATA_DIR",
+    "ONCALL_RUNBOOKS",
+    "ONCALL_UNCERTAIN_BELOW",
+    "ONCALL_GROUP_WINDOW",
+    "ONCALL_GROUP_QUIET",
+    "ONCALL_GROUP_SIMILARITY",
+    "ONCALL_METRICS_ADDR",
+    "ONCALL_LOG_LEVEL",
+    "ONCALL_LOG_FORMAT",
+    "ML_AUTO_TRAIN",
+    "ML_FOLLOW_SECONDS",
+    "ML_KEEP_VERSIONS",
+    "ML_TRUST_PICKLES",
+    "ONCALL_MODEL_KEY",
+    "ONCALL_MODEL_KEY_FILE",
+    "ONCALL_NATIVE",
+    "SLACK_BOT_URL",  # the stand-alone emulator's (python -m bot.emulator) only: a default for its flag
+)
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
@@ -42,6 +79,21 @@ class GroupingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Runtime:
+    """What every `oncall` command reads: ONCALL_LOG_LEVEL, ONCALL_LOG_FORMAT, and the ML core's settings
+    (ML_AUTO_TRAIN, ML_FOLLOW_SECONDS, ML_KEEP_VERSIONS, ONCALL_UNCERTAIN_BELOW, ML_TRUST_PICKLES; and
+    ONCALL_NATIVE, which only engine/native.py reads, when it is imported)."""
+
+    log_level: str = "INFO"
+    log_format: str = "text"  # or json: one object per line
+    auto_train: bool = True  # train the built-in model into an empty model directory
+    follow_seconds: float = 1.0  # how often a bot checks the shared model directory's active pointer
+    keep_versions: int = 5  # versions kept by training (the active one and its rollback target always)
+    uncertain_below: float = DEFAULT_UNCERTAIN_BELOW  # confidence under which a field is marked uncertain
+    trust_pickles: bool = False  # as --trust-pickles on `oncall models import | convert`
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     bot_token: str | None = None
     signing_secret: str | None = None
@@ -57,6 +109,7 @@ class Settings:
     runbooks: Path | None = None
     metrics_addr: tuple[str, int] | None = None  # a separate listener for /metrics (and the probes)
     grouping: GroupingSettings = field(default_factory=GroupingSettings)
+    runtime: Runtime = field(default_factory=Runtime)
 
     @property
     def local(self) -> bool:
@@ -119,13 +172,89 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
 
 
-def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Settings from ``env`` (default os.environ), then ``overrides`` (flags) where they are not None."""
-    env = os.environ if env is None else env
-
+def _getter(env: Mapping[str, str]) -> Callable[[str], str | None]:
     def get(name: str) -> str | None:
         value = env.get(name)
         return value.strip() if value and value.strip() else None
+
+    return get
+
+
+def load_runtime(env: Mapping[str, str] | None = None) -> Runtime:
+    """What every command reads, from ``env`` (default os.environ); ConfigError for a value that cannot
+    work. An empty value is an unset one."""
+    get = _getter(os.environ if env is None else env)
+    level = (get("ONCALL_LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"ONCALL_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}.")
+    log_format = (get("ONCALL_LOG_FORMAT") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"ONCALL_LOG_FORMAT must be text or json, got {get('ONCALL_LOG_FORMAT')!r}.")
+    follow = _number(get, "ML_FOLLOW_SECONDS", 1.0)
+    if follow <= 0:
+        raise ConfigError(f"ML_FOLLOW_SECONDS must be a number of seconds above 0, got {follow:g}.")
+    uncertain = _number(get, "ONCALL_UNCERTAIN_BELOW", DEFAULT_UNCERTAIN_BELOW)
+    if not 0 <= uncertain <= 1:
+        raise ConfigError(f"ONCALL_UNCERTAIN_BELOW must be a confidence from 0 to 1, got {uncertain:g}.")
+    native = get("ONCALL_NATIVE")  # engine/native.py reads it when first imported: checked here too
+    if native not in (None, "0", "1"):
+        raise ConfigError(
+            f"ONCALL_NATIVE must be 0 (the NumPy scorer) or 1 (the C extension, required), got {native!r}."
+        )
+    keep = get("ML_KEEP_VERSIONS") or "5"
+    if not keep.isdigit() or int(keep) < 1:
+        raise ConfigError(f"ML_KEEP_VERSIONS must be a whole number of versions, 1 or more, got {keep!r}.")
+    return Runtime(
+        log_level=level,
+        log_format=log_format,
+        auto_train=_flag(get, "ML_AUTO_TRAIN", True),
+        follow_seconds=follow,
+        keep_versions=int(keep),
+        uncertain_below=uncertain,
+        trust_pickles=_flag(get, "ML_TRUST_PICKLES", False),
+    )
+
+
+def _flag(get: Callable[[str], str | None], name: str, default: bool) -> bool:
+    raw = get(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}.")
+
+
+def _number(get: Callable[[str], str | None], name: str, default: float) -> float:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a number, got {raw!r}.")
+    return value
+
+
+def check_model_key(model_path: Path, env: Mapping[str, str] | None = None) -> None:
+    """ONCALL_MODEL_KEY (or the file ONCALL_MODEL_KEY_FILE names) must be usable when set: long enough, the
+    file readable, private and outside the model directory. The engine reads it itself when it signs or
+    verifies; this refuses a bad one before anything starts."""
+    from engine.registry import RegistryError, model_key  # here: it imports scikit-learn
+
+    try:
+        model_key(model_path, os.environ if env is None else env)
+    except RegistryError as exc:
+        raise ConfigError(f"{exc}.") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``env`` (default os.environ), then ``overrides`` (flags) where they are not None."""
+    env = os.environ if env is None else env
+    get = _getter(env)
 
     bot_token = get("SLACK_BOT_TOKEN")
     signing_secret = get("SLACK_SIGNING_SECRET")
@@ -142,6 +271,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         "db_url": get("ONCALL_DB_URL") or default_db_url(env),
         "data_dir": Path(get("ONCALL_DATA_DIR") or DEFAULT_DATA_DIR),
         "runbooks": Path(r) if (r := get("ONCALL_RUNBOOKS")) else None,
+        "runtime": load_runtime(env),
     }
     grouping = {}
     for name, key in (("ONCALL_GROUP_WINDOW", "window"), ("ONCALL_GROUP_QUIET", "quiet"),
@@ -163,6 +293,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)  # type: ignore[arg-type]
     validate(settings)
+    check_model_key(settings.model_path, env)
     return settings
 
 

@@ -119,6 +119,7 @@ class Outbox:
     async def _attempt(self, job: Job) -> None:
         entry = job.entry
         key = (entry.channel, entry.alert_ts)
+        fields = {"channel": entry.channel, "alert_ts": entry.alert_ts}  # for the JSON log format
         try:
             await self.answer(job)
         except Retry as retry:
@@ -126,16 +127,24 @@ class Outbox:
             job.check_thread = job.check_thread or retry.maybe_posted
             if time.time() - entry.received_at > MAX_AGE:
                 self.expired += 1
-                log.error("gave up answering %s/%s after %d attempts: %s", *key, job.attempts, retry.reason)
+                log.error(
+                    "gave up answering %s/%s after %d attempts: %s",
+                    *key,
+                    job.attempts,
+                    retry.reason,
+                    extra=fields,
+                )
                 await self._finish(key)
                 return
             delay = retry.after or min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (job.attempts - 1))
             self.retries += 1
-            log.warning("answer to %s/%s failed (%s); retrying in %.1f s", *key, retry.reason, delay)
+            log.warning(
+                "answer to %s/%s failed (%s); retrying in %.1f s", *key, retry.reason, delay, extra=fields
+            )
             self._later(job, delay)
             return
         except Exception:
-            log.exception("answer to %s/%s failed on a bug; it stays in the outbox", *key)
+            log.exception("answer to %s/%s failed on a bug; it stays in the outbox", *key, extra=fields)
             self._working.discard(key)  # taken over again on restart, where the bug may be fixed
             return
         await self._finish(key)

@@ -34,8 +34,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _SHAPES.sub(MASK, text)
 
 
+# What every LogRecord carries: anything else on a record came from a log call's extra= (bot/logs.py).
+_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
 class RedactSecrets(logging.Filter):
-    """Rewrites a record's message (and its traceback) with the secrets masked."""
+    """Rewrites a record's message, its traceback and the text fields passed with extra= (which the JSON
+    log format writes) with the secrets masked."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
@@ -47,6 +52,9 @@ class RedactSecrets(logging.Filter):
         except Exception:  # a malformed log call: the handler reports it, the filter must not raise
             return True
         record.msg, record.args = redact(message, self.secrets), None
+        for key, value in list(record.__dict__.items()):
+            if key not in _RECORD_KEYS and isinstance(value, str):
+                setattr(record, key, redact(value, self.secrets))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -47,7 +47,10 @@ class OncallBot:
 
     def __init__(self, settings: Settings, ml: MLService | None = None) -> None:
         self.settings = settings
-        self.ml = ml or MLService(settings.model_path)
+        runtime = settings.runtime  # the ML core's settings, checked by bot.config, passed in here
+        self.ml = ml or MLService(
+            settings.model_path, auto_train=runtime.auto_train, keep_versions=runtime.keep_versions
+        )
         self.emulator: SlackEmulator | None = None
         self.services: Services | None = None
         self.identity: SlackIdentity | None = None
@@ -90,7 +93,8 @@ class OncallBot:
         self._http = http = aiohttp.ClientSession()  # one connection pool for every call to Slack
         token = settings.bot_token or ""
         self.identity = SlackIdentity(web_client(token, settings.api_url, session=http))
-        self.services = services = Services(settings, AIDecisionEngine(self.ml), store, runbooks)
+        engine = AIDecisionEngine(self.ml, uncertain_below=settings.runtime.uncertain_below)
+        self.services = services = Services(settings, engine, store, runbooks)
         identity = self.identity
         services.memory = SimilarIncidents(store, workspace_url=lambda: identity.url)
         poster = web_client(token, settings.api_url, ambiguous_retries=False, session=http)
@@ -105,7 +109,7 @@ class OncallBot:
             if is_loopback(settings.host):
                 add_playground(main_app, self.emulator, services, http)
             else:  # its buttons change the models: only for whoever sits at this machine
-                log.warning("the playground is off: ONCALL_HOST %s is not a loopback address", settings.host)
+                log.warning("the playground is off: --host %s is not a loopback address", settings.host)
         self._runner = web.AppRunner(main_app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, settings.host, settings.port).start()
@@ -149,7 +153,7 @@ class OncallBot:
         log.info("models ready: %s", self.ml.models.version)
         # Every replica follows the shared model directory's active pointer: a promote or rollback
         # anywhere reaches all of them within seconds, without a restart.
-        self._following = asyncio.create_task(self.ml.follow_active())
+        self._following = asyncio.create_task(self.ml.follow_active(self.settings.runtime.follow_seconds))
 
     async def _restore_groups(self) -> None:
         """The groups still open, as the store keeps them: a restart does not split a storm in two."""

@@ -15,7 +15,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 
-from bot.metrics import training_shares
+from bot.metrics import CONTENT_TYPE, Scrape, training_shares
 from bot.services import Services
 from bot.store import StoreUnavailable
 
@@ -136,15 +136,14 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
         degraded = not ready or ml.degraded or ml.models.fallback
         load_failures = dict.fromkeys(LOAD_STAGES, 0) | dict(ml.load_failures)
         load_failures["startup"] += services.load_failures
-        text = services.metrics.render(
-            ml.models.version if ready else "none",
-            ready,
+        scrape = Scrape(
+            model_version=ml.models.version if ready else "none",
+            ready=ready,
             acceptance=acceptance,
             reloads={"ok": ml.reloads_ok, "failed": ml.reloads_failed},
             load_failures=load_failures,
             training=training_shares(ml.models.metadata) if ready else None,
-            reliability={
-                "oncall_outbox_unanswered": ("Alerts acknowledged and not answered yet.", outbox.in_flight),
+            totals={  # counts since start: counters
                 "oncall_outbox_retries": ("Answers tried again since start.", outbox.retries),
                 "oncall_outbox_recovered": (
                     "Alerts taken over from a crashed life or replica.",
@@ -155,9 +154,12 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
                     "Alerts kept in the local journal while the store could not take them, since start.",
                     outbox.journal.appended,
                 ),
-                "oncall_store_writes_pending": ("Writes waiting for the store to come back.", writes.pending),
                 "oncall_store_writes_deferred": ("Writes that had to wait, since start.", writes.deferred),
                 "oncall_store_writes_dropped": ("Writes given up, since start.", writes.dropped),
+            },
+            levels={  # what is the case now: gauges
+                "oncall_outbox_unanswered": ("Alerts acknowledged and not answered yet.", outbox.in_flight),
+                "oncall_store_writes_pending": ("Writes waiting for the store to come back.", writes.pending),
                 "oncall_store_degraded": (
                     "1 while the store needs someone: its SQLite file was removed or replaced.",
                     int(services.store.problem is not None),
@@ -168,7 +170,7 @@ def _add_ops_routes(app: web.Application, services: Services, with_metrics: bool
                 ),
             },
         )
-        return web.Response(text=text, content_type="text/plain", charset="utf-8")
+        return web.Response(body=services.metrics.render(scrape), headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

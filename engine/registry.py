@@ -129,16 +129,18 @@ def trust_from_env() -> bool:
     return os.environ.get(TRUST_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def model_key(root: Path) -> bytes | None:
-    """The signing key (ONCALL_MODEL_KEY, else the file ONCALL_MODEL_KEY_FILE names), or None.
+def model_key(root: Path, env: Mapping[str, str] | None = None) -> bytes | None:
+    """The signing key (ONCALL_MODEL_KEY, else the file ONCALL_MODEL_KEY_FILE names), or None; from ``env``
+    (default os.environ: the bot's configuration checks its own mapping with this function).
 
     A key file inside the model directory, or one others can read or write, is refused: whoever can write
     models there could then sign their own.
     """
-    value = os.environ.get(KEY_VAR, "")
+    env = os.environ if env is None else env
+    value = env.get(KEY_VAR, "")
     where = KEY_VAR
-    if not value and os.environ.get(KEY_FILE_VAR):
-        path = Path(os.environ[KEY_FILE_VAR]).resolve()
+    if not value and env.get(KEY_FILE_VAR):
+        path = Path(env[KEY_FILE_VAR]).resolve()
         where = f"{KEY_FILE_VAR} {path}"
         if path.is_relative_to(root.resolve()):
             raise RegistryError(

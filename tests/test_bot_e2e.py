@@ -192,8 +192,8 @@ async def test_an_unknown_event_type_is_acknowledged_and_counted(running: Runnin
         assert answer.status == 200, answer
     async with aiohttp.ClientSession() as http:
         text = await (await http.get(running.bot.url + "/metrics")).text()
-    assert 'oncall_events_total{outcome="unhandled",type="pin_added"} 2' in text
-    assert 'oncall_events_total{outcome="unhandled",type="other"} 1' in text
+    assert 'oncall_events_total{outcome="unhandled",type="pin_added"} 2.0' in text
+    assert 'oncall_events_total{outcome="unhandled",type="other"} 1.0' in text
 
 
 @on_both_stores
@@ -351,13 +351,13 @@ async def test_health_readiness_and_metrics(running: Running) -> None:
             text = await (await http.get(running.bot.url + "/metrics")).text()
             version = running.bot.ml.models.version
             wanted = (
-                'oncall_replies_total{kind="decision"} 1',
-                "oncall_decision_seconds_count 1",
-                f'oncall_predictions_total{{severity="{record.severity}",version="{version}"}} 1',
-                f'oncall_severity_share{{severity="{record.severity}",window="24h"}} 1',
+                'oncall_replies_total{kind="decision"} 1.0',
+                "oncall_decision_seconds_count 1.0",
+                f'oncall_predictions_total{{severity="{record.severity}",version="{version}"}} 1.0',
+                f'oncall_severity_share{{severity="{record.severity}",window="24h"}} 1.0',
                 'window="training"',
                 "oncall_severity_drift ",
-                'oncall_model_reloads{outcome="failed"} 0',
+                'oncall_model_reloads_total{outcome="failed"} 0.0',
             )
             return all(w in text for w in wanted)
 

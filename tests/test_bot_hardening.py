@@ -364,7 +364,7 @@ async def test_only_the_documented_endpoints_answer_and_metrics_can_move_to_thei
             for path in ("/metrics", "/healthz", "/readyz"):
                 async with http.get(ops + path) as answer:
                     assert answer.status == 200 and "Server" not in answer.headers
-            assert "oncall_model_reloads" in await (await http.get(ops + "/metrics")).text()
+            assert "oncall_model_reloads_total" in await (await http.get(ops + "/metrics")).text()
             assert (await http.get(ops + "/slack/events")).status == 404
             signed = await emu.deliver_raw({"type": "url_verification", "challenge": "c"})
             assert signed.status == 200

@@ -141,7 +141,7 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     assert first_line.endswith(" on real labeled rows: held out from the training sources"), first_line
     out = oncall("models", "rollback", "--model-path", models)
     assert out.returncode == 0 and first in out.stdout
-    status = json.loads(oncall("models", "status", "--model-path", models).stdout)
+    status = json.loads(oncall("models", "status", "--json", "--model-path", models).stdout)
     assert status["serving_version"] == first and status["scorer"] == "fused"
     assert [q["kind"] for q in status["quality"]] == ["real", "synthetic"]
     assert status["quality"][1]["label"] == "synthetic rows: not evidence of quality on real alerts"
@@ -161,7 +161,10 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
 
 def test_cli_errors_are_one_clear_sentence(tmp_path: Path) -> None:
     out = oncall("evaluate", "--data", str(tmp_path / "missing.jsonl"), "--model-path", str(tmp_path))
-    assert out.returncode == 2 and "cannot load the active model" in out.stderr
+    assert out.returncode == 2 and "no such file" in out.stderr and "missing.jsonl" in out.stderr
+    (tmp_path / "rows.jsonl").write_text("")
+    out = oncall("evaluate", "--data", str(tmp_path / "rows.jsonl"), "--model-path", str(tmp_path))
+    assert out.returncode == 1 and "cannot load the active model" in out.stderr
     out = oncall("train", "--no-synthetic", "--model-path", str(tmp_path / "m"))
     assert out.returncode == 2 and "no training data" in out.stderr
     assert "Traceback" not in out.stderr

@@ -161,7 +161,7 @@ async def written(bot: BotProcess, timeout: float = 20.0) -> None:
     while (metrics := await bot.metrics())["oncall_store_writes_pending"] > 0:
         assert time.monotonic() < deadline, "writes still waiting for the store"
         await asyncio.sleep(0.2)
-    assert metrics["oncall_store_writes_dropped"] == 0
+    assert metrics["oncall_store_writes_dropped_total"] == 0
 
 
 def slow_or_failed_acks(emu: SlackEmulator) -> list[Any]:
@@ -229,7 +229,7 @@ async def test_kill_9_mid_reply_then_restart_answers_what_was_acknowledged(
             assert time.monotonic() < deadline, "the outbox was never emptied"
             await asyncio.sleep(0.1)
         assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == len(alerts)
-        assert (await bot.metrics())["oncall_outbox_recovered"] == len(alerts)
+        assert (await bot.metrics())["oncall_outbox_recovered_total"] == len(alerts)
 
 
 async def test_kill_9_during_a_store_outage_loses_no_acknowledged_alert(
@@ -265,7 +265,7 @@ async def test_kill_9_during_a_store_outage_loses_no_acknowledged_alert(
             assert time.monotonic() < deadline, "the outbox or the journal was never emptied"
             await asyncio.sleep(0.1)
         assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 1 + len(during)
-        assert (await bot.metrics())["oncall_outbox_recovered"] == len(during)
+        assert (await bot.metrics())["oncall_outbox_recovered_total"] == len(during)
 
 
 async def test_a_locked_sqlite_file_delays_writes_not_replies(models_dir: Path, tmp_path: Path) -> None:
@@ -293,7 +293,7 @@ async def test_a_locked_sqlite_file_delays_writes_not_replies(models_dir: Path, 
         assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == len(before) + len(during)
         claimed = {row[0] for row in db.execute("SELECT event_id FROM handled_events")}
         assert people_events(emu) <= claimed, "event claims made during the lock were lost"
-        assert (await bot.metrics())["oncall_store_writes_deferred"] > 0
+        assert (await bot.metrics())["oncall_store_writes_deferred_total"] > 0
         assert len(bot_replies(emu, before[0])) == 1  # the duplicate was not answered
 
 
@@ -367,7 +367,7 @@ async def test_a_postgresql_restart_mid_load_loses_no_rating_and_no_reply(
                 left = (db.execute("SELECT COUNT(*) FROM outbox").fetchone() or (0,))[0]
             assert decisions == len(before + during + after) and left == 0
             assert people_events(emu) <= claimed, "event claims made while the server was down were lost"
-            assert (await bot.metrics())["oncall_store_writes_deferred"] > 0
+            assert (await bot.metrics())["oncall_store_writes_deferred_total"] > 0
 
 
 async def test_the_sqlite_file_moved_away_is_noticed_and_never_written_until_it_is_back(

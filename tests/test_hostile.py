@@ -273,7 +273,7 @@ async def test_a_command_from_another_team_or_a_malformed_user_is_refused(
     assert metrics.refused.value(kind="command", reason=reason) == 1
     async with aiohttp.ClientSession() as http:
         text = await (await http.get(running.bot.url + "/metrics")).text()
-    assert f'oncall_requests_refused_total{{kind="command",reason="{reason}"}} 1' in text
+    assert f'oncall_requests_refused_total{{kind="command",reason="{reason}"}} 1.0' in text
 
 
 async def test_a_response_url_is_slack_s_or_the_configured_web_api_s() -> None:  # pytestmark: asyncio

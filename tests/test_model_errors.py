@@ -85,7 +85,7 @@ async def metrics(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
     """/metrics by series, and ``load failures``: every stage's failed model loads added up."""
     text = await (await http.get(url + "/metrics")).text()
     values = {k: float(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] != "#")}
-    failures = [v for k, v in values.items() if k.startswith("oncall_model_load_failures{")]
+    failures = [v for k, v in values.items() if k.startswith("oncall_model_load_failures_total{")]
     return values | {"load failures": sum(failures)}
 
 
@@ -165,7 +165,7 @@ async def test_no_model_set_at_all_is_failed_with_the_reason_and_tried_again(tmp
         failed = await readyz_once(http, running.url, lambda body: body["last_error"])
         assert (failed["http"], failed["ready"], failed["status"]) == (503, False, "failed"), failed
         assert "No space left on device" in failed["last_error"]
-        assert (await metrics(http, running.url))['oncall_model_load_failures{stage="startup"}'] == 1
+        assert (await metrics(http, running.url))['oncall_model_load_failures_total{stage="startup"}'] == 1
         ready = await readyz_once(http, running.url, lambda body: body["ready"], timeout=60)
         assert (ready["http"], ready["status"], ready["last_error"]) == (200, "ok", None), ready
         assert len(tries) == 2 and tries[1] - tries[0] >= LOAD_RETRY_FIRST

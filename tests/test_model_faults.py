@@ -146,7 +146,7 @@ def test_unsafe_permissions_reach_the_bot_doctor_and_the_cli(models_dir: Path) -
     assert ml.health()["status"] == "fallback" and "chmod go-w" in ml.health()["last_error"]
     failed = [c for c in run_checks(models_dir) if not c.ok]
     assert [c.name for c in failed] == ["permissions"] and "chmod go-w" in failed[0].detail
-    status = oncall("models", "status", "--model-path", models_dir)
+    status = oncall("models", "status", "--json", "--model-path", models_dir)
     assert status.returncode == 1 and json.loads(status.stdout)["status"] == "fallback"
     doctor = oncall("doctor", "--model-path", models_dir)
     assert doctor.returncode == 1 and "[FAIL] permissions" in doctor.stdout

@@ -284,7 +284,7 @@ async def test_a_slow_search_does_not_hold_the_decision_back_and_says_so(running
         reply = await running.decision_for(alert)
         assert time.monotonic() - started < SEARCH_BUDGET + 2.0  # not the 10 s the search would take
         assert "*Severity:*" in json.dumps(reply["blocks"]) and similar_text(reply) == SIMILAR_SKIPPED
-        assert (await skipped_metric(running, "slow")).endswith(" 1")
+        assert (await skipped_metric(running, "slow")).endswith(" 1.0")
     finally:
         index.search = search  # type: ignore[method-assign]
         release.set()
@@ -308,7 +308,7 @@ async def test_while_the_event_loop_is_overloaded_decisions_skip_the_search(runn
     alert = await running.emulator.post_message(PERSON, "#incidents", DISK_ALERT)
     reply = await running.decision_for(alert)
     assert similar_text(reply) == SIMILAR_SKIPPED
-    assert (await skipped_metric(running, "busy")).endswith(" 1")
+    assert (await skipped_metric(running, "busy")).endswith(" 1.0")
     while lag.busy:  # the overload is over: within BUSY_HOLD the search is back
         await asyncio.sleep(0.1)
     alert = await running.emulator.post_message(PERSON, "#alerts-prod", DISK_ALERT)

@@ -92,3 +92,62 @@ def test_the_default_store_lives_in_the_data_directory_git_ignores() -> None:
     paths = ["data/oncall.db", "data/oncall.db-wal", "data/outbox.journal"]
     ignored = subprocess.run(["git", "check-ignore", *paths], cwd=REPO, capture_output=True, text=True)
     assert ignored.stdout.split() == paths, "data/ is not ignored by git"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ONCALL_LOG_FORMAT", "xml"),
+        ("ML_AUTO_TRAIN", "maybe"),
+        ("ML_TRUST_PICKLES", "please"),
+        ("ML_FOLLOW_SECONDS", "0"),
+        ("ML_FOLLOW_SECONDS", "soon"),
+        ("ML_KEEP_VERSIONS", "0"),
+        ("ML_KEEP_VERSIONS", "2.5"),
+        ("ONCALL_UNCERTAIN_BELOW", "1.5"),
+        ("ONCALL_UNCERTAIN_BELOW", "nan"),
+        ("ONCALL_MODEL_KEY", "short"),
+        ("ONCALL_NATIVE", "fast"),
+    ],
+)
+def test_every_setting_the_program_reads_is_checked_before_anything_runs(
+    name: str, value: str, tmp_path: Path
+) -> None:
+    """The ML core's settings too, read by engine/ wherever it is used: `oncall` checks them all first."""
+    for command in (["serve", "--port", str(free_port())], ["models", "list"]):
+        line = refused(oncall(*command, cwd=tmp_path, **{name: value}), name)
+        assert value in line or name == "ONCALL_MODEL_KEY", line  # the key itself is never echoed
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_key_file_others_can_read_stops_every_command(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("k" * 32)
+    key.chmod(0o644)
+    line = refused(oncall("doctor", cwd=tmp_path, ONCALL_MODEL_KEY_FILE=str(key)), "ONCALL_MODEL_KEY_FILE")
+    assert "chmod 600" in line
+    assert "k" * 32 not in line
+
+
+def test_checked_values_reach_the_engine_objects_the_bot_builds(tmp_path: Path) -> None:
+    """bot/config reads them once; the runner passes them to MLService, the engine and the follower."""
+    from bot.runner import OncallBot
+    from engine.decision import DEFAULT_UNCERTAIN_BELOW
+
+    env = {
+        "ML_AUTO_TRAIN": "off",
+        "ML_KEEP_VERSIONS": "7",
+        "ML_FOLLOW_SECONDS": "0.25",
+        "ONCALL_UNCERTAIN_BELOW": "0.7",
+        "ML_TRUST_PICKLES": "yes",
+        "ONCALL_LOG_FORMAT": "JSON",
+    }
+    settings = load_settings(env, model_path=tmp_path / "models")
+    runtime = settings.runtime
+    assert (runtime.auto_train, runtime.keep_versions, runtime.follow_seconds) == (False, 7, 0.25)
+    assert (runtime.uncertain_below, runtime.trust_pickles, runtime.log_format) == (0.7, True, "json")
+    bot = OncallBot(settings)
+    assert bot.ml.auto_train is False and bot.ml.registry.keep == 7
+    defaults = load_settings({}).runtime
+    assert defaults.auto_train and defaults.keep_versions == 5 and defaults.follow_seconds == 1.0
+    assert defaults.uncertain_below == DEFAULT_UNCERTAIN_BELOW and defaults.log_format == "text"

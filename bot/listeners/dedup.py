@@ -9,6 +9,7 @@ receives) and writes the claim to the store when it is back."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,8 @@ from slack_bolt.response import BoltResponse
 
 from bot.alerts import is_own
 from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 CLAIM_TIMEOUT = 1.0  # seconds the store may take to claim an event before the ack
 REMEMBERED = 50_000  # event ids this process remembers itself
@@ -66,6 +69,16 @@ def register(app: AsyncApp, services: Services) -> None:
         key = claim_key(body)
         if key and not await claim(services, recent, key, context):
             services.metrics.duplicates.inc()
+            event = body.get("event") if isinstance(body.get("event"), dict) else {}
+            log.info(
+                "already handled, acknowledged and not answered again: %s",
+                key,
+                extra={
+                    "event_id": body.get("event_id"),
+                    "event_type": event.get("type"),
+                    "channel": event.get("channel"),
+                },
+            )
             return BoltResponse(status=200, body="")
         return await next()
 

@@ -147,12 +147,38 @@ async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
             raise retry from exc
         metrics.reply_errors.inc()
         error = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
-        log.error("Slack refused the reply to %s/%s: %s", channel, entry.alert_ts, error)
+        log.error(
+            "Slack refused the reply to %s/%s: %s",
+            channel,
+            entry.alert_ts,
+            error,
+            extra={"channel": channel, "alert_ts": entry.alert_ts, "alert_source": alert.source},
+        )
         return
+    latency = time.time() - entry.received_at
     metrics.replies.inc(kind="decision")
     metrics.alerts.inc(source=alert.source)
     metrics.predicted(decision.model_version, decision.severity)
-    metrics.decide_seconds.observe(time.time() - entry.received_at)
+    metrics.decide_seconds.observe(latency)
+    log.info(
+        "answered %s/%s (%s): %s, %s, by %s in %.3f s",
+        channel,
+        entry.alert_ts,
+        alert.source,
+        decision.severity,
+        decision.category,
+        decision.model_version,
+        latency,
+        extra={
+            "channel": channel,
+            "alert_ts": entry.alert_ts,
+            "alert_source": alert.source,
+            "model_version": decision.model_version,
+            "severity": decision.severity,
+            "category": decision.category,
+            "latency_seconds": round(latency, 4),
+        },
+    )
     await _record(services, entry, alert, decision, str(posted["ts"]))
     await group_thread.opened(services, group, str(posted["ts"]))
 
