@@ -41,8 +41,7 @@ STYLES: tuple[str, ...] = (
 class _Scenario:
     """One way a category shows up: its alert, metric, wording, likely root causes and usual fixes.
 
-    ``lo``/``hi`` are the metric at magnitude 0 and 1 (``ready`` counts ready replicas, ``cert`` days left);
-    ``base`` shifts the severity score (a data corruption is worse than an ECC warning at equal magnitude).
+    ``lo``/``hi`` are the metric at magnitude 0 and 1 (``ready`` counts ready replicas, ``cert`` days left).
     Templates use the placeholders of ``_Fields``.
     """
 
@@ -61,7 +60,6 @@ class _Scenario:
     actions: tuple[str, ...]
     kinds: tuple[str, ...]
     cloudwatch: tuple[str, str]
-    base: float = 0.0
 
 
 _API = ("api", "web", "edge")
@@ -82,7 +80,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("StaleReadError: replica {db}-replica-2 lag {v} exceeds max_staleness",),
         ("a bulk backfill saturated WAL shipping to the replicas",
          "a long analytics query on the replica blocked WAL replay"),
-        ("throttle_traffic", "monitor"), _DATA, ("AWS/RDS", "ReplicaLag"), -0.1,
+        ("throttle_traffic", "monitor"), _DATA, ("AWS/RDS", "ReplicaLag"),
     ),
     _Scenario(
         "primary_down", "database", "PostgresPrimaryDown", "primary database unreachable for {svc}",
@@ -94,7 +92,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
          "CommunicationsException: Communications link failure to {db}-primary:3306"),
         ("the postgres primary hit a checkpoint stall and stopped accepting connections",
          "the mysql primary ran out of max_connections and wedged"),
-        ("failover", "restart_service"), _DATA, ("AWS/RDS", "DatabaseConnections"), 0.3,
+        ("failover", "restart_service"), _DATA, ("AWS/RDS", "DatabaseConnections"),
     ),
     _Scenario(
         "deadlocks", "database", "PostgresDeadlocksHigh", "deadlocks and slow queries on {db}",
@@ -126,7 +124,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("{db} has corrupted rows?? integrity job flagged {v}", "bad data in {db}, {v} rows mangled"),
         ("IntegrityError: invalid page in block 48213 of relation base/16384/2619",),
         ("a failed migration left rows half written", "a storage bug corrupted index pages on the primary"),
-        ("restore_from_backup", "failover"), _DATA, ("AWS/RDS", "FailedSQLServerAgentJobsCount"), 0.4,
+        ("restore_from_backup", "failover"), _DATA, ("AWS/RDS", "FailedSQLServerAgentJobsCount"),
     ),
     # --- network
     _Scenario(
@@ -179,7 +177,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("everything in {region} feels slow, pings at {v}", "network latency to {svc} is awful ({v})"),
         ("ReadTimeout: HTTPSConnectionPool(host='{svc}.internal', port=443): Read timed out",),
         ("a congested peering link between regions", "a misbehaving NAT gateway"),
-        ("failover", "monitor"), ("edge", "platform"), ("AWS/EC2", "NetworkOut"), -0.1,
+        ("failover", "monitor"), ("edge", "platform"), ("AWS/EC2", "NetworkOut"),
     ),
     # --- deployment (always with a recent release in the text)
     _Scenario(
@@ -202,7 +200,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("canary for {svc} {ver} looks bad, {v} errors", "{ver} canary failing checks"),
         ("ValueError: unsupported currency code ''",),
         ("the {ver} canary read a config key renamed in the same release",),
-        ("rollback_deploy",), _API, ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"), -0.35,
+        ("rollback_deploy",), _API, ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"),
     ),
     _Scenario(
         "rollout_crashloop", "deployment", "KubePodCrashLooping", "pods crash looping after {ver} rollout",
@@ -317,7 +315,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("{svc} cpu pegged at {v}", "{svc} is cpu throttled"),
         ("TimeoutError: worker did not respond within 30s",),
         ("CPU limits set too low for the current load",),
-        ("scale_up",), _API + _WORK, ("AWS/EC2", "CPUUtilization"), -0.2,
+        ("scale_up",), _API + _WORK, ("AWS/EC2", "CPUUtilization"),
     ),
     _Scenario(
         "surge", "resource_exhaustion", "TrafficSurge", "traffic surge on {svc}",
@@ -440,7 +438,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("a utility power outage during which the backup generators failed to start",
          "a lightning strike tripped the power feed to the data hall",
          "a failed UPS transfer switch cut power to a row of racks"),
-        ("failover", "escalate_vendor"), _INFRA + _WORK, ("AWS/EC2", "StatusCheckFailed_System"), 0.2,
+        ("failover", "escalate_vendor"), _INFRA + _WORK, ("AWS/EC2", "StatusCheckFailed_System"),
     ),
     _Scenario(
         "ecc", "hardware", "EDACCorrectableErrors", "ECC memory errors on {host}",
@@ -449,7 +447,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("{host} logging ecc errors ({v})", "memory errors on {host}"),
         ("SIGBUS: bus error",),
         ("a failing DIMM",),
-        ("replace_hardware", "failover"), _INFRA, ("AWS/EC2", "StatusCheckFailed_Instance"), -0.3,
+        ("replace_hardware", "failover"), _INFRA, ("AWS/EC2", "StatusCheckFailed_Instance"),
     ),
     # --- third party
     _Scenario(
@@ -507,7 +505,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("we leaked a {svc} key on github, {v} calls from strangers", "{svc} api key is public"),
         ("UnauthorizedAccess: IAMUser/InstanceCredentialExfiltration",),
         ("an access key committed to a public repository",),
-        ("rotate_credentials",), _API + _DATA, ("AWS/CloudTrail", "UnauthorizedAPICalls"), 0.4,
+        ("rotate_credentials",), _API + _DATA, ("AWS/CloudTrail", "UnauthorizedAPICalls"),
     ),
     _Scenario(
         "cert_expiry", "security", "CertificateExpiry", "TLS certificate for {svc}",
@@ -544,6 +542,22 @@ _SCENARIOS: tuple[_Scenario, ...] = (
 # Severity = noisy score cut at fixed thresholds, so a row's label never depends on the rest of the batch.
 # The thresholds are the 25/55/83% quantiles of the score (low 25%, medium 30%, high 28%, critical 17%).
 _TIER_SCORE = {1: 0.55, 2: 0.1, 3: -0.3}
+# How bad a kind of failure is on its own, at equal magnitude. Rule authors grade by kind first: a primary
+# that is down, a service answering 5xx, lost power or leaked credentials page; a lagging replica, a slow
+# upstream, throttled CPU or a certificate expiring in weeks warn. People's one-line reports seldom carry a
+# magnitude, so without this the kind would say nothing and every terse outage report would read "medium".
+_KIND_SCORE: dict[str, float] = {
+    # hard failures: something is down, refusing, wrong or exposed
+    "primary_down": 0.8, "corruption": 0.8, "power_loss": 0.8, "leaked_creds": 0.8, "network_config": 0.6,
+    "lb_502": 0.5, "infra_change": 0.5, "stripe": 0.5, "wrong_results": 0.5, "release_errors": 0.4,
+    "rollout_crashloop": 0.4, "flag_flip": 0.4, "bad_push": 0.4, "exceptions": 0.4, "panic": 0.4, "dns": 0.4,
+    "host_down": 0.3, "cloud_provider": 0.3, "auth_failures": 0.3, "db_pool": 0.3, "hang": 0.3,
+    # early warnings and slowness: the service still answers
+    "ecc": -0.8, "canary": -0.6, "cpu_throttle": -0.6, "replication_lag": -0.5, "net_latency": -0.5,
+    "cache_ttl": -0.5, "quota": -0.5, "cert_expiry": -0.4, "waf": -0.4, "release_latency": -0.3,
+    "upstream": -0.3, "cooling": -0.3, "deadlocks": -0.3, "disk_failure": -0.2, "brute_force": -0.2,
+    "packet_loss": -0.2,
+}  # fmt: skip
 _THRESHOLDS = (0.94, 2.0, 3.06)
 _SCORE_NOISE = 0.32
 _HINT_AGREEMENT = 0.7
@@ -701,8 +715,9 @@ _HUMAN_STATE: tuple[tuple[str, ...], ...] = (
     ("getting worse", "pretty degraded", "partly broken"),
     ("totally broken", "completely down", "on fire", "dead"),
 )
-_CIRCUMSTANCES = ("staging", "transient", "planned")
-_CIRCUMSTANCE_SHARE = (0.06, 0.05, 0.025)
+# "resolved": the notification a source sends when the alert clears, repeating what fired.
+_CIRCUMSTANCES = ("staging", "transient", "planned", "resolved")
+_CIRCUMSTANCE_SHARE = (0.06, 0.05, 0.025, 0.04)
 _ALERT_CIRCUMSTANCE: dict[str, tuple[str, ...]] = {
     "staging": ("Environment: staging.", "Staging only, production unaffected.", "Seen in the dev cluster."),
     "transient": (
@@ -826,14 +841,15 @@ def _host(rng: random.Random) -> str:
 def _score(
     sc: _Scenario, m: float, tier: int, impact: int, breadth: int, dur: int, rng: random.Random
 ) -> float:
-    """How bad it is: magnitude first, then tier, customer impact, breadth and duration, plus noise."""
+    """How bad it is: magnitude first, then the kind of failure, tier, customer impact, breadth and
+    duration, plus noise."""
     return (
         2.0 * m
+        + _KIND_SCORE.get(sc.key, 0.0)
         + _TIER_SCORE[tier]
         + 0.45 * impact
         + 0.18 * breadth
         + 0.25 * math.log10(dur / 15)
-        + sc.base
         + rng.gauss(0.0, _SCORE_NOISE)
     )
 
@@ -934,6 +950,7 @@ def _symptom(r: _Row) -> str:
 def _alertmanager(r: _Row) -> tuple[str, str]:
     firing = (1, _int(r.rng, 2, 4), _int(r.rng, 5, 12), _int(r.rng, 13, 40))[r.breadth]
     hint = _HINT_WORDS["alertmanager"][r.hint]
+    env = "staging" if r.circumstance == "staging" else "prod"
     where = (
         f" - instance = {r.f['host']}:9100\n - pod = {r.f['pod']}"
         if r.breadth < 2
@@ -941,7 +958,7 @@ def _alertmanager(r: _Row) -> tuple[str, str]:
     )
     desc = (
         f"Labels:\n - alertname = {r.sc.alert}\n - severity = {hint}\n - service = {r.svc}\n"
-        f" - namespace = {r.svc}-prod\n{where}\nAnnotations:\n - summary = {_cap(r.t(r.sc.headline))}\n"
+        f" - namespace = {r.svc}-{env}\n{where}\nAnnotations:\n - summary = {_cap(r.t(r.sc.headline))}\n"
         f" - description = {_symptom(r)}, for {r.dur}m. {_extras(r)}\n"
         f" - runbook_url = https://runbooks.example.com/{_KEBAB[r.sc.alert]}\n"
         f"Source: http://prometheus-k8s-0.monitoring:9090/graph?g0.expr={r.sc.metric}%3E{r.f['thr_num']}"
@@ -990,7 +1007,8 @@ def _sentry(r: _Row) -> tuple[str, str]:
 
 
 def _cloudwatch(r: _Row) -> tuple[str, str]:
-    alarm = f"{r.svc}-{_KEBAB[r.sc.alert]}"
+    env = f"{_choice(r.rng, ('dev', 'staging'))}-" if r.circumstance == "staging" else ""
+    alarm = f"{env}{r.svc}-{_KEBAB[r.sc.alert]}"
     code, name = r.f["region"], r.f["region_name"]
     namespace, metric = r.sc.cloudwatch
     crossed = (
@@ -1119,6 +1137,29 @@ def _postmortem(r: _Row) -> tuple[str, str]:
     return f"{kind}: {r.t(r.sc.headline)}", desc
 
 
+_HUMAN_RESOLVED = (", fixed now", ", resolved, back to normal", ", all good now", " - recovered, nvm")
+
+
+def _resolved(style: str, r: _Row, title: str, desc: str) -> tuple[str, str]:
+    """The notice a source sends when the alert clears: its own resolved marker on what had fired (the
+    sources repeat the firing annotations, so the symptom words stay)."""
+    if style == "alertmanager":
+        return re.sub(r"^\[FIRING:\d+\]", "[RESOLVED]", title), desc
+    if style == "grafana":
+        marker = _choice(r.rng, ("[OK]", "[RESOLVED]"))
+        return title.replace("[Alerting]", marker), desc.replace("**Firing**", "**Resolved**")
+    if style == "datadog":
+        return title.replace("Triggered:", "Recovered:"), desc.replace("triggered for", "recovered after")
+    if style == "cloudwatch":
+        desc = desc.replace("the ALARM state", "the OK state").replace("OK -> ALARM", "ALARM -> OK")
+        return title.replace("ALARM:", "OK:", 1), desc
+    if style == "pagerduty":
+        return title.replace("Triggered:", "Resolved:"), desc
+    if style in ("human", "oneliner"):
+        return title + r.pick(_HUMAN_RESOLVED), desc
+    return f"Resolved: {title}" if style == "sentry" else f"[RESOLVED] {title}", desc
+
+
 _RENDER = {
     "alertmanager": _alertmanager,
     "grafana": _grafana,
@@ -1218,12 +1259,13 @@ def _clean_row(i: int, seed: int, rng: random.Random) -> LabeledIncident:
     q = 0.5 * m + 0.5 * rng.random()
     breadth = 0 if q < 0.3 else 1 if q < 0.5 else 2 if q < 0.72 else 3
     dur = max(1, min(600, round(math.exp(rng.gauss(2.6, 0.9)))))
-    sev = _severity(_score(sc, m, tier, impact, breadth, dur, rng))
+    sev = fired = _severity(_score(sc, m, tier, impact, breadth, dur, rng))
     circumstance, u = "", rng.random()
     if style not in ("statuspage", "postmortem"):  # published after the fact, about production
         for name, share in zip(_CIRCUMSTANCES, _CIRCUMSTANCE_SHARE, strict=True):
             if u < share:
-                circumstance, sev, impact = name, "low", 0
+                # a resolved notice repeats the impact that fired; the others never had any
+                circumstance, sev, impact = name, "low", impact if name == "resolved" else 0
                 break
             u -= share
     config = category == "configuration"
@@ -1252,7 +1294,7 @@ def _clean_row(i: int, seed: int, rng: random.Random) -> LabeledIncident:
         svc,
         tier,
         sev,
-        _hint(sev, rng),
+        _hint(fired if circumstance == "resolved" else sev, rng),  # a resolved notice keeps its level
         impact,
         breadth,
         dur,
@@ -1267,8 +1309,10 @@ def _clean_row(i: int, seed: int, rng: random.Random) -> LabeledIncident:
     if circumstance == "planned":  # a person's announcement, not an alert: nothing to do but watch
         style, title, desc, actions = "oneliner", r.pick(_PLANNED), "", ("monitor",)
     else:
-        actions = ("monitor",) if circumstance == "transient" else _actions(r)
+        actions = ("monitor",) if circumstance in ("transient", "resolved") else _actions(r)
         title, desc = _RENDER[style](r)
+        if circumstance == "resolved":
+            title, desc = _resolved(style, r, title, desc)
     tags = ("synthetic", "env:prod", f"region:{fields['region']}", f"team:{_choice(rng, _TEAMS)}")
     return LabeledIncident(
         title=title,
