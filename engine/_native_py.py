@@ -244,6 +244,16 @@ class _Block:
     memory: dict[str, list[int]]  # a word -> the columns of its character n-grams, in order
 
 
+_SUBLINEAR = np.array([float(t) if t < 2 else math.log(t) + 1.0 for t in range(1024)])  # math.log: C's log()
+
+
+def _sublinear(tf: np.ndarray) -> np.ndarray:
+    """``log(tf) + 1`` of counts above 1 (scikit-learn's sublinear_tf), as C computes it."""
+    if tf.max() < len(_SUBLINEAR):
+        return _SUBLINEAR[tf]
+    return np.array([float(t) if t < 2 else math.log(t) + 1.0 for t in tf.tolist()])
+
+
 def _doubles(obj: Any, count: int, what: str) -> np.ndarray:
     view = memoryview(obj)
     if view.format != "d" or view.itemsize != 8 or view.nbytes != count * 8 or not view.c_contiguous:
@@ -390,12 +400,8 @@ class Featurizer:
                 continue
             counts = Counter(cols)  # columns in the order first met, as C's touched list
             idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            if blk.sublinear:
-                many = np.flatnonzero(tf > 1.0)
-                if many.size:  # C's log(): libm's, as math.log
-                    tf[many] = [math.log(t) + 1.0 for t in tf[many].tolist()]
-            v = tf * blk.idf[idx - blk.offset]
+            tf = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+            v = (_sublinear(tf) if blk.sublinear else tf.astype(np.float64)) * blk.idf[idx - blk.offset]
             ss = float(np.cumsum(v * v)[-1])  # added in order, as C adds them
             if ss > 0.0:  # L2 norm per block, then the block's weight in the union
                 v *= blk.weight / math.sqrt(ss)
@@ -421,7 +427,11 @@ class Featurizer:
         if not idx.size:
             return np.zeros(self.width)
         products = self._weights[idx] * vals[:, np.newaxis]  # float32 weights are widened exactly
-        return np.cumsum(products, axis=0)[-1] + 0.0  # + 0.0: C starts from +0.0
+        if self.width == 1:  # a reduction along the contiguous axis adds pairwise: this one adds in order
+            return np.cumsum(products[:, 0])[-1:] + 0.0  # + 0.0: C starts from +0.0
+        # Down the rows of a C-ordered array NumPy adds row after row (each column in order, as C does;
+        # tests/test_native_fallback.py checks the bits), 10x faster than a cumulative sum.
+        return np.add.reduce(products, axis=0, initial=0.0)
 
     def row(self, doc: tuple[str, ...]) -> tuple[bytes, bytes, bytes]:
         """row(doc) -> (indices int64, values float64, raw scores float64) as bytes"""
