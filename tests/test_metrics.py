@@ -108,6 +108,16 @@ async def test_a_live_scrape_after_real_traffic_passes_promtool(running: Running
     assert "oncall_ready 1.0" in text
 
 
+def test_promtool_missing_skips_here_and_fails_where_it_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("ONCALL_REQUIRE_PROMTOOL", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        promtool()
+    monkeypatch.setenv("ONCALL_REQUIRE_PROMTOOL", "1")  # as .ci/run sets it
+    with pytest.raises(pytest.fail.Exception, match="ONCALL_REQUIRE_PROMTOOL"):
+        promtool()
+
+
 def test_each_bot_counts_in_a_registry_of_its_own() -> None:
     """Several bots in one process (the tests, two replicas) never add to each other's numbers."""
     one, two = Metrics(), Metrics()
