@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.features import readable_reasons
 from engine.incident import IncidentCreate
 from engine.ml_service import MLService, Prediction
 
@@ -102,7 +103,8 @@ class AIDecisionEngine:
         """One feature pass, three models, one version: the decision the bot posts (``candidate``: the
         trial's candidate version decides)."""
         prediction = self.ml.predict(incident.text, candidate)
-        return self._decide(prediction, self.ml.explain(prediction, self.explain_terms))
+        terms = self.ml.explain(prediction, 3 * self.explain_terms)  # room for those said once or not at all
+        return self._decide(prediction, readable_reasons(incident.text, terms, self.explain_terms))
 
     def analyze_many(self, incidents: Sequence[IncidentCreate]) -> list[Decision]:
         """Batch decisions (no explanations: they need the per-alert feature row).
@@ -140,7 +142,7 @@ class AIDecisionEngine:
                 ]
         return decisions
 
-    def _decide(self, p: Prediction, explanation: list[tuple[str, float]]) -> Decision:
+    def _decide(self, p: Prediction, explanation: list[str]) -> Decision:
         return _decision(
             p.severity,
             p.severity_confidence,
@@ -150,7 +152,7 @@ class AIDecisionEngine:
             p.model_version,
             p.fallback,
             self.uncertain_below,
-            [term for term, _ in explanation],
+            explanation,
         )
 
 

@@ -6,6 +6,7 @@ load what training saved without importing ``training``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -102,6 +103,65 @@ def describe_magnitude(name: str, high: bool, raw: float | None = None) -> str:
         if name == "min_ready_ratio":
             return f"{raw:.0%} ready" if raw < 1 else "no ready count"
     return f"{'high' if high else 'low'} {_MAGNITUDE_WORDS.get(name, name)}"
+
+
+# Explanations of what is absent ("no percentage", "not a tier-1 service") or of the message's size: true,
+# but no one accepts them as the reason an alert is severe.
+_NOT_A_REASON = re.compile(r"^(no |not a |low |high )")
+_WORD = re.compile(r"[\w%][\w%.'/-]*")
+_SERVICE_SUFFIX = re.compile(r" service:\S*$")  # engine/incident.py: the service, not the author's words
+_FUNCTION_WORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "did", "for", "from", "has", "have", "in", "is", "it",
+    "its", "no", "not", "of", "on", "or", "so", "the", "this", "that", "to", "was", "were", "with",
+))  # fmt: skip
+_FACT = re.compile(r"(lasting .+|[\d.]+% ready|tier-\d service|[\d.]+%)")  # describe_magnitude's facts
+
+
+def readable_reasons(text: str, terms: Iterable[tuple[str, float]], top: int) -> list[str]:
+    """The model's strongest terms (best first) as a person reads them, at most ``top``.
+
+    Each is a word or phrase of ``text`` as written, or a fact read from it ("97%", "tier-1 service"): a
+    character n-gram ("rning") becomes the word it was read from ("returning"), a counted phrase
+    ('mentions "elevated"') the phrase; function words, absent facts and sizes are left out, and what is
+    already said (a word and its bigram, two n-grams of one word) is said once.
+    """
+    words = _WORD.findall(split_identifiers(_SERVICE_SUFFIX.sub("", text)))
+    lowered = [w.lower() for w in words]
+    said: list[str] = []
+    for term, _ in terms:
+        if _NOT_A_REASON.match(term):
+            continue
+        phrase = re.fullmatch(r'mentions "(.+)"', term)
+        shown = _as_written(phrase.group(1) if phrase else term, words, lowered)
+        if not shown or any(_overlaps(shown, s) for s in said):
+            continue
+        said.append(shown)
+        if len(said) == top:
+            break
+    return said
+
+
+def _as_written(term: str, words: list[str], lowered: list[str]) -> str | None:
+    """``term`` in the words of the text it came from, or None when the text does not say it."""
+    if _FACT.fullmatch(term):
+        return term
+    key = term.strip().lower()
+    if not key or key in _FUNCTION_WORDS:
+        return None
+    if " " in key:  # a bigram: its content words as written
+        parts = [_as_written(p, words, lowered) for p in key.split()]
+        kept = dict.fromkeys(p for p in parts if p)  # "backup job" is one word as written: backup-job
+        return " ".join(kept) if kept else None
+    if key in lowered:
+        return words[lowered.index(key)]
+    # a character n-gram (padded with spaces at word edges): the first word that holds it
+    held = (w for w, lw in zip(words, lowered, strict=True) if term.lower() in f" {lw} ")
+    return next((w for w in held if w.lower() not in _FUNCTION_WORDS), None)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """The two share a word: one already says it."""
+    return not set(a.lower().split()).isdisjoint(b.lower().split())
 
 
 def numeric_features(text: str) -> list[float]:

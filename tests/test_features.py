@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,10 @@ from engine.features import (
     describe_magnitude,
     numeric_feature_names,
     numeric_features,
+    readable_reasons,
     split_identifiers,
 )
+from engine.incident import incident_text
 from engine.scorer import compile_scorer, verify_scorer
 from tests.conftest import small_config
 from training.synthetic import generate_incidents
@@ -162,3 +166,43 @@ def test_magnitudes_are_explained_as_the_facts_in_the_text() -> None:
     assert describe_magnitude("min_ready_ratio", False, 1 / 6) == "17% ready"
     assert describe_magnitude("tier_1", True, 1.0) == "tier-1 service"
     assert describe_magnitude("log_words", False) == "low word count"  # older versions still read it
+
+
+def test_reasons_are_the_words_of_the_alert_as_written() -> None:
+    text = incident_text("Checkout API returning 500s after deploy, did not recover")
+    terms = [
+        ("rning", 3.0),  # a character n-gram of "returning"
+        (" 500", 2.9),  # of "500s", at the word's start
+        ("checkout api", 2.8),
+        ("api", 2.7),  # said by the bigram already
+        ("not", 2.6),  # a function word: never a reason
+        ('mentions "error"', 2.5),  # a counted phrase the text does not say
+        ("no percentage", 2.4),  # an absent fact
+        ("low word count", 2.3),  # a size (older versions)
+        ("unknown", 2.2),  # the service suffix's word, not the author's
+        ("lasting 45 min", 2.1),  # a fact read from the text stays as it is
+        ("deploy", 2.0),
+    ]
+    assert readable_reasons(text, terms, top=5) == [
+        "returning",
+        "500s",
+        "Checkout API",
+        "lasting 45 min",
+        "deploy",
+    ]
+    assert readable_reasons(text, terms, top=2) == ["returning", "500s"]
+    assert readable_reasons("", terms, top=5) == ["lasting 45 min"]
+
+
+def test_a_served_decision_explains_itself_in_its_own_words(corpus: list[str]) -> None:
+    models = fit_models(generate_incidents(800, seed=16), small_config(16, samples=800))
+    scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
+    for text in [*corpus[:200], "Redis primary down, failover did not trigger", "KubePodCrashLooping"]:
+        scores = scorer.score(text)
+        severity = scorer.severity_classes[int(np.argmax(scores.severity))]
+        said = readable_reasons(text, scorer.explain(scores, severity, top=15), top=5)
+        words = {w.lower() for w in re.findall(r"[\w%][\w%.'/-]*", split_identifiers(text))}
+        for reason in said:
+            if not re.fullmatch(r"lasting .+|[\d.]+% ready|tier-\d service|[\d.]+%", reason):
+                assert set(reason.lower().split()) <= words, (reason, text)
+        assert len({w for r in said for w in r.lower().split()}) == sum(len(r.split()) for r in said), said
