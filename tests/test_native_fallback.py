@@ -234,14 +234,8 @@ def test_oncall_native_chooses_the_implementation(monkeypatch: pytest.MonkeyPatc
     assert impl is _native_py and "cannot be imported" in str(reason)
     with pytest.raises(ImportError):
         native.select("1")
-    ignored = subprocess.run(  # imported before the CLI checks its settings: a wrong value is no crash
-        [sys.executable, "-c", "from engine import native; print(native.impl.__name__)"],
-        cwd=REPO,
-        env={**os.environ, "ONCALL_NATIVE": "yes"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # imported before the CLI checks its settings: a wrong value is no crash (bot/config.py refuses it)
+    ignored = _python("from engine import native; print(native.impl.__name__)", [], REPO, ONCALL_NATIVE="yes")
     assert ignored.returncode == 0 and "ONCALL_NATIVE must be 0" in ignored.stderr
     assert ignored.stdout.strip() == ("engine._native" if C is not None else "engine._native_py")
 
@@ -277,10 +271,11 @@ sys.meta_path[:] = [f for f in sys.meta_path if "Editable" not in getattr(f, "__
 """
 
 
-def _run(script: str, args: list[str], cwd: Path, **env: str) -> tuple[dict, str]:
+def _python(script: str, args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -c script args`` in ``cwd`` (first on sys.path: PYTHONSAFEPATH is dropped), ``env`` added."""
     environment = {k: v for k, v in os.environ.items() if k not in ("ONCALL_NATIVE", "PYTHONSAFEPATH")}
     environment.update(env)
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *args],
         cwd=cwd,
         env=environment,
@@ -288,6 +283,10 @@ def _run(script: str, args: list[str], cwd: Path, **env: str) -> tuple[dict, str
         text=True,
         timeout=300,
     )
+
+
+def _run(script: str, args: list[str], cwd: Path, **env: str) -> tuple[dict, str]:
+    done = _python(script, args, cwd, **env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
@@ -327,12 +326,5 @@ def test_engine_and_training_import_and_serve_where_the_extension_was_never_buil
     assert not out["c_loaded"]
     assert len(_slow_path_lines(stderr)) == 1
     assert out["severity"] in ("low", "medium", "high", "critical")
-    required = subprocess.run(
-        [sys.executable, "-c", _NO_EDITABLE + "import engine.scorer"],
-        cwd=tmp_path,
-        env={**os.environ, "ONCALL_NATIVE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    required = _python(_NO_EDITABLE + "import engine.scorer", [], tmp_path, ONCALL_NATIVE="1")
     assert required.returncode != 0 and "ImportError" in required.stderr  # ONCALL_NATIVE=1 requires C
