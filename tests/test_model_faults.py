@@ -26,7 +26,7 @@ from tests.conftest import small_config
 from training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN = ["train", "--samples", "300", "--seed", "5", "--no-bundled"]  # the smallest run that passes the floor
+TRAIN = ["train", "--samples", "400", "--seed", "5", "--no-bundled"]  # the smallest run that passes the floor
 
 
 def oncall(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
