@@ -76,7 +76,17 @@ class Running:
         return [c for c in self.emulator.calls if c.method == "chat.postMessage" and c.ok]
 
 
-async def start_bot(emulator: SlackEmulator, models_dir: Path, db_url: str, data_dir: Path) -> OncallBot:
+async def start_bot(
+    emulator: SlackEmulator,
+    models_dir: Path,
+    db_url: str,
+    data_dir: Path,
+    *,
+    ml: MLService | None = None,
+    wait: bool = True,
+) -> OncallBot:
+    """The bot in this process, signed for ``emulator`` (made with SECRET and TOKEN); ``wait``: until
+    its models are loaded."""
     settings = Settings(
         bot_token=TOKEN,
         signing_secret=SECRET,
@@ -87,9 +97,10 @@ async def start_bot(emulator: SlackEmulator, models_dir: Path, db_url: str, data
         db_url=db_url,
         data_dir=data_dir,
     )
-    bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    bot = OncallBot(settings, ml=ml or MLService(models_dir, auto_train=False))
     await bot.start()
-    await bot.wait_ready(timeout=30)
+    if wait:
+        await bot.wait_ready(timeout=30)
     return bot
 
 

@@ -19,17 +19,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.runner import LOAD_RETRY_FIRST, OncallBot
 from engine.ml_service import MLService
 from engine.registry import SERVING_FILE, ModelRegistry
 from tests.conftest import small_config
+from tests.test_bot_e2e import ADMIN, SECRET, TOKEN, start_bot
 from training.train import train
 
 pytestmark = pytest.mark.asyncio
-
-SECRET, TOKEN, ADMIN = "model-errors-secret", "xoxb-model-errors", "U0ALICE"
 
 
 def broken_copy(registry: ModelRegistry, source: str) -> str:
@@ -48,18 +46,8 @@ async def bot(
     emu: SlackEmulator, models: Path, tmp_path: Path, ml: MLService | None = None
 ) -> AsyncIterator[OncallBot]:
     """The bot in this process, started but maybe not ready (that is what is under test)."""
-    settings = Settings(
-        bot_token=TOKEN,
-        signing_secret=SECRET,
-        api_url=emu.api_url,
-        port=0,
-        model_path=models,
-        admins=frozenset({ADMIN}),
-        db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
-        data_dir=tmp_path / "data",
-    )
-    running = OncallBot(settings, ml=ml or MLService(models, auto_train=False))
-    await running.start()
+    db_url = f"sqlite:///{tmp_path / 'oncall.db'}"
+    running = await start_bot(emu, models, db_url, tmp_path / "data", ml=ml, wait=False)
     emu.bot_url = running.events_url
     try:
         yield running
