@@ -186,6 +186,21 @@ def test_compose_runs_replicas_behind_one_url_sharing_models_and_store() -> None
                 assert ROOT.joinpath(volume.split(":")[0]).is_file(), volume
 
 
+def test_the_compose_trainer_lets_the_bots_start_when_the_gate_refuses(tmp_path: Path) -> None:
+    """The trainer's shell line, as compose runs it: a refusal by the gate (4) is a success for the bots'
+    start-up, any other failure stays one."""
+    trainer = interpolate(compose(), SAMPLE_ENV)["services"]["trainer"]
+    assert trainer["entrypoint"] == ["/bin/sh", "-c"] and len(trainer["command"]) == 1
+    fake = tmp_path / "oncall"
+    for status, expected in ((0, 0), (4, 0), (1, 1), (2, 2), (3, 3)):
+        fake.write_text(f'#!/bin/sh\necho "$*" >> "{tmp_path}/argv"\nexit {status}\n')
+        fake.chmod(0o755)
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+        result = subprocess.run(["/bin/sh", "-c", trainer["command"][0]], env=env, capture_output=True)
+        assert result.returncode == expected, (status, result)
+    assert tmp_path.joinpath("argv").read_text().splitlines() == ["train --with-feedback"] * 5
+
+
 def test_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -> None:
     promtool = tool("promtool", "ONCALL_REQUIRE_PROMTOOL", "apt-get install prometheus")
     config = COMPOSE_DIR.joinpath("prometheus.yml").read_text()
