@@ -66,7 +66,10 @@ class OncallBot:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.port}"
+        """Where this machine reaches the bot: loopback when it listens on every interface (a container's
+        ``--host 0.0.0.0``), which is also where the built-in emulator may deliver."""
+        host = self.settings.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{self.port}"
 
     @property
     def events_url(self) -> str:

@@ -17,9 +17,11 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from bot.config import Settings
 from bot.emulator import SlackEmulator
 from bot.playground.routes import STATIC, is_loopback
 from bot.runner import OncallBot
+from engine.ml_service import MLService
 from tests.conftest import small_config
 from tests.test_bot_e2e import SECRET, TOKEN, start_bot
 from training.train import train
@@ -325,3 +327,26 @@ async def test_no_playground_when_connected_to_slack(models_dir: Path, tmp_path:
                         assert response.status == 404, path
         finally:
             await bot.stop()
+
+
+@pytest.mark.asyncio
+async def test_local_mode_listening_on_every_interface_answers_on_loopback(
+    models_dir: Path, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A container's `oncall serve --host 0.0.0.0` with no tokens: the built-in emulator delivers to the
+    bot over loopback, and an alert is answered (the playground is off: not a loopback host)."""
+    settings = Settings(
+        host="0.0.0.0", port=0, model_path=models_dir, db_url=f"sqlite:///{tmp_path / 'any.db'}",
+        data_dir=tmp_path / "data",
+    )  # fmt: skip
+    bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    await bot.start()
+    try:
+        await bot.wait_ready(timeout=30)
+        assert bot.url.startswith("http://127.0.0.1:") and bot.emulator is not None
+        alert = await bot.emulator.post_message("U0BOB", "#incidents", "checkout 5xx at 40% for 10m")
+        reply = await bot.emulator.wait_for_bot_message("#incidents", thread_ts=alert["ts"], timeout=15)
+        assert "model " in json.dumps(reply)
+        await bot.emulator.settle()
+    finally:
+        await bot.stop()
