@@ -18,7 +18,7 @@ run: install
 	$(BIN)/oncall serve
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # two workers (pytest-xdist): most tests wait on servers and timers
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

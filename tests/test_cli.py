@@ -65,8 +65,8 @@ def test_doctor_json_and_its_exit_status(models_dir: Path) -> None:
     report = json.loads(healthy.stdout)
     assert healthy.returncode == 0 and report["healthy"] is True and report["verdict"].startswith("healthy")
     assert all(set(c) == {"name", "ok", "warning", "detail"} for c in report["checks"])
-    victim = next((models_dir / "versions").glob("*/serving.npz"))
-    victim.write_bytes(b"garbage")
+    for victim in (models_dir / "versions").glob("*/serving.npz"):  # the active one among them
+        victim.write_bytes(b"garbage")
     broken = oncall("doctor", "--json", "--model-path", str(models_dir))
     report = json.loads(broken.stdout)
     assert broken.returncode == 1 and report["healthy"] is False
