@@ -72,9 +72,23 @@ def _pct(value: float) -> str:
     return f"{value:.0%}"
 
 
-def _flag(uncertain: bool) -> str:
-    """The marker beside a field the model is unsure of (not beside a confident one next to it)."""
-    return " (uncertain)" if uncertain else ""
+def _confidence(value: float, uncertain: bool) -> str:
+    """A field's confidence, with the marker inside when the model is unsure of that field (and only that
+    one): ``(42%, uncertain)``, ``(91%)``."""
+    return f"({_pct(value)}, uncertain)" if uncertain else f"({_pct(value)})"
+
+
+def why_terms(terms: list[str]) -> list[str]:
+    """The "why" terms once each: the same term in another case, spacing or with underscores, or quoted
+    again, is shown once (the engine merges synonyms; nothing here adds a repeat)."""
+    seen: set[str] = set()
+    kept = []
+    for term in terms:
+        key = " ".join(term.replace("_", " ").strip("`'\" ").lower().split())
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(term)
+    return kept
 
 
 def decision_blocks(
@@ -90,19 +104,18 @@ def decision_blocks(
     ``similar_skipped``: they were not looked up, which it says rather than look like there are none)."""
     runbooks = runbooks or {}
     category_link = runbooks.get("categories", {}).get(decision.category)
-    sev_flag, cat_flag = _flag(decision.severity_uncertain), _flag(decision.category_uncertain)
+    sev_conf = _confidence(decision.severity_confidence, decision.severity_uncertain)
+    cat_conf = _confidence(decision.category_confidence, decision.category_uncertain)
     severity = (
-        f"{SEVERITY_EMOJI.get(decision.severity, '')} *Severity:* {escape(decision.severity)} "
-        f"({_pct(decision.severity_confidence)}){sev_flag}"
+        f"{SEVERITY_EMOJI.get(decision.severity, '')} *Severity:* {escape(decision.severity)} {sev_conf}"
     )
-    category = (
-        f"*Category:* {escape(label(decision.category))} ({_pct(decision.category_confidence)}){cat_flag}"
-    )
+    category = f"*Category:* {escape(label(decision.category))} {cat_conf}"
     if category_link:
         category += f" · {link(category_link, 'runbook')}"
     header = f"{severity}   {category}"
     if decision.uncertain:
-        unsure = [f for f, u in (("severity", sev_flag), ("category", cat_flag)) if u]
+        flags = (("severity", decision.severity_uncertain), ("category", decision.category_uncertain))
+        unsure = [field for field, uncertain in flags if uncertain]
         header += (
             f"\n:warning: *Uncertain:* the model is not confident of the {' and '.join(unsure)}; "
             "check before acting."
@@ -111,7 +124,9 @@ def decision_blocks(
         header += "\n:construction: Rule-based fallback: no trained model is loaded."
     lines = []
     for i, a in enumerate(decision.actions, start=1):
-        line = f"{i}. {escape(label(a.action))} ({_pct(a.confidence)})"
+        name = escape(label(a.action))
+        shown = f"*{name}*" if i == 1 else name  # the top action first, in bold
+        line = f"{i}. {shown} ({_pct(a.confidence)})"
         runbook = runbooks.get("actions", {}).get(a.action)
         if runbook:
             line += f" · {link(runbook, 'runbook')}"
@@ -137,9 +152,9 @@ def decision_blocks(
             }
         )
     context = [f"model {escape(decision.model_version)}"]
-    if decision.explanation:
-        terms = ", ".join("`" + escape(t).replace("`", "'") + "`" for t in decision.explanation)
-        context.append(f"why: {terms}")
+    terms = why_terms(decision.explanation)
+    if terms:
+        context.append("why: " + ", ".join("`" + escape(t).replace("`", "'") + "`" for t in terms))
     elements = [{"type": "mrkdwn", "text": cut(" · ".join(context), CONTEXT_TEXT_MAX)}]
     if with_controls:  # a thread reply: it can be rated and corrected (an ephemeral answer cannot)
         elements.append({"type": "mrkdwn", "text": RATE_HINT})
@@ -147,11 +162,12 @@ def decision_blocks(
     if with_controls:
         blocks.append(correction_controls(decision))
     about = f" for {title}" if title else ""
-    fallback = (
-        f"{decision.severity} ({_pct(decision.severity_confidence)}){sev_flag}, "
-        f"{label(decision.category)}{cat_flag}{about}: "
-        + ", ".join(label(a.action) for a in decision.actions)
-    )
+    fallback = f"{decision.severity} {sev_conf}, {label(decision.category)} {cat_conf}{about}"
+    if decision.actions:
+        top, *rest = decision.actions
+        fallback += f": {label(top.action)} first ({_pct(top.confidence)})"
+        if rest:
+            fallback += ", then " + ", ".join(label(a.action) for a in rest)
     return cut(escape(fallback), FALLBACK_TEXT_MAX), blocks
 
 

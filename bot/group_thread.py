@@ -1,6 +1,11 @@
 """What a group looks like in Slack: the first alert's decision, then one "+N related alerts" message in its
 thread that is edited as alerts join and resolve (at most every UPDATE_DELAY seconds, not once per alert),
-and the decision itself updated when a related alert raises the group's severity."""
+and the decision itself updated when a related alert raises the group's severity.
+
+Each alert that joins gets its own sign at once, so whoever posted it sees it was read: a :link: reaction,
+and in its thread one short note linking the group's thread. Reactions are paced per workspace (Slack's
+Tier 3), notes like every post per channel; beyond NOTES_PER_MINUTE notes a minute in a channel (a storm),
+a joining alert gets the reaction alone."""
 
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.alerts import Alert
-from bot.blocks import CONTEXT_TEXT_MAX, cut, decision_blocks, escape, text_blocks
+from bot.blocks import CONTEXT_TEXT_MAX, cut, decision_blocks, escape, link, plain, text_blocks
 from bot.grouping import Group, rank
+from bot.memory import thread_link
+from bot.posting import REACTIONS
 from bot.store import OutboxEntry
 from engine.decision import Decision
 
@@ -24,6 +32,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 UPDATE_DELAY = 2.0  # seconds a group's thread message waits for more alerts before it is edited
 GROUP_EVENT_TYPE = "oncall_group"
+GROUPED_EVENT_TYPE = (
+    "oncall_grouped"  # the note in a joining alert's own thread (its payload names the alert)
+)
+GROUPED_REACTION = "link"
+NOTES_PER_MINUTE = (
+    10  # per channel; a storm beyond this gets reactions only (Slack: 1 post a second a channel)
+)
+NOTE_TITLE_MAX = 90
 
 
 async def place(
@@ -65,6 +81,80 @@ async def opened(services: Services, group: Group, decision_ts: str) -> None:
     """The decision of a new group is posted: a later severity raise updates it."""
     group.decision_ts = decision_ts
     await _save(services, group)
+
+
+async def acknowledge(services: Services, client: AsyncWebClient, entry: OutboxEntry, group: Group) -> None:
+    """The sign that a joining alert was read: the reaction, then (storm allowing) the note in its thread.
+    Once per alert: a retry finds it done (``group.noted``; after a crash, the outbox looks in the thread
+    for the note). Raises what Slack raises, for the outbox to retry or give up."""
+    channel, ts = entry.channel, entry.alert_ts
+    if ts in group.noted:
+        return
+    await _react(services, client, channel, ts)
+    if services.grouper.note_allowed(channel, time.time(), NOTES_PER_MINUTE):
+        text = note_text(group, await _permalink(services, client, group))
+        async with services.pacer.turn(channel):
+            await client.chat_postMessage(
+                channel=channel,
+                thread_ts=ts,
+                text=text,
+                blocks=text_blocks(text),
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={
+                    "event_type": GROUPED_EVENT_TYPE,
+                    "event_payload": {"alert_ts": ts, "group": group.id},
+                },
+            )
+        services.metrics.replies.inc(kind="grouped note")
+    else:
+        services.metrics.replies.inc(kind="grouped, reaction only")
+    group.noted.add(ts)
+    await _save(services, group)
+
+
+async def _react(services: Services, client: AsyncWebClient, channel: str, ts: str) -> None:
+    """The :link: reaction on the alert. Already there (a retry) is done; a refusal that will not change
+    (a missing reactions:write scope, the message deleted) leaves the note to say it."""
+    try:
+        async with services.pacer.turn(REACTIONS):
+            await client.reactions_add(channel=channel, timestamp=ts, name=GROUPED_REACTION)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "")
+        if error == "already_reacted":
+            return
+        if exc.response.status_code == 429 or exc.response.status_code >= 500:
+            raise
+        log.warning("no reaction on the grouped alert %s/%s: %s", channel, ts, error,
+                    extra={"channel": channel, "alert_ts": ts})  # fmt: skip
+        return
+    services.metrics.replies.inc(kind="grouped reaction")
+
+
+async def _permalink(services: Services, client: AsyncWebClient, group: Group) -> str | None:
+    """The link to the group's thread: Slack's permalink (asked once per group), else one built from the
+    workspace URL as the similar incidents' links are, else None."""
+    if group.permalink is None:
+        try:
+            found = await client.chat_getPermalink(channel=group.channel, message_ts=group.thread_ts)
+            group.permalink = str(found.get("permalink") or "") or None
+            await _save(services, group)  # kept: a retry, or a restart, does not ask again
+        except Exception as exc:  # a link built here serves as well
+            log.warning("chat.getPermalink %s/%s: %s", group.channel, group.thread_ts, exc)
+    if group.permalink is not None:
+        return group.permalink
+    workspace_url = services.memory.workspace_url() if services.memory is not None else None
+    return thread_link(workspace_url, group.channel, group.thread_ts)
+
+
+def note_text(group: Group, permalink: str | None) -> str:
+    """One line: which alert's thread this one joined, and that the decision is there."""
+    title = cut(plain(group.title).replace("\n", " "), NOTE_TITLE_MAX) or "an earlier alert"
+    shown = link(permalink, title) if permalink else f"*{escape(title)}*"
+    return (
+        f":link: Grouped with {shown} ({group.count} alerts so far): the decision and the related "
+        "alerts are in that thread."
+    )
 
 
 def schedule(services: Services, client: AsyncWebClient, group: Group) -> None:

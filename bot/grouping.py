@@ -156,6 +156,8 @@ class Group:
     word_counts: Counter[str] = field(default_factory=Counter)
     titles: deque[str] = field(default_factory=lambda: deque(maxlen=KEPT_TITLES))
     alerts: set[str] = field(default_factory=set)  # the ts of the alerts that joined (a retry joins once)
+    noted: set[str] = field(default_factory=set)  # the joined alerts shown their sign (a retry: once)
+    permalink: str | None = None  # the link to thread_ts, once asked (the joined alerts' notes point there)
     closed: bool = False
     raised_by: Any = None  # the Decision that raised the severity, until the decision message shows it
 
@@ -166,7 +168,8 @@ class Group:
             "fingerprints": sorted(self.fingerprints), "texts": sorted(self.texts)[-200:],
             "services": sorted(self.services), "resolved": sorted(self.resolved),
             "words": dict(self.word_counts.most_common(300)), "titles": list(self.titles),
-            "alerts": sorted(self.alerts)[-2000:],
+            "alerts": sorted(self.alerts)[-2000:], "noted": sorted(self.noted)[-2000:],
+            "permalink": self.permalink,
         }  # fmt: skip
 
     @classmethod
@@ -184,6 +187,8 @@ class Group:
         group.word_counts = Counter(state["words"])
         group.titles.extend(state["titles"])
         group.alerts = set(state["alerts"])
+        group.noted = set(state.get("noted") or ())  # older stored states lack these two
+        group.permalink = state.get("permalink")
         return group
 
 
@@ -191,6 +196,7 @@ class Group:
 class _Channel:
     groups: OrderedDict[str, Group] = field(default_factory=OrderedDict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    notes: deque[float] = field(default_factory=deque)  # when grouped alerts' notes were posted, last minute
 
 
 class Grouper:
@@ -246,6 +252,17 @@ class Grouper:
         group.last_seen = now
         self.channel(group.channel).groups.move_to_end(group.id)
         remember(group, alert)
+
+    def note_allowed(self, channel: str, now: float, per_minute: int) -> bool:
+        """May a grouped alert in ``channel`` get its threaded note? Yes (and counted) while fewer than
+        ``per_minute`` were posted there in the last minute; in a storm, no: the reaction alone."""
+        notes = self.channel(channel).notes
+        while notes and now - notes[0] >= 60.0:
+            notes.popleft()
+        if len(notes) >= per_minute:
+            return False
+        notes.append(now)
+        return True
 
     def with_fingerprint(self, channel: str, fingerprint: str) -> Group | None:
         return next(

@@ -3,6 +3,8 @@
 Slack allows about one message per second per channel, with short bursts; above that it answers 429.
 slack_sdk's retry handlers already wait out a 429's Retry-After and retry 5xx and dropped connections;
 pacing keeps a storm in one channel from hitting the limit in the first place, in arrival order.
+Reactions are limited per workspace, not per channel (reactions.add is Tier 3: 50 a minute, with bursts):
+they are paced under the one key REACTIONS.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ SLACK_API_URL = "https://slack.com/api/"
 BURST = 3  # messages a channel may take at once
 PER_SECOND = 1.0  # then this many a second
 MAX_CHANNELS = 10_000  # pacing state kept for this many channels (least recently used dropped)
+REACTIONS = (
+    "reactions.add"  # the pacing key of the bot's reactions, in every channel (no channel ID has a dot)
+)
+REACTION_BURST, REACTION_PER_SECOND = 20, 50 / 60
 
 
 def web_client(
@@ -51,27 +57,37 @@ def web_client(
 
 
 class _Bucket:
-    __slots__ = ("lock", "tokens", "updated")
+    __slots__ = ("burst", "lock", "per_second", "tokens", "updated")
 
-    def __init__(self) -> None:
+    def __init__(self, burst: int, per_second: float) -> None:
         self.lock = asyncio.Lock()  # FIFO: posts leave in the order they arrived
-        self.tokens = float(BURST)
+        self.burst = burst
+        self.per_second = per_second
+        self.tokens = float(burst)
         self.updated = time.monotonic()
 
 
 class ChannelPacer:
-    """A token bucket per channel: BURST posts at once, then PER_SECOND."""
+    """A token bucket per channel: BURST posts at once, then PER_SECOND; a key in ``limits`` (REACTIONS by
+    default) has its own (burst, per second)."""
 
-    def __init__(self, burst: int = BURST, per_second: float = PER_SECOND) -> None:
+    def __init__(
+        self,
+        burst: int = BURST,
+        per_second: float = PER_SECOND,
+        limits: dict[str, tuple[int, float]] | None = None,
+    ) -> None:
         self.burst = burst
         self.per_second = per_second
+        self.limits = {REACTIONS: (REACTION_BURST, REACTION_PER_SECOND)} if limits is None else limits
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
     def _bucket(self, channel: str) -> _Bucket:
         bucket = self._buckets.get(channel)
         if bucket is None:
-            bucket = self._buckets[channel] = _Bucket()
-            bucket.tokens = float(self.burst)
+            bucket = self._buckets[channel] = _Bucket(
+                *self.limits.get(channel, (self.burst, self.per_second))
+            )
             if len(self._buckets) > MAX_CHANNELS:
                 oldest, old = next(iter(self._buckets.items()))
                 if not old.lock.locked():
@@ -85,10 +101,10 @@ class ChannelPacer:
         bucket = self._bucket(channel)
         async with bucket.lock:
             now = time.monotonic()
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.per_second)
+            bucket.tokens = min(bucket.burst, bucket.tokens + (now - bucket.updated) * bucket.per_second)
             bucket.updated = now
             if bucket.tokens < 1.0:
-                await asyncio.sleep((1.0 - bucket.tokens) / self.per_second)
+                await asyncio.sleep((1.0 - bucket.tokens) / bucket.per_second)
                 bucket.tokens = 1.0
                 bucket.updated = time.monotonic()
             bucket.tokens -= 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -137,7 +138,9 @@ async def test_every_alert_format_gets_one_decision_in_its_thread(running: Runni
         blocks = reply["blocks"]
         body = json.dumps(blocks)
         assert "*Severity:*" in body and "*Category:*" in body and "Recommended actions" in body
-        assert body.count("%)") >= 5, "severity, category and three actions carry their confidence"
+        assert len(re.findall(r"\(\d+%[,)]", body)) >= 5, (
+            "severity, category and 3 actions carry a confidence"
+        )
         context = [e for b in blocks if b["type"] == "context" for e in b["elements"]]
         assert any(running.bot.ml.models.version in e["text"] for e in context), "the model version shows"
         assert any(":+1:" in e["text"] for e in context), "how to rate"
@@ -313,6 +316,36 @@ async def test_oncall_models_status_history_and_admin_only_reload_and_rollback(r
     assert "Usage" in helped.text
 
 
+async def test_a_mistyped_subcommand_is_answered_at_once_with_the_closest_one(running: Running) -> None:
+    """A typo gets the usage, privately, led by the subcommand meant, in the ack itself (no waiting)."""
+    emu = running.emulator
+    for typed, meant in [
+        ("stauts", "status"),
+        ("histroy", "history"),
+        ("relaod", "reload"),
+        ("STATSU", "status"),
+        ("rollbak now", "rollback now"),
+        ("canery v2 10%", "canary v2 10%"),
+    ]:
+        started = time.monotonic()
+        answer = await emu.run_command(PERSON, "#incidents", "/oncall-models", typed)
+        assert time.monotonic() - started < 1.0
+        assert answer.via == "ack" and answer.response_type == "ephemeral"
+        word = typed.split()[0]
+        assert answer.text.startswith(f":grey_question: `{word}` is not an `/oncall-models` subcommand."), (
+            typed
+        )
+        assert f"Did you mean `/oncall-models {meant}`?" in answer.text, answer.text
+        assert "*Usage:*" in answer.text
+    far = await emu.run_command(PERSON, "#incidents", "/oncall-models", "`<!channel>`")
+    assert far.via == "ack" and "Did you mean" not in far.text and "<!channel>" not in far.text
+    assert "*Usage:*" in far.text
+    helped = await emu.run_command(PERSON, "#incidents", "/oncall-models", "help")
+    assert helped.text.startswith("*Usage:*")
+    metrics = running.bot.services.metrics
+    assert metrics.commands.value(command="/oncall-models", sub="unknown") == 7
+
+
 @on_both_stores
 async def test_reactions_on_decisions_are_ratings_and_removal_withdraws_them(running: Running) -> None:
     emu = running.emulator
@@ -346,7 +379,7 @@ async def test_a_resolved_notification_goes_to_the_original_thread(running: Runn
     await running.stored(decision)
     await emu.post_message(PERSON, "#incidents", "[RESOLVED] DiskFull backup-job disk 97% (warning)")
     note = await emu.wait_for_bot_message("#incidents", thread_ts=firing["ts"], after=decision["ts"])
-    assert "Resolved" in note["text"]
+    assert note["text"] == ":white_check_mark: Resolved: DiskFull backup-job disk 97% (warning)", "said once"
 
 
 async def test_health_readiness_and_metrics(running: Running) -> None:

@@ -109,27 +109,44 @@ def test_nothing_an_alert_says_can_act_in_the_reply() -> None:
 
 def test_the_uncertain_marker_sits_on_the_field_that_is_uncertain() -> None:
     # The default: severity 91% is confident, category 42% is not.
-    text, blocks = decision_blocks(_decision())
+    text, blocks = decision_blocks(_decision(), title="Deploy broke checkout")
     header = blocks[0]["text"]["text"]
-    assert "*Severity:* critical (91%)   *Category:* deployment (42%) (uncertain)" in header
+    assert "*Severity:* critical (91%)   *Category:* deployment (42%, uncertain)" in header
     assert "not confident of the category;" in header
-    assert text.startswith("critical (91%), deployment (uncertain): ")
+    assert text == (
+        "critical (91%), deployment (42%, uncertain) for Deploy broke checkout: "
+        "rollback deploy first (80%), then restart service"
+    )
 
     unsure_severity = _decision(
         severity_confidence=0.38, category_confidence=0.88, severity_uncertain=True, category_uncertain=False
     )
     text, blocks = decision_blocks(unsure_severity)
     header = blocks[0]["text"]["text"]
-    assert "*Severity:* critical (38%) (uncertain)   *Category:* deployment (88%)\n" in header
+    assert "*Severity:* critical (38%, uncertain)   *Category:* deployment (88%)\n" in header
     assert "not confident of the severity;" in header
-    assert text.startswith("critical (38%) (uncertain), deployment: ")
+    assert text.startswith("critical (38%, uncertain), deployment (88%): rollback deploy first (80%)")
 
     both = _decision(severity_uncertain=True, category_uncertain=True, fallback=True)
     header = decision_blocks(both)[1][0]["text"]["text"]
-    assert header.count("(uncertain)") == 2 and "of the severity and category;" in header
+    assert header.count(", uncertain)") == 2 and "of the severity and category;" in header
 
     sure = decision_blocks(_decision(category_uncertain=False))
     assert "uncertain" not in str(sure).lower()
+
+
+def test_a_decision_reads_once_each_the_top_action_first_and_every_why_term_once() -> None:
+    decision = _decision(
+        explanation=["critical", "Critical", "severity_critical", "severity critical", "`critical`", "tier-3"]
+    )
+    text, blocks = decision_blocks(decision)
+    actions = blocks[1]["text"]["text"].splitlines()
+    assert actions == ["*Recommended actions:*", "1. *rollback deploy* (80%)", "2. restart service (30%)"]
+    why = next(
+        e["text"] for b in blocks if b["type"] == "context" for e in b["elements"] if "why:" in e["text"]
+    )
+    assert why == "model v1 · why: `critical`, `severity_critical`, `tier-3`"
+    assert text.count("(") == 3, "severity, category and the top action each carry one confidence"
 
 
 def test_replies_stay_within_slacks_limits_whatever_the_input() -> None:
@@ -149,7 +166,7 @@ def test_runbook_links_show_beside_their_action() -> None:
     }
     _, blocks = decision_blocks(_decision(), runbooks)
     assert "<https://wiki/deploys|runbook>" in blocks[0]["text"]["text"]
-    assert "rollback deploy (80%) · <https://wiki/rb|runbook>" in blocks[1]["text"]["text"]
+    assert "1. *rollback deploy* (80%) · <https://wiki/rb|runbook>" in blocks[1]["text"]["text"]
 
 
 def test_a_channel_takes_a_burst_then_is_paced_in_order() -> None:
@@ -186,3 +203,25 @@ def test_a_canary_takes_a_stable_share_of_the_alerts() -> None:
     assert not any(canary_hit(c, ts, 0.0) for c, ts in alerts) and all(
         canary_hit(c, ts, 1.0) for c, ts in alerts
     )
+
+
+@pytest.mark.parametrize(
+    ("title", "shown"),
+    [  # the resolved titles of tests/test_alerts.py's sources, as parsed
+        ("[RESOLVED] HighErrorRate (payments critical)", "HighErrorRate (payments critical)"),
+        ("[RESOLVED:2] KubePodCrashLooping", "KubePodCrashLooping"),
+        (":large_green_circle: Resolved #4821: Payments API p99 latency", "#4821: Payments API p99 latency"),
+        ("Resolved: Checkout error rate", "Checkout error rate"),
+        ("Recovered: [P1] High error rate on checkout", "[P1] High error rate on checkout"),
+        ("[Recovered on {service:search,env:prod}] Elasticsearch heap", "Elasticsearch heap"),
+        ("[OK] Checkout latency alert", "Checkout latency alert"),
+        ('OK: "payments-api-HighCPU" in US East', '"payments-api-HighCPU" in US East'),
+        ("Okta login failures", "Okta login failures"),
+        ("Resolver pool exhausted", "Resolver pool exhausted"),
+        ("RESOLVED", "RESOLVED"),
+    ],
+)
+def test_the_resolved_note_drops_the_source_s_own_resolved_marker(title: str, shown: str) -> None:
+    from bot.listeners.messages import without_resolved_marker
+
+    assert without_resolved_marker(title) == shown

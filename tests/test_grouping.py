@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot import group_thread
 from bot.alerts.model import make_alert
 from bot.config import GroupingSettings, load_settings
 from bot.emulator.storm import bcubed, storm
@@ -20,6 +21,31 @@ from tests.test_bot_e2e import Running, running, start_bot  # noqa: F401 - the f
 
 def alert(title: str, service: str | None = None, fingerprint: str | None = None) -> Any:
     return make_alert("human", status="firing", title=title, service=service, fingerprint=fingerprint)
+
+
+def assert_marked(running: Running, alert_ts: str, group_ts: str, note: bool = True) -> None:  # noqa: F811
+    """The grouped alert ``alert_ts`` carries the bot's :link: reaction and, in its thread, exactly one bot
+    message: the note linking the thread of ``group_ts`` (none with ``note=False``: a storm)."""
+    emu = running.emulator
+    message = emu.workspace.message("C0INCIDENTS", alert_ts)
+    assert message.reactions.get("link") == [emu.workspace.bot.user_id], message.reactions
+    replies = [m for m in emu.workspace.thread("C0INCIDENTS", alert_ts)[1:] if m.bot_id]
+    if not note:
+        assert replies == []
+        return
+    assert len(replies) == 1, [m.text for m in replies]
+    text = replies[0].text
+    assert text.startswith(":link: Grouped with <") and "alerts so far): the decision" in text, text
+    assert f"/archives/C0INCIDENTS/p{group_ts.replace('.', '')}|" in text, "it links the group's thread"
+
+
+async def wait_marked(running: Running, alert_ts: str, timeout: float = 10.0) -> float:  # noqa: F811
+    """Seconds until the grouped alert ``alert_ts`` shows the bot's reaction."""
+    started = time.monotonic()
+    while "link" not in running.emulator.workspace.message("C0INCIDENTS", alert_ts).reactions:
+        assert time.monotonic() - started < timeout, f"{alert_ts} got no reaction"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
 
 
 def test_duplicates_same_service_and_similar_text_join_unrelated_alerts_do_not() -> None:
@@ -83,8 +109,10 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
         assert time.monotonic() < deadline, [m.text for m in thread]
         await asyncio.sleep(0.1)
     assert len(thread) == 2, "one decision and one summary in the first alert's thread"
-    for ts in posted[1:]:  # the later alerts get no thread of their own
-        assert [m for m in emu.workspace.thread("C0INCIDENTS", ts)[1:] if m.bot_id] == []
+    for ts in posted[
+        1:
+    ]:  # the later alerts get no decision: a reaction and a note linking the group's thread
+        assert_marked(running, ts, first)
     assert await emu.wait_for_bot_message("#incidents", thread_ts=unrelated["ts"], timeout=10)
     metrics = running.bot.services.metrics
     assert sum(metrics.grouped.values.values()) == 3
@@ -167,3 +195,63 @@ async def test_a_related_alert_of_higher_severity_updates_the_decision(running: 
     while (record := await store.decision("C0INCIDENTS", decision["ts"])) is None or record.severity != high:
         assert time.monotonic() < deadline, "ratings apply to what is shown"  # written after the update
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_a_grouped_alert_shows_its_marker_at_once_and_exactly_once(running: Running) -> None:  # noqa: F811
+    """A grouped alert gets the bot's reaction within a second and one note in its thread linking the group,
+    once: not again for a re-delivered event, the same message under a new event_id, a post that failed after
+    Slack made it (the outbox looks in the thread), nor a restart."""
+    emu = running.emulator
+    first = await emu.post_message("U0BOB", "#incidents", STORM[0][0])
+    await running.decision_for(first)
+    emu.faults.fail("chat.postMessage", status=503, after=True, times=1)  # the note is posted, then a 503
+    joined = await emu.post_message("U0BOB", "#incidents", STORM[1][0])
+    assert await wait_marked(running, joined["ts"]) < 1.0, "a visible sign within a second"
+    deadline = time.monotonic() + 15
+    while not [m for m in emu.workspace.thread("C0INCIDENTS", joined["ts"])[1:] if m.bot_id]:
+        assert time.monotonic() < deadline, "no note"
+        await asyncio.sleep(0.05)
+    assert [m for m, _ in emu.faults.injected] == ["chat.postMessage"]
+    event_id = next(eid for eid, env in emu.events.items() if env["event"].get("ts") == joined["ts"])
+    await emu.redeliver(event_id)
+    envelope = emu.events[event_id]
+    assert (await emu.deliver_raw({**envelope, "event_id": "Ev0RESENTGROUPED"})).status == 200
+    await emu.settle()
+    await asyncio.sleep(1.5)  # the outbox's retry of the failed note has looked in the thread by now
+    assert_marked(running, joined["ts"], first["ts"])
+
+    settings = running.bot.settings  # a restart: the group, and that this alert was shown its sign, are kept
+    await running.bot.stop()
+    running.bot = await start_bot(emu, running.models, settings.db_url, settings.data_dir)
+    emu.bot_url = running.bot.events_url
+    assert (await emu.deliver_raw({**envelope, "event_id": "Ev0RESENTGROUPED2"})).status == 200
+    later = await emu.post_message("U0BOB", "#incidents", STORM[2][0])
+    await wait_marked(running, later["ts"])
+    await emu.settle()
+    await asyncio.sleep(0.5)
+    assert_marked(running, joined["ts"], first["ts"])
+    assert_marked(running, later["ts"], first["ts"])
+    notes = [c for c in emu.calls if c.method == "chat.postMessage" and "oncall_grouped" in str(c.params)]
+    assert len(notes) == 2, "one note per grouped alert"
+    assert len([c for c in emu.calls if c.method == "chat.getPermalink"]) == 1, "the group's link, asked once"
+
+
+@pytest.mark.asyncio
+async def test_in_a_storm_joining_alerts_beyond_the_note_budget_get_the_reaction_only(
+    running: Running,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(group_thread, "NOTES_PER_MINUTE", 2)  # a small storm stands for a big one
+    emu = running.emulator
+    posted = [(await emu.post_message("U0BOB", "#incidents", text))["ts"] for text, _ in STORM]
+    for ts in posted[1:]:
+        await wait_marked(running, ts)
+    await emu.settle()
+    await asyncio.sleep(0.3)
+    noted = [ts for ts in posted[1:] if [m for m in emu.workspace.thread("C0INCIDENTS", ts)[1:] if m.bot_id]]
+    assert len(noted) == 2, "two notes a minute in this channel, then reactions only"
+    for ts in posted[1:]:
+        assert_marked(running, ts, posted[0], note=ts in noted)
+    replies = running.bot.services.metrics.replies
+    assert replies.value(kind="grouped, reaction only") == 1 and replies.value(kind="grouped reaction") == 3

@@ -4,6 +4,7 @@ after the ack and answers through `respond`."""
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import time
 from collections.abc import Awaitable
@@ -12,7 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import decision_blocks, escape, text_blocks
+from bot.blocks import cut, decision_blocks, escape, text_blocks
 from bot.services import Services
 from bot.store import StoreUnavailable
 from engine.incident import IncidentCreate
@@ -37,6 +38,7 @@ MODELS_USAGE = (
     "`/oncall-models end` — end the trial (admins)"
 )
 ADMIN_ONLY = ("reload", "rollback", "shadow", "canary", "promote", "end")
+SUBCOMMANDS = ("status", "history", *ADMIN_ONLY, "help")
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -47,6 +49,11 @@ def register(app: AsyncApp, services: Services) -> None:
     async def oncall_models(
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
+        unknown = unknown_subcommand(str(command.get("text") or ""))
+        if unknown is not None:  # answered in the ack itself: at once, nothing to wait for
+            services.metrics.commands.inc(command="/oncall-models", sub="unknown")
+            await ack(response_type="ephemeral", text=unknown, blocks=text_blocks(unknown))
+            return
         await ack()
         await never_silent(respond, command, models(services, command, respond, client))
 
@@ -64,6 +71,25 @@ async def never_silent(respond: AsyncRespond, command: dict[str, Any], work: Awa
         log.error("%r failed: %s: %s", asked, type(exc).__name__, exc, exc_info=True)
         text = f":x: `{escape(asked)}` failed: {escape(f'{type(exc).__name__}: {exc}')}"
         await respond(response_type="ephemeral", text=text, blocks=text_blocks(text))
+
+
+def unknown_subcommand(text: str) -> str | None:
+    """For ``/oncall-models TEXT`` whose first word is no subcommand (a typo: ``stauts``): the usage, led by
+    the closest subcommand when one is close. None when the subcommand is known (or absent: status)."""
+    words = text.split()
+    if not words or words[0].lower() in SUBCOMMANDS:
+        return None
+    asked = words[0].lower()
+    close = difflib.get_close_matches(asked, SUBCOMMANDS, n=1, cutoff=0.6)
+    lead = f":grey_question: `{_code(words[0], 40)}` is not an `/oncall-models` subcommand."
+    if close:
+        lead += f" Did you mean `/oncall-models {_code(' '.join([close[0], *words[1:]]), 200)}`?"
+    return f"{lead}\n{MODELS_USAGE}"
+
+
+def _code(text: str, limit: int) -> str:
+    """What someone typed, shown in inline code: escaped, cut, and no backtick to end the code early."""
+    return escape(cut(text, limit)).replace("`", "'")
 
 
 async def predict(services: Services, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -84,7 +110,7 @@ async def models(
 ) -> None:
     words = str(command.get("text") or "").split()
     sub = words[0].lower() if words else "status"
-    known = sub in ("status", "history", *ADMIN_ONLY)
+    known = sub in SUBCOMMANDS and sub != "help"
     services.metrics.commands.inc(command="/oncall-models", sub=sub if known else "help")
     user = str(command.get("user_id") or "")
     if sub == "status":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from bot import group_thread
 from bot.alerts import Alert, classify
 from bot.blocks import decision_blocks, escape, text_blocks
 from bot.config import watches
+from bot.group_thread import GROUPED_EVENT_TYPE
+from bot.grouping import Group
 from bot.listeners.dedup import STORE_AWAY
 from bot.memory import similar_for
 from bot.outbox import Job, Retry
@@ -117,6 +120,7 @@ async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
     group, joined = await group_thread.place(services, entry, alert, decision)
     if joined:  # shown in the thread of the alert that opened the group, not as a decision of its own
         group_thread.schedule(services, client, group)
+        await _acknowledge_grouped(services, client, entry, alert, group)
         return
     similar = await similar_for(services, alert.incident.text, channel, entry.alert_ts)
     text, blocks = decision_blocks(
@@ -183,6 +187,27 @@ async def answer(services: Services, client: AsyncWebClient, job: Job) -> None:
     await group_thread.opened(services, group, str(posted["ts"]))
 
 
+async def _acknowledge_grouped(
+    services: Services, client: AsyncWebClient, entry: OutboxEntry, alert: Alert, group: Group
+) -> None:
+    """A grouped alert's own sign (a reaction and a note linking its group's thread), once, paced."""
+    try:
+        await group_thread.acknowledge(services, client, entry, group)
+    except Exception as exc:
+        retry = retry_for(exc, posting=True)
+        if retry is not None:
+            raise retry from exc
+        services.metrics.reply_errors.inc()
+        error = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
+        log.error(
+            "Slack refused the grouped note in %s/%s: %s",
+            entry.channel,
+            entry.alert_ts,
+            error,
+            extra={"channel": entry.channel, "alert_ts": entry.alert_ts, "alert_source": alert.source},
+        )
+
+
 async def _record(
     services: Services, entry: OutboxEntry, alert: Alert, decision: Decision, reply_ts: str
 ) -> None:
@@ -220,7 +245,7 @@ async def _already_answered(
         metadata = message.get("metadata") or {}
         if (
             message.get("bot_id") == entry.bot_id
-            and metadata.get("event_type") in (REPLY_EVENT_TYPE, RESOLUTION_EVENT_TYPE)
+            and metadata.get("event_type") in (REPLY_EVENT_TYPE, RESOLUTION_EVENT_TYPE, GROUPED_EVENT_TYPE)
             and (metadata.get("event_payload") or {}).get("alert_ts") == entry.alert_ts
         ):
             services.metrics.replies.inc(kind="found posted")
@@ -284,6 +309,22 @@ async def _trial(
     return _TrialRun(decision, answered)
 
 
+# What sources put before a resolved alert's title (:large_green_circle: [RESOLVED] ..., [OK] ..., OK: ...,
+# Recovered: ..., [Recovered on {...}] ..., Resolved #912: ...): the note says "Resolved:" itself.
+_RESOLVED_MARKER = re.compile(
+    r"^\s*(?::[\w+-]+:\s*)*"
+    r"(?:\[\s*(?:resolved|recovered|ok)\b[^\]\n]{0,60}\]"
+    r"|(?:(?:alert|warn(?:ing)?|no data)\s+)?(?:resolved|recovered)\b\s*:?"
+    r"|ok\s*:)\s*",
+    re.IGNORECASE,
+)
+
+
+def without_resolved_marker(title: str) -> str:
+    """The title without the source's own resolved marker (or the title, if that is all there is)."""
+    return _RESOLVED_MARKER.sub("", title, count=1).strip() or title
+
+
 async def _note_resolution(services: Services, client: AsyncWebClient, job: Job, alert: Alert) -> None:
     """A resolved notification is no new incident: say so in the original alert's thread, if known."""
     channel, fingerprint = job.entry.channel, alert.fingerprint
@@ -295,7 +336,7 @@ async def _note_resolution(services: Services, client: AsyncWebClient, job: Job,
         return
     if job.check_thread and await _already_answered(services, client, job.entry, thread):
         return
-    text = f":white_check_mark: Resolved: {escape(alert.incident.title)}"
+    text = f":white_check_mark: Resolved: {escape(without_resolved_marker(alert.incident.title))}"
     try:
         async with services.pacer.turn(channel):
             await client.chat_postMessage(
