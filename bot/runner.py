@@ -21,6 +21,8 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from bot.app import build_app
 from bot.config import Settings, check_paths
 from bot.emulator import SlackEmulator
+from bot.emulator.history import FILE_NAME as HISTORY_FILE
+from bot.emulator.history import History
 from bot.grouping import Group
 from bot.identity import SlackIdentity
 from bot.journal import Journal
@@ -52,6 +54,7 @@ class OncallBot:
             settings.model_path, auto_train=runtime.auto_train, keep_versions=runtime.keep_versions
         )
         self.emulator: SlackEmulator | None = None
+        self.history: History | None = None  # local mode: the emulated channels, kept across restarts
         self.services: Services | None = None
         self.identity: SlackIdentity | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -84,6 +87,11 @@ class OncallBot:
             self.emulator = SlackEmulator(
                 signing_secret=secrets.token_hex(16), bot_token=f"xoxb-local-{secrets.token_hex(8)}"
             )
+            # What the channels showed before a restart, kept beside the store (the decisions it holds
+            # point at these messages).
+            self.history = History(self.emulator.workspace, settings.data_dir / HISTORY_FILE)
+            await asyncio.to_thread(self.history.load)
+            self.history.start()
             await self.emulator.start()
             settings = replace(
                 settings,
@@ -110,7 +118,7 @@ class OncallBot:
         main_app = build_web_app(bolt, services, with_metrics=settings.metrics_addr is None)
         if self.emulator is not None:
             if is_loopback(settings.host):
-                add_playground(main_app, self.emulator, services, http)
+                add_playground(main_app, self.emulator, services, http, self.history)
             else:  # its buttons change the models: only for whoever sits at this machine
                 log.warning("the playground is off: --host %s is not a loopback address", settings.host)
         self._runner = web.AppRunner(main_app, access_log=None, handle_signals=False)
@@ -200,6 +208,8 @@ class OncallBot:
             await self._http.close()
         if self.emulator is not None:
             await self.emulator.stop()
+        if self.history is not None:
+            await self.history.close()  # after the emulator: whatever reached it last is saved too
 
 
 def replica_name(port: int) -> str:

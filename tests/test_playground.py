@@ -19,12 +19,15 @@ import pytest_asyncio
 
 from bot.config import Settings
 from bot.emulator import SlackEmulator
+from bot.emulator.history import FILE_NAME as HISTORY_FILE
+from bot.emulator.history import History
+from bot.emulator.state import Workspace
 from bot.playground.routes import STATIC, is_loopback
 from bot.runner import OncallBot
 from engine.ml_service import MLService
 from tests.conftest import small_config
 from tests.test_bot_e2e import SECRET, TOKEN, start_bot
-from training.train import train
+from training.train import GateRefused, train
 
 API = "/playground/api"
 CHANNEL = "C0INCIDENTS"
@@ -350,3 +353,141 @@ async def test_local_mode_listening_on_every_interface_answers_on_loopback(
         await bot.emulator.settle()
     finally:
         await bot.stop()
+
+
+# A model far smaller than the fixture's (300 samples, not 1,500), let past the quality floor: the promotion
+# gate refuses it against the active version, as it refuses a first `oncall train --samples 300`.
+REFUSED_CONFIG = small_config(8, samples=300, min_macro_f1=0.2, min_action_top3=0.2)
+
+
+def local_settings(models_dir: Path, tmp_path: Path) -> Settings:
+    """`oncall serve` with no tokens on a free port: the same store and data directory on every start."""
+    return Settings(
+        port=0,
+        model_path=models_dir,
+        db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
+        data_dir=tmp_path / "data",
+    )
+
+
+async def started(settings: Settings, models_dir: Path) -> OncallBot:
+    bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    await bot.start()
+    await bot.wait_ready(timeout=30)
+    return bot
+
+
+def test_the_workspace_saved_is_the_workspace_restored(tmp_path: Path) -> None:
+    """Channels, messages, threads, reactions, edits and the webhooks' bots, through the file and back;
+    not the ephemeral messages (Slack does not keep them); the file replaced whole, nothing left beside."""
+    ws = Workspace()
+    hook = ws.new_bot("Grafana")
+    alert = ws.add_message("C0INCIDENTS", "disk full", bot_id=hook.id, subtype="bot_message", username="G")
+    reply = ws.post_as_bot("C0INCIDENTS", "decision", thread_ts=alert.ts, blocks=[{"type": "divider"}])
+    ws.add_reaction("C0INCIDENTS", reply.ts, "+1", "U0ALICE")
+    ws.update_message("C0INCIDENTS", reply.ts, "decision, corrected", ws.bot.id)
+    ws.join("C0GENERAL", ws.bot.user_id or "")
+    ws.add_ephemeral("C0INCIDENTS", "U0BOB", text="only Bob")
+    path = tmp_path / "data" / HISTORY_FILE
+    History(ws, path).save()
+    History(ws, path).save()  # over the first
+    assert sorted(p.name for p in path.parent.iterdir()) == [HISTORY_FILE]
+
+    again = Workspace()
+    history = History(again, path)
+    history.load()
+    assert history.found and history.restored == 2 and history.reset_reason is None
+    assert again.snapshot() == ws.snapshot()
+    assert again.ephemeral == []
+    assert [m.text for m in again.thread("C0INCIDENTS", alert.ts)] == ["disk full", "decision, corrected"]
+    assert again.bots[hook.id].name == "Grafana" and again.new_bot("Sentry").id not in ws.bots
+    assert again.next_ts() > reply.ts  # new messages come after the restored ones
+
+
+def test_a_history_that_cannot_be_restored_is_moved_aside_and_said(tmp_path: Path) -> None:
+    path = tmp_path / HISTORY_FILE
+    for broken in ("{not json", json.dumps({"format": 99}), json.dumps({"format": 1, "workspace": {}})):
+        path.write_text(broken)
+        ws = Workspace()
+        history = History(ws, path)
+        history.load()
+        assert history.restored == 0 and not path.exists()
+        assert history.reset_reason and "could not be restored" in history.reset_reason
+        assert ws.snapshot() == Workspace().snapshot()
+    assert len(list(tmp_path.glob("emulator-history.unreadable-*.json"))) >= 1
+
+
+@pytest.mark.asyncio
+async def test_the_channels_survive_a_restart_and_a_lost_history_is_said(
+    models_dir: Path, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    settings = local_settings(models_dir, tmp_path)
+    bot = await started(settings, models_dir)
+    try:
+        body = {"user": "bob", "channel": CHANNEL, "text": "payments 503 for everyone since 10:02"}
+        status, posted = await call(http, "POST", f"{bot.url}{API}/messages", body)
+        assert status == 201
+        (decision,) = await thread_replies(http, bot.url, posted["ts"])
+        await bot.emulator.settle()  # type: ignore[union-attr]
+    finally:
+        await bot.stop()
+    saved = json.loads((settings.data_dir / HISTORY_FILE).read_text())
+    assert saved["format"] == 1 and len(saved["workspace"]["messages"][CHANNEL]) == 2
+
+    bot = await started(settings, models_dir)
+    try:
+        _, workspace = await call(http, "GET", f"{bot.url}{API}/workspace")
+        assert workspace["history"]["reset"] is None and workspace["history"]["restored"] == 2
+        assert await thread_replies(http, bot.url, posted["ts"]) == [decision]
+    finally:
+        await bot.stop()
+
+    # An unreadable file, then none at all: the channels start empty and the page says why, and how many
+    # decisions the store kept.
+    (settings.data_dir / HISTORY_FILE).write_text("{cut off")
+    for reason in ("could not be restored", "no saved history was found"):
+        bot = await started(settings, models_dir)
+        try:
+            _, workspace = await call(http, "GET", f"{bot.url}{API}/workspace")
+            _, channel = await call(http, "GET", f"{bot.url}{API}/channels/{CHANNEL}/messages")
+        finally:
+            await bot.stop()
+        reset = workspace["history"]["reset"]
+        assert reset.startswith("The channels' history was reset: ") and reason in reset, reset
+        assert "The store kept 1 decision," in reset and channel["messages"] == []
+        (settings.data_dir / HISTORY_FILE).unlink(missing_ok=True)
+
+
+@pytest.mark.asyncio
+async def test_a_version_the_gate_refuses_is_marked_and_promoted_only_when_forced(
+    local_bot: OncallBot, http: aiohttp.ClientSession
+) -> None:
+    registry = local_bot.ml.registry
+    active = registry.active_id()
+    with pytest.raises(GateRefused) as refusal:
+        await asyncio.to_thread(train, REFUSED_CONFIG, registry.root)
+    refused = refusal.value.version_id
+
+    deadline = time.monotonic() + 20
+    while True:  # the gate checks it in the background, once
+        _, summary = await call(http, "GET", f"{local_bot.url}{API}/models")
+        gate = next(v for v in summary["versions"] if v["id"] == refused)["gate"]
+        if not gate.get("checking") or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert gate["passed"] is False and gate["against"] == active
+    assert gate["reasons"] == list(refusal.value.gate.reasons)  # what `oncall train` was told
+    assert next(v for v in summary["versions"] if v["id"] == active)["gate"] is None
+
+    _, answer = await call(http, "POST", f"{local_bot.url}{API}/models/promote", {"version": refused})
+    assert not answer["ok"] and "The promotion gate refuses" in answer["text"]
+    assert "trails the active" in answer["text"] and "Promote anyway" in answer["text"]
+    assert registry.active_id() == active and local_bot.ml.models.version == active
+
+    body = {"version": refused, "force": True}
+    _, answer = await call(http, "POST", f"{local_bot.url}{API}/models/promote", body)
+    assert answer["ok"] and f"→ `{refused}`" in answer["text"]
+    assert registry.get(refused).metadata["promotions"][-1]["via"] == "playground, forced past the gate"
+    _, summary = await call(http, "GET", f"{local_bot.url}{API}/models")
+    shown = next(v for v in summary["versions"] if v["id"] == refused)
+    assert shown["serving"] and shown["gate"] is None and shown["forced"] is not None

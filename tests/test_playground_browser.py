@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
+from bot.config import Settings
+from bot.emulator.history import FILE_NAME as HISTORY_FILE
 from bot.runner import OncallBot
+from engine.ml_service import MLService
+from tests.test_playground import REFUSED_CONFIG
+from training.train import GateRefused, train
 
 REPO = Path(__file__).resolve().parents[1]
 HOSTILE = (
@@ -62,12 +67,40 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         driver.quit()
 
 
-def _artifacts() -> Path:
+def _artifacts(*under: str) -> Path:
+    """Where a test's screenshots go (emptied first): playground/, or a folder under it."""
     root = Path(os.environ.get("ONCALL_TEST_ARTIFACTS") or REPO / "test-artifacts") / "playground"
+    root = root.joinpath(*under)
     root.mkdir(parents=True, exist_ok=True)
     for old in root.glob("*.png"):
         old.unlink()
     return root
+
+
+# What of a message's header (author, badge, time) its hover bar covers: the elements' texts.
+OVERLAPS = """
+const message = arguments[0];
+const bar = message.querySelector('.toolbar').getBoundingClientRect();
+return [...message.querySelectorAll('.message-header > *')].filter((node) => {
+  const r = node.getBoundingClientRect();
+  return r.left < bar.right && bar.left < r.right && r.top < bar.bottom && bar.top < r.bottom;
+}).map((node) => node.textContent);
+"""
+# Chart texts drawn past the edge of their chart (clipped), under `arguments[0]`: "chart: text".
+CLIPPED = """
+const out = [];
+for (const chart of arguments[0].querySelectorAll('svg.chart')) {
+  const box = chart.getBoundingClientRect();
+  if (!box.width) continue;
+  for (const text of chart.querySelectorAll('text')) {
+    const r = text.getBoundingClientRect();
+    const outside = r.left < box.left - 0.5 || r.right > box.right + 0.5;
+    if (outside || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)
+      out.push(`${chart.dataset.testid}: ${text.textContent}`);
+  }
+}
+return out;
+"""
 
 
 def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
@@ -117,8 +150,9 @@ def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
     ]
     shot("decision-in-thread")
 
-    # :+1: from the message's hover bar.
+    # :+1: from the message's hover bar, which covers none of the message's header (its time).
     ActionChains(driver).move_to_element(reply).perform()
+    seen["toolbar_overlaps"] = driver.execute_script(OVERLAPS, reply)
     reply.find_element(By.CSS_SELECTOR, "[data-quick-reaction='+1']").click()
     until(
         lambda d: app_reply().find_elements(By.CSS_SELECTOR, ".reaction.mine[data-reaction='+1']"), "the :+1:"
@@ -171,6 +205,7 @@ def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
         q.text for q in serving.find_elements(By.CSS_SELECTOR, "[data-testid=quality-label]")
     ]
     seen["serving_before"] = driver.find_element(By.CSS_SELECTOR, "[data-testid=serving]").text
+    seen["clipped_labels"] = driver.execute_script(CLIPPED, serving)
     shot("models-page")
     driver.find_element(By.CSS_SELECTOR, "[data-testid=rollback]").click()
     until(lambda d: "Rolled back" in d.find_element(By.ID, "model-result").text, "the rollback")
@@ -228,6 +263,8 @@ async def test_a_first_visit_in_a_real_browser(local_bot: OncallBot, browser: An
     assert synthetic.endswith("(not evidence of quality on real alerts)")
     assert seen["serving_after"] != seen["serving_before"]
     assert seen["console_errors"] == []
+    assert seen["toolbar_overlaps"] == []
+    assert seen["clipped_labels"] == []  # "resource exhaustion" among them
     assert len(list(shots.glob("*.png"))) == 9
     assert seen["pwned"] is None and seen["hostile_images"] == 0
     assert seen["hostile_links"] == ["https://ok.example/x"]  # the javascript: one is text
@@ -241,3 +278,127 @@ async def test_a_first_visit_in_a_real_browser(local_bot: OncallBot, browser: An
     assert ("U0ALICE", "verdict", "+1", "confirm") in votes
     assert any(user == "U0ALICE" and kind == "severity" and value == "low" for user, kind, _, value in votes)
     assert local_bot.ml.models.version == seen["serving_after"]
+
+
+def after_restart(driver: Any, url: str, refused: str, shots: Path) -> dict[str, Any]:
+    """The page of a restarted bot, opened first at /models (a bookmark, a reload): the sidebar's channels,
+    the refused version marked as such, then the channels as they were before the restart."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,))
+    step = iter(range(1, 100))
+
+    def shot(name: str) -> None:
+        driver.save_screenshot(str(shots / f"{next(step):02d}-{name}.png"))
+
+    def until(condition: Callable[[Any], Any], what: str) -> Any:
+        return wait.until(condition, message=f"the page never showed {what}")
+
+    seen: dict[str, Any] = {}
+    driver.get(url + "/models")
+    until(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "the workspace")
+    card = f"section[data-version='{refused}']"
+    marker = until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"{card} [data-testid=gate-refused]"), "refused"
+    )
+    seen["channels"] = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#channels a")]
+    seen["models_link_active"] = "active" in driver.find_element(By.ID, "models-link").get_attribute("class")
+    seen["channel_view_hidden"] = not driver.find_element(By.ID, "channel-view").is_displayed()
+    shot("models-opened-directly")
+    seen["refused_marker"] = marker[0].text
+    seen["refused_button"] = driver.find_element(By.CSS_SELECTOR, f"{card} [data-testid=promote]").text
+    seen["refused_button_title"] = driver.find_element(
+        By.CSS_SELECTOR, f"{card} [data-testid=promote]"
+    ).get_attribute("title")
+    # The serving version's category charts: the longest class names ("resource exhaustion") fit.
+    chart = driver.find_element(By.CSS_SELECTOR, ".version.serving [data-testid=chart-category-per-class]")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", chart)
+    seen["clipped_labels"] = driver.execute_script(CLIPPED, driver.find_element(By.ID, "models-view"))
+    shot("category-charts")
+
+    # From the sidebar to #incidents: the alert and the bot's thread from before the restart.
+    driver.find_element(By.CSS_SELECTOR, "a[data-channel=C0INCIDENTS]").click()
+    link = until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages [data-testid=thread-link]"), "the thread"
+    )
+    seen["alert"] = driver.find_element(By.CSS_SELECTOR, "#messages .message").text
+    seen["reset_notice_shown"] = driver.find_element(By.ID, "history-reset").is_displayed()
+    link[0].click()
+    reply = until(lambda d: d.find_elements(By.CSS_SELECTOR, "#thread .message.from-app .bk-actions"), "it")
+    seen["decision"] = driver.find_element(By.CSS_SELECTOR, "#thread .message.from-app").text
+    seen["reactions"] = [
+        r.get_attribute("data-reaction")
+        for r in driver.find_elements(By.CSS_SELECTOR, "#thread .message.from-app .reaction")
+    ]
+    assert reply
+    shot("channel-after-restart")
+
+    # Any channel's link, opened directly.
+    driver.get(url + "/#alerts-prod")
+    until(lambda d: d.find_element(By.ID, "channel-title").text == "# alerts-prod", "#alerts-prod")
+    seen["deep_channel"] = driver.find_element(By.CSS_SELECTOR, "#channels a.active").text
+    shot("channel-opened-directly")
+    seen["console_errors"] = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    return seen
+
+
+@pytest.mark.asyncio
+async def test_a_bookmarked_models_page_after_a_restart_with_a_refused_version(
+    models_dir: Path, tmp_path: Path, browser: Any
+) -> None:
+    """`oncall serve` in local mode, stopped and started again (the same data directory and store): the
+    channels show what they showed, /models opened directly lists them too, and a version the promotion
+    gate refuses says so, with the gate's reasons, and offers only to promote it anyway."""
+    shots = _artifacts("after-restart")
+    settings = Settings(
+        port=0,
+        model_path=models_dir,
+        db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
+        data_dir=tmp_path / "data",
+    )
+    first = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    await first.start()
+    try:
+        await first.wait_ready(timeout=30)
+        emulator = first.emulator
+        assert emulator is not None
+        alert = await emulator.post_message(
+            "U0BOB", "#incidents", "checkout 5xx at 40% for 10m since the deploy"
+        )
+        reply = await emulator.wait_for_bot_message("#incidents", thread_ts=alert["ts"], timeout=15)
+        await emulator.add_reaction("U0ALICE", "C0INCIDENTS", reply["ts"], "+1")
+        await emulator.settle()
+    finally:
+        await first.stop()
+    assert (settings.data_dir / HISTORY_FILE).is_file()
+
+    # A smaller model, trained meanwhile: the gate refuses it against the active version.
+    with pytest.raises(GateRefused) as refusal:
+        await asyncio.to_thread(train, REFUSED_CONFIG, models_dir)
+    refused = refusal.value.version_id
+
+    second = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    await second.start()
+    try:
+        await second.wait_ready(timeout=30)
+        seen = await asyncio.to_thread(after_restart, browser, second.url, refused, shots)
+    finally:
+        await second.stop()
+
+    assert seen["channels"] == ["# incidents", "# alerts-prod", "# general (no bot)"]
+    assert seen["models_link_active"] and seen["channel_view_hidden"]
+    assert "refused by the promotion gate" in seen["refused_marker"].lower()
+    assert "trails the active" in seen["refused_marker"]  # the gate's own reasons
+    assert "--force" in seen["refused_marker"]  # and what forcing means
+    assert (
+        seen["refused_button"] == "Promote anyway"
+        and "forces it past the gate" in seen["refused_button_title"]
+    )
+    assert seen["clipped_labels"] == []
+    assert "checkout 5xx at 40%" in seen["alert"] and not seen["reset_notice_shown"]
+    assert "Severity:" in seen["decision"] and seen["reactions"] == ["+1"]
+    assert seen["deep_channel"] == "# alerts-prod"
+    assert seen["console_errors"] == []
+    assert len(list(shots.glob("*.png"))) == 4

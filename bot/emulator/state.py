@@ -326,6 +326,7 @@ class Workspace:
             if user in members:
                 return False
             members.add(user)
+            self._changed(channel)
             return True
 
     def new_bot(self, name: str) -> Bot:
@@ -472,3 +473,54 @@ class Workspace:
             self.ephemeral.append(message)
             self._changed(channel)
             return message
+
+    # --- kept across restarts -------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a person saw in the channels, as plain JSON (for `bot.emulator.history`): the channels and
+        their members, the webhooks' bots, every message with its thread and reactions. Not the ephemeral
+        messages, which Slack does not keep either."""
+        with self._lock:
+            return {
+                "channels": [{**c.__dict__, "members": sorted(c.members)} for c in self.channels.values()],
+                "bots": [b.__dict__.copy() for b in self.bots.values() if b.id != self.bot.id],
+                "messages": {
+                    channel: [
+                        {
+                            **m.__dict__,
+                            "fields": dict(m.fields),
+                            "replies": list(m.replies),
+                            "reply_users": list(m.reply_users),
+                            "reactions": {name: list(users) for name, users in m.reactions.items()},
+                        }
+                        for m in messages.values()
+                    ]
+                    for channel, messages in self._messages.items()
+                },
+            }
+
+    def restore(self, data: dict[str, Any]) -> int:
+        """Puts back what `snapshot` saved (into a workspace nothing has happened in yet); the number of
+        messages. Raises ValueError (KeyError, TypeError) for data of another shape, changing nothing."""
+        channels = [Channel(**{**c, "members": set(c["members"])}) for c in data["channels"]]
+        bots = [Bot(**b) for b in data["bots"]]
+        messages = {
+            channel: {m["ts"]: Message(**m) for m in listed} for channel, listed in data["messages"].items()
+        }
+        known = {c.id for c in channels} | set(self.channels)
+        if not set(messages) <= known or not all(is_ts(ts) for listed in messages.values() for ts in listed):
+            raise ValueError("messages of unknown channels or with malformed timestamps")
+        with self._lock:
+            for channel in channels:
+                self.channels[channel.id] = channel
+                self._messages.setdefault(channel.id, {})
+            for bot in bots:
+                self.bots.setdefault(bot.id, bot)
+            for channel, listed in messages.items():
+                self._messages[channel].update(sorted(listed.items()))
+            newest = max((ts for listed in messages.values() for ts in listed), default="0.0")
+            seconds, micros = newest.split(".")
+            self._last_us = max(self._last_us, int(seconds) * 1_000_000 + int(micros))
+            for channel in self.channels:
+                self._changed(channel)
+            return sum(len(listed) for listed in messages.values())

@@ -18,12 +18,14 @@ from aiohttp import web
 from bot.emulator import SlackEmulator
 from bot.emulator.control import Handler, json_body, json_handler
 from bot.emulator.errors import SlackApiError
+from bot.emulator.history import History
 from bot.emulator.state import Message
 from bot.listeners import commands
 from bot.playground.live import LiveChanges
-from bot.playground.models_view import models_summary
+from bot.playground.models_view import GateVerdicts, models_summary
 from bot.playground.templates import SOURCE_NAMES, templates
 from bot.services import Services
+from bot.store import StoreUnavailable
 from engine.registry import RegistryError
 
 STATIC = Path(__file__).parent / "static"
@@ -60,10 +62,18 @@ async def _same_machine(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 class Playground:
-    def __init__(self, emulator: SlackEmulator, services: Services, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        emulator: SlackEmulator,
+        services: Services,
+        http: aiohttp.ClientSession,
+        history: History | None = None,
+    ) -> None:
         self.emu = emulator
         self.services = services
         self.http = http
+        self.history = history
+        self.gate = GateVerdicts()
         self.live = LiveChanges(emulator.workspace, asyncio.get_running_loop())
         self._webhooks: dict[tuple[str, str], str] = {}  # (channel, source) -> URL
 
@@ -97,7 +107,38 @@ class Playground:
             ],
             "templates": templates(),
             "commands": list(commands.COMMANDS),
+            "history": await self._history(),
         }
+
+    async def _history(self) -> dict[str, Any]:
+        """Whether the channels show what they showed before the last restart. When they start empty
+        although the store kept decisions (the history file was unreadable, deleted, or written by nothing
+        yet), `reset` says so in a sentence the page shows."""
+        if self.history is None:
+            return {"kept": False, "reset": None}
+        shown = self.history.describe()
+        reason = shown["reset_reason"]
+        if reason is None and not shown["found"]:
+            try:
+                decisions = len(await self.services.store.decisions_since(0))
+            except StoreUnavailable:
+                decisions = 0
+            if decisions:
+                reason = f"no saved history was found at {shown['file']}"
+        else:
+            decisions = None
+        if reason is not None:
+            if decisions is None:
+                try:
+                    decisions = len(await self.services.store.decisions_since(0))
+                except StoreUnavailable:
+                    decisions = 0
+            plural = "" if decisions == 1 else "s"
+            reason = (
+                f"The channels' history was reset: {reason}. The store kept {decisions} decision{plural}, "
+                "which the models page counts, but their messages are not shown here."
+            )
+        return {"kept": True, "file": shown["file"], "restored": shown["restored"], "reset": reason}
 
     async def messages(self, request: web.Request) -> dict[str, Any]:
         """A channel as `viewer` sees it: its messages oldest first, each with its thread, and the
@@ -170,7 +211,7 @@ class Playground:
     # --- models --------------------------------------------------------------------------------------
 
     async def models(self, request: web.Request) -> dict[str, Any]:
-        return await models_summary(self.services)
+        return await models_summary(self.services, self.gate)
 
     async def model_action(self, request: web.Request) -> dict[str, Any]:
         """Reload, roll back or promote, through the same steps as `/oncall-models`; the answer is its
@@ -183,16 +224,31 @@ class Playground:
         elif action == "rollback":
             text = await commands.rollback(self.services)
         elif action == "promote":
-            version = str(body.get("version") or "")
-            if not version:
-                raise ValueError("missing fields: version")
-            try:
-                text = await commands.promote(self.services, version, "playground", via="playground")
-            except RegistryError as exc:
-                text = f":x: {exc}"
+            text = await self._promote(str(body.get("version") or ""), body.get("force") is True)
         else:
             raise SlackApiError("action_not_found", f"no model action {action!r}: reload, rollback, promote")
         return {"ok": not text.startswith(":x:"), "text": text}
+
+    async def _promote(self, version: str, force: bool) -> str:
+        """As `oncall models promote VERSION [--force]`: a version the promotion gate refuses against the
+        active one is promoted only when forced past it."""
+        if not version:
+            raise ValueError("missing fields: version")
+        registry = self.services.engine.ml.registry
+        try:
+            verdict = await self.gate.verdict(registry, version)
+        except RegistryError as exc:
+            return f":x: {exc}"
+        if verdict is not None and not verdict["passed"] and not force:
+            return (
+                f":x: The promotion gate refuses `{version}`: {'; '.join(verdict['reasons'])}. "
+                "*Promote anyway* forces it past the gate (as `oncall models promote VERSION --force`)."
+            )
+        via = "playground" if verdict is None or verdict["passed"] else "playground, forced past the gate"
+        try:
+            return await commands.promote(self.services, version, "playground", via=via)
+        except RegistryError as exc:
+            return f":x: {exc}"
 
     # --- pages ---------------------------------------------------------------------------------------
 
@@ -219,10 +275,15 @@ class Playground:
 
 
 def add_playground(
-    app: web.Application, emulator: SlackEmulator, services: Services, http: aiohttp.ClientSession
+    app: web.Application,
+    emulator: SlackEmulator,
+    services: Services,
+    http: aiohttp.ClientSession,
+    history: History | None = None,
 ) -> Playground:
-    """Mounts the playground on `app` (before it starts)."""
-    playground = Playground(emulator, services, http)
+    """Mounts the playground on `app` (before it starts); `history` is what keeps its channels across
+    restarts, when something does."""
+    playground = Playground(emulator, services, http, history)
     app.middlewares.append(_same_machine)
     app.router.add_routes(playground.routes())
 

@@ -404,8 +404,12 @@ async function main() {
   });
   window.addEventListener("popstate", route);
   window.addEventListener("hashchange", route);
-  document.body.dataset.ready = "true";
+  const reset = state.ws.history?.reset;  // the channels start empty although the store kept decisions
+  $("history-reset").hidden = !reset;
+  $("history-reset").textContent = reset || "";
+  renderChannels(); // on every page: opened at /models directly, the sidebar still lists the channels
   route();
+  document.body.dataset.ready = "true";
   connectLive();
 }
 

@@ -25,13 +25,28 @@ const short = (name) => String(name).replace(/_/g, " ");
 
 // --- charts ---------------------------------------------------------------------------------------------
 
+// How wide a chart label is drawn (10px, the page's font), so every margin fits its longest label: a
+// canvas measures text without putting it in the page.
+const measure = document.createElement("canvas").getContext("2d");
+function labelWidth(text) {
+  if (!measure) return String(text).length * 7;
+  measure.font = `10px ${getComputedStyle(document.body).fontFamily}`;
+  return Math.ceil(measure.measureText(String(text)).width);
+}
+const SIN35 = Math.sin((35 * Math.PI) / 180);
+const COS35 = Math.cos((35 * Math.PI) / 180);
+const SIN45 = Math.SQRT1_2;
+
 function perClassChart(metrics, id) {
   const perClass = metrics.per_class || {};
   const ordered = (metrics.confusion?.labels || []).filter((name) => name in perClass);  // the taxonomy's order
   const classes = ordered.length ? ordered : Object.keys(perClass);
-  const width = Math.max(320, 70 * classes.length + 60);
-  const height = 230;
-  const plot = { left: 36, right: 10, top: 24, bottom: 60 };
+  const longest = Math.max(0, ...classes.map((name) => labelWidth(short(name))));
+  const band = 70;
+  // The class names slant down to the left from under each band: room below and to the left for the longest.
+  const plot = { left: Math.max(36, Math.ceil(longest * COS35 - band / 2 + 6)), right: 10, top: 24, bottom: Math.ceil(22 + longest * SIN35 + 6) };
+  const width = Math.max(320, plot.left + band * classes.length + plot.right);
+  const height = 166 + plot.bottom;
   const h = height - plot.top - plot.bottom;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, class: "chart", "data-testid": id, role: "img" });
   chart.append(svg("title", {}, "Precision and recall per class"));
@@ -40,18 +55,19 @@ function perClassChart(metrics, id) {
     chart.append(svg("line", { x1: plot.left, x2: width - plot.right, y1: y, y2: y, class: "grid" }));
     chart.append(svg("text", { x: plot.left - 4, y: y + 4, class: "tick", "text-anchor": "end" }, tick.toFixed(2)));
   }
-  const band = (width - plot.left - plot.right) / Math.max(classes.length, 1);
+  const step = (width - plot.left - plot.right) / Math.max(classes.length, 1);
   classes.forEach((name, i) => {
     const stats = metrics.per_class[name];
     [["precision", "bar-precision"], ["recall", "bar-recall"]].forEach(([key, cls], j) => {
       const value = stats[key] || 0;
-      const x = plot.left + i * band + band * 0.15 + j * band * 0.35;
-      const bar = svg("rect", { x, y: plot.top + h * (1 - value), width: band * 0.33, height: h * value, class: cls });
+      const x = plot.left + i * step + step * 0.15 + j * step * 0.35;
+      const bar = svg("rect", { x, y: plot.top + h * (1 - value), width: step * 0.33, height: h * value, class: cls });
       bar.append(svg("title", {}, `${short(name)} ${key} ${fmt(value)} (support ${stats.support})`));
       chart.append(bar);
     });
-    const lx = plot.left + i * band + band / 2;
-    chart.append(svg("text", { x: lx, y: height - plot.bottom + 14, class: "label", "text-anchor": "end", transform: `rotate(-35 ${lx} ${height - plot.bottom + 14})` }, short(name)));
+    const lx = plot.left + i * step + step / 2;
+    const ly = height - plot.bottom + 14;
+    chart.append(svg("text", { x: lx, y: ly, class: "label", "text-anchor": "end", transform: `rotate(-35 ${lx} ${ly})` }, short(name)));
   });
   chart.append(svg("rect", { x: width - 150, y: 4, width: 10, height: 10, class: "bar-precision" }));
   chart.append(svg("text", { x: width - 136, y: 13, class: "tick" }, "precision"));
@@ -64,10 +80,14 @@ function confusionChart(confusion, id) {
   const labels = confusion?.labels || [];
   const matrix = confusion?.matrix || [];
   const cell = labels.length > 6 ? 30 : 42;
-  const left = 110;
-  const top = 100;
+  const longest = Math.max(0, ...labels.map((name) => labelWidth(short(name))));
+  const left = Math.max(60, longest + 14);  // the true classes, right-aligned before their rows
+  const top = Math.max(40, Math.ceil(longest * SIN45 + 16));  // the predicted ones slant up to the right
   const size = cell * labels.length;
-  const chart = svg("svg", { viewBox: `0 0 ${left + size + 10} ${top + size + 24}`, width: left + size + 10, height: top + size + 24, class: "chart", "data-testid": id, role: "img" });
+  const right = Math.max(10, Math.ceil(longest * SIN45 - cell / 2 + 8));  // the last column's slants out
+  const caption = "predicted →   (rows: true class)";
+  const width = Math.max(left + size + right, left + size / 2 + labelWidth(caption) / 2 + 4);
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${top + size + 24}`, width, height: top + size + 24, class: "chart", "data-testid": id, role: "img" });
   chart.append(svg("title", {}, "Confusion matrix: rows are the true class, columns the predicted one"));
   matrix.forEach((row, i) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
@@ -84,7 +104,7 @@ function confusionChart(confusion, id) {
     const x = left + j * cell + cell / 2;
     chart.append(svg("text", { x, y: top - 6, class: "label", transform: `rotate(-45 ${x} ${top - 6})` }, short(name)));
   });
-  chart.append(svg("text", { x: left + size / 2, y: top + size + 18, "text-anchor": "middle", class: "tick" }, "predicted →   (rows: true class)"));
+  chart.append(svg("text", { x: left + size / 2, y: top + size + 18, "text-anchor": "middle", class: "tick" }, caption));
   return chart;
 }
 
@@ -150,17 +170,52 @@ function ratings(v, error) {
   return [cell("decisions", "decisions"), cell("confirm", "👍"), cell("reject", "👎"), cell("action", "actions confirmed"), cell("corrected", "corrections")].join(" · ");
 }
 
+// What the promotion gate says of a version that is not active, against the active one: refused (with its
+// reasons), passed, still being checked, or not checkable; and whether it was once forced past the gate.
+function gateVerdict(v) {
+  const g = v.gate;
+  const parts = [];
+  if (g && g.passed === false) {
+    const reasons = g.reasons.map((r) => `<li>${escapeHtml(r)}</li>`).join("");
+    parts.push(`<div class="gate refused" data-testid="gate-refused"><span class="badge refused">refused by the promotion gate</span>
+      against the active <code>${escapeHtml(g.against)}</code>:<ul data-testid="gate-reasons">${reasons}</ul>
+      <span class="muted small">Promote anyway forces it past the gate, as <code>oncall models promote ${escapeHtml(v.id)} --force</code> does: it serves although it trails the active version by more than the gate allows, and its promotion is recorded as forced past the gate.</span></div>`);
+  } else if (g && g.passed === true) {
+    parts.push(`<div class="gate passed muted small" data-testid="gate-passed">✓ passes the promotion gate against the active <code>${escapeHtml(g.against)}</code></div>`);
+  } else if (g && g.checking) {
+    parts.push(`<div class="gate muted small" data-testid="gate-checking">checking the promotion gate against the active <code>${escapeHtml(g.against)}</code>…</div>`);
+  } else if (g && g.error) {
+    parts.push(`<div class="gate error small" data-testid="gate-error">the promotion gate could not check it: ${escapeHtml(g.error)}</div>`);
+  }
+  if (v.forced) {
+    const why = v.forced.reasons.length ? `: ${v.forced.reasons.map(escapeHtml).join("; ")}` : "";
+    parts.push(`<div class="gate muted small" data-testid="gate-forced">⚠️ promoted past the promotion gate${v.forced.at ? ` (${escapeHtml(String(v.forced.at))})` : ""}${why}</div>`);
+  }
+  return parts.length ? el("div", { class: "gate-verdict" }, parts.join("")) : null;
+}
+
+function promoteButton(v) {
+  const g = v.gate || {};
+  const refused = g.passed === false;
+  const label = refused ? "Promote anyway" : "Promote";
+  const title = refused
+    ? `The promotion gate refuses ${v.id}: ${g.reasons.join("; ")}. Promote anyway forces it past the gate (oncall models promote --force).`
+    : g.checking ? "Checking the promotion gate first…" : `Make ${v.id} the active version`;
+  const button = el("button", { type: "button", "data-testid": "promote", "data-version": v.id, class: refused ? "force" : "", title }, label);
+  if (g.checking) button.disabled = true;
+  button.addEventListener("click", () => act("promote", refused ? { version: v.id, force: true } : { version: v.id }));
+  return button;
+}
+
 function versionCard(v, summary) {
   const card = el("section", { class: `version${v.serving ? " serving" : ""}`, "data-version": v.id, "data-testid": "version" });
   const badges = [v.serving ? '<span class="badge serving">serving</span>' : "", v.active ? '<span class="badge">active</span>' : ""].join(" ");
   const head = el("header", {}, `<h2><code>${escapeHtml(v.id)}</code> ${badges}</h2>
     <div class="muted">trained ${escapeHtml(v.trained_at || "?")} · seed ${escapeHtml(String(v.seed ?? "?"))} · ${escapeHtml(String(v.training_seconds ?? "?"))} s · scikit-learn ${escapeHtml(v.versions["scikit-learn"] || "?")}</div>`);
-  if (!v.active) {
-    const promote = el("button", { type: "button", "data-testid": "promote", "data-version": v.id }, "Promote");
-    promote.addEventListener("click", () => act("promote", { version: v.id }));
-    head.append(promote);
-  }
+  if (!v.active) head.append(promoteButton(v));
   card.append(head);
+  const verdict = gateVerdict(v);
+  if (verdict) card.append(verdict);
   card.append(el("div", { class: "ratings", "data-testid": "ratings" }, ratings(v, summary.ratings_error)));
   for (const q of v.quality) card.append(qualitySection(q));
   if (!v.quality.length) card.append(el("p", { class: "muted" }, "No held-out rows: quality was not measured."));
@@ -184,7 +239,7 @@ function versionCard(v, summary) {
 }
 
 function render(summary) {
-  const key = JSON.stringify([summary.serving, summary.active, summary.status, summary.last_error, summary.trial, summary.versions.map((v) => v.id)]);
+  const key = JSON.stringify([summary.serving, summary.active, summary.status, summary.last_error, summary.trial, summary.versions.map((v) => [v.id, v.gate, v.forced])]);
   if (key === structure) {
     for (const v of summary.versions) {  // only the ratings move between polls
       const node = container.querySelector(`section[data-version="${CSS.escape(v.id)}"] .ratings`);
@@ -231,13 +286,17 @@ async function act(action, body) {
 }
 
 async function poll() {
-  if (!container) return;
+  const shown = container;
+  if (!shown) return;
+  let summary;
   try {
-    render(await api("GET", "/models"));
+    summary = await api("GET", "/models");
   } catch (error) {
-    const result = container.querySelector("#model-result");
+    const result = shown.querySelector("#model-result");
     if (result) result.textContent = `Could not read the models: ${error.message}`;
+    return;
   }
+  if (container === shown) render(summary);  // unless the page was left meanwhile
 }
 
 // Shows the page in `node` and keeps it fresh; `null` stops.
