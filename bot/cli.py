@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import hashlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,6 +28,99 @@ if TYPE_CHECKING:
 # Exit statuses (README: "The `oncall` command"): distinct, so that a script can tell them apart.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 4
 DB_URL_HELP = "feedback store (default $ONCALL_DB_URL, else data/oncall.db in $ONCALL_DATA_DIR or data)"
+TRAIN_SAMPLES = 6000  # `oncall train --samples`: as many as the built-in model (train.BUILTIN_SAMPLES)
+LABELED_DATA_HELP = "a labeled JSONL file (the schema: LABELED_DATA.md)"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows every option's default, "(default: 6000)"; not for an option whose help says its
+    default already (an environment variable, say), a flag (off unless given) or one with none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default == []
+            or default is argparse.SUPPRESS
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A subcommand's parser: its `--help` shows the defaults too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+# -- errors: one sentence each, saying what to do -------------------------------------------------------
+_OS_REASONS = {
+    errno.ENOENT: "no such file or directory",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EISDIR: "is a directory, not a file",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EEXIST: "already exists",
+    errno.ENOSPC: "no space left on device",
+    errno.EROFS: "read-only file system",
+}
+
+
+# What to do about a write that failed, for an error whose cause is one of these.
+_OS_ADVICE = {
+    errno.ENOSPC: "free some space and try again",
+    errno.EDQUOT: "free some space and try again",
+    errno.EACCES: "make the directory writable by this user, or choose another --model-path",
+    errno.EPERM: "make the directory writable by this user, or choose another --model-path",
+    errno.EROFS: "mount it read-write, or choose another --model-path",
+    errno.EEXIST: "--model-path must name a directory, not a file",
+    errno.ENOTDIR: "--model-path must name a directory, not a file",
+}
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OSError in a few plain words, without Python's "[Errno 2]" and quotes."""
+    if exc.errno in _OS_REASONS:
+        return _OS_REASONS[exc.errno]
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return reason[:1].lower() + reason[1:]
+
+
+def _sentence(exc: BaseException) -> str:
+    """An exception as one line for `error: ...`: an OSError as "PATH: reason", anything else as its message
+    without a Python ``None`` in it, and the configured secrets (and anything shaped like one) masked."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = exc.filename if exc.filename is not None else None
+        text = f"{where}: {_os_reason(exc)}" if where is not None else _os_reason(exc)
+    else:
+        text = " ".join((str(exc) or type(exc).__name__).split())
+        # engine.registry names the version still active after a failed write: "None" when there is none.
+        text = re.sub(r"\bthe active version is still None\b", "no version is active", text)
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno in _OS_ADVICE:
+            text = f"{text.rstrip('.')}: {_OS_ADVICE[cause.errno]}"
+    return _redacted(text)
+
+
+def _unreadable(flag: str, paths: Sequence[Path]) -> str | None:
+    """The first of ``paths`` that cannot be read, as the `error:` sentence saying so; None when all can."""
+    for path in paths:
+        if path.is_dir():
+            reason = "is a directory"
+        else:
+            try:
+                with open(path, "rb"):
+                    continue
+            except OSError as exc:
+                reason = "no such file" if exc.errno == errno.ENOENT else _os_reason(exc)
+        return f"{flag} {path}: {reason}; name {LABELED_DATA_HELP}"
+    return None
 
 
 def _version() -> str:
@@ -90,9 +185,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from engine.registry import RegistryError
     from training.train import GateRefused, TrainConfig, TrainingError, ValidationFailed, train
 
-    missing = [p for p in [*args.data, *args.gate_data] if not Path(p).is_file()]
-    if missing:
-        print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+    unreadable = _unreadable("--data", args.data) or _unreadable("--gate-data", args.gate_data)
+    if unreadable:
+        print(f"error: {unreadable}", file=sys.stderr)
         return EXIT_USAGE
     extra, held_out, rejected = [], [], []
     if args.with_feedback:
@@ -129,13 +224,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         _print_quality(exc.metrics, {})
         return EXIT_REFUSED
     except GateRefused as exc:
-        print(f"refused by the promotion gate: {exc}", file=sys.stderr)
+        print(
+            f"refused by the promotion gate: version {exc.version_id} is saved but not active: "
+            f"{'; '.join(exc.gate.reasons) or exc}.",
+            file=sys.stderr,
+        )
+        print(f"what to do: {_gate_advice(args, exc.version_id)}", file=sys.stderr)
         return EXIT_REFUSED
     except TrainingError as exc:  # the data given cannot train a model: fix the flags or the files
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_sentence(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except (RegistryError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_sentence(exc)}", file=sys.stderr)
         return EXIT_FAILED
     print(
         f"trained version {result.version} in {result.seconds:.1f}s "
@@ -145,6 +245,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     _print_quality(result.metrics, result.data)
     print(f"saved to {result.path}" + ("" if args.no_activate else " (active)"))
     return EXIT_OK
+
+
+def _gate_advice(args: argparse.Namespace, version: str) -> str:
+    """What a person whose `oncall train` the gate refused can do next: give the new model what the active
+    one had (more incidents, their own history to be judged on), or activate it anyway."""
+    anyway = f"`oncall models promote {version} --force` makes this version active anyway"
+    if args.no_synthetic and not args.gate_data:
+        more = (
+            "it was trained on your --data alone but judged on synthetic text: give --gate-data with "
+            "held-out rows of your history"
+        )
+    elif not args.no_synthetic and args.samples < TRAIN_SAMPLES:
+        more = (
+            f"train on more incidents: `oncall train` (--samples {TRAIN_SAMPLES}, the default) or more, "
+            "with any --data you gave"
+        )
+    else:
+        more = f"train on more data (--samples above {args.samples}, --data with your labeled history)"
+    return f"{more}; or {anyway}."
 
 
 def _ml(args: argparse.Namespace, **options: Any) -> MLService:
@@ -202,15 +321,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.registry import ModelRegistry
     from training.evaluate import evaluate_files
 
-    missing = [p for p in args.data if not Path(p).is_file()]
-    if missing:
-        print(f"error: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
+    unreadable = _unreadable("--data", args.data)
+    if unreadable:
+        print(f"error: {unreadable}", file=sys.stderr)
         return EXIT_USAGE
     registry = ModelRegistry(_model_path(args))
     try:
         models = load_model_set(registry.active())
     except Exception as exc:
-        print(f"error: cannot load the active model: {exc}", file=sys.stderr)
+        print(f"error: cannot load the active model: {_sentence(exc)}", file=sys.stderr)
         return EXIT_FAILED
     report, bad = evaluate_files(models.scorer, args.data)
     for line in bad:
@@ -229,15 +348,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     checks = run_checks(_model_path(args))
     failed = [c for c in checks if not c.ok]
-    verdict = (
-        "healthy, the bot can serve this model"
-        if not failed
-        else f"NOT healthy ({failed[0].name}): fix the first failure above"
-    )
+    warned = [c for c in checks if c.ok and c.warning]
+    if failed:
+        verdict = f"NOT healthy ({failed[0].name}): fix the first failure above"
+    elif warned:  # never a bare "healthy" beside an implausible prediction
+        verdict = (
+            f"healthy, the bot can serve this model, but with {len(warned)} warning(s) above: "
+            + ", ".join(c.name for c in warned)
+        )
+    else:
+        verdict = "healthy, the bot can serve this model"
     if args.json:
         report = {
             "healthy": not failed,
             "verdict": verdict,
+            "warnings": [c.name for c in warned],
             "model_path": str(_model_path(args)),
             "checks": [
                 {"name": c.name, "ok": c.ok, "warning": c.warning, "detail": c.detail} for c in checks
@@ -355,6 +480,22 @@ def _print_status(health: dict[str, Any]) -> None:
             print(f"  {name:<24} {number['value']:.3f} (n={number['n']})")
 
 
+def _print_compare(compared: dict[str, Any]) -> None:
+    """`oncall models compare A B` for people: B's trial beside A, then the ratings each one earned."""
+    t = compared["trial"]
+    print(f"{t['version']} on trial beside {t['against']}: {t['alerts']} alerts, {t['answered']} answered")
+    print(
+        f"  agreement: severity {t['severity_agreement']:.0%}, category {t['category_agreement']:.0%}, "
+        f"top action {t['action_agreement']:.0%}"
+    )
+    print(f"  latency:   p50 {t['latency_p50_ms']:.1f} ms, p99 {t['latency_p99_ms']:.1f} ms")
+    for version, r in compared["ratings"].items():
+        print(
+            f"{version}: {r['decisions']} decisions; {r['confirm']} confirmed, {r['reject']} rejected, "
+            f"{r['action']} actions confirmed, {r['corrected']} corrected"
+        )
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from engine.ml_service import load_model_set
     from engine.registry import ModelRegistry, model_key
@@ -369,9 +510,14 @@ def cmd_models(args: argparse.Namespace) -> int:
             return _convert(registry, args)
         if args.action == "verify":
             checks = registry.check_all(model_key(registry.root))
+            bad = [c for c in checks if c.verdict == "BAD"]
+            if args.json:
+                rows = [{"name": c.name, "verdict": c.verdict, "detail": c.detail} for c in checks]
+                report = {"model_path": str(registry.root), "ok": not bad, "checks": rows}
+                print(json.dumps(report, indent=2))
+                return EXIT_FAILED if bad else EXIT_OK
             for c in checks:
                 print(f"{c.verdict:<8} {c.name}: {c.detail}")
-            bad = [c for c in checks if c.verdict == "BAD"]
             print(f"{len(bad)} problem(s) in {registry.root}" if bad else f"{registry.root} verifies")
             return EXIT_FAILED if bad else EXIT_OK
         if args.action == "status":
@@ -387,9 +533,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             from training.train import GateRefused, promote
 
             version = _version_arg(registry, args, "promote")
-            missing = [p for p in args.gate_data if not Path(p).is_file()]
-            if missing:
-                raise UsageError(f"no such file: {', '.join(map(str, missing))}")
+            unreadable = _unreadable("--gate-data", args.gate_data)
+            if unreadable:
+                raise UsageError(unreadable)
             load_model_set(registry.get(version))  # never activate what cannot serve
             try:
                 verdict = promote(registry, version, args.gate_data, force=args.force)
@@ -409,7 +555,12 @@ def cmd_models(args: argparse.Namespace) -> int:
                 raise UsageError(f"--share must be above 0 and at most 1, got {args.share:g}")
             load_model_set(registry.get(version))  # never trial what cannot serve
             trial = registry.start_trial(version, args.action, args.share)
-            print(f"trial started: {json.dumps(trial)} (every bot sharing {registry.root} follows it)")
+            canary = trial["mode"] == "canary"
+            answers = f"answers {trial['share']:.0%} of the alerts" if canary else "answers none"
+            print(
+                f"trial started at {_local_time(trial['started_at'])}: {version} in {trial['mode']} "
+                f"({answers}); every bot sharing {registry.root} follows it"
+            )
             return EXIT_OK
         if args.action == "end-trial":
             registry.end_trial()
@@ -418,13 +569,21 @@ def cmd_models(args: argparse.Namespace) -> int:
         if args.action == "compare":
             if not args.version or not args.other:
                 raise UsageError("compare needs two versions: A (the active one then) and B (on trial)")
-            print(json.dumps(_compare(_db_url(args), args.version, args.other), indent=2))
+            try:
+                compared = _compare(_db_url(args), args.version, args.other)
+            except Exception as exc:
+                print(f"error: cannot read the feedback store: {_store_error(exc)}", file=sys.stderr)
+                return EXIT_FAILED
+            if args.json:
+                print(json.dumps(compared, indent=2))
+            else:
+                _print_compare(compared)
             return EXIT_OK
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
-        print(f"error: {_redacted(exc)}", file=sys.stderr)
+        print(f"error: {_sentence(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_USAGE
 
@@ -439,6 +598,9 @@ def _import(registry: ModelRegistry, args: argparse.Namespace) -> int:
         raise UsageError("import needs the DIR that holds the joblib files")
     if not Path(args.version).is_dir():
         raise UsageError(f"import needs the DIR that holds the joblib files: {args.version} is no directory")
+    unreadable = _unreadable("--gate-data", args.gate_data)
+    if unreadable:
+        raise UsageError(unreadable)
     trust = args.trust_pickles or args.runtime.trust_pickles
     version = import_flat(registry, Path(args.version), trust, model_key(registry.root))
     print(f"imported {args.version} as version {version.id} (serving.npz written beside its joblib files)")
@@ -508,6 +670,14 @@ def _redacted(exc: BaseException | str) -> str:
     return redact.redact(str(exc), redact.configured_secrets(os.environ))
 
 
+def _store_error(exc: BaseException) -> str:
+    """Why the feedback store could not be used, and what to check."""
+    return (
+        f"{_sentence(exc) if isinstance(exc, OSError) else _redacted(f'{type(exc).__name__}: {exc}')}; "
+        "check that the store --db-url (or $ONCALL_DB_URL) names is up and reachable"
+    )
+
+
 def _db_url(args: argparse.Namespace) -> str:
     return args.db_url or os.environ.get("ONCALL_DB_URL") or default_db_url(os.environ)
 
@@ -520,15 +690,16 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     try:
         pairs = _feedback(_db_url(args))
     except Exception as exc:
-        print(
-            f"error: cannot read the feedback store: {_redacted(f'{type(exc).__name__}: {exc}')}",
-            file=sys.stderr,
-        )
+        print(f"error: cannot read the feedback store: {_store_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
     if args.action == "list":
         _list_feedback(pairs, args.json)
         return EXIT_OK
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    try:
+        out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        print(f"error: --out {args.out}: {_os_reason(exc)}; name a file that can be written", file=sys.stderr)
+        return EXIT_USAGE
     try:
         for decision, votes in pairs:
             out.write(json.dumps(export_line(decision, votes), ensure_ascii=False) + "\n")
@@ -581,11 +752,15 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     incidents: list[PastIncident] = []
     skipped: list[str] = []
+    unreadable = _unreadable("--data", args.data)
+    if unreadable:
+        print(f"error: {unreadable}", file=sys.stderr)
+        return EXIT_USAGE
     for path in args.data:
         try:
             lines = list(iter_jsonl(path))
         except OSError as exc:
-            print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
+            print(f"error: --data {path}: {_os_reason(exc)}; name {LABELED_DATA_HELP}", file=sys.stderr)
             return EXIT_USAGE
         for _, row in lines:
             if isinstance(row, BadLine):
@@ -617,7 +792,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     try:
         asyncio.run(write())
     except Exception as exc:
-        print(f"error: {_redacted(f'{type(exc).__name__}: {exc}')}", file=sys.stderr)
+        print(f"error: cannot write to the feedback store: {_store_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)
@@ -644,10 +819,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except Exception as exc:  # an unreachable database, a port in use: one line (traceback at DEBUG)
         logging.getLogger("oncall").debug("the bot stopped", exc_info=True)
-        why = redact.redact(f"{type(exc).__name__}: {exc}", redact.configured_secrets(os.environ))
-        print(f"error: the bot stopped: {why}", file=sys.stderr)
+        print(f"error: the bot stopped: {_serve_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _serve_error(exc: BaseException) -> str:
+    """Why `oncall serve` stopped, and what to do when the cause is a common one."""
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return (
+            f"the address is in use ({exc.strerror}): stop what listens there, or choose another port with "
+            "--port or $ONCALL_PORT (for /metrics, $ONCALL_METRICS_ADDR)"
+        )
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _sentence(exc)
+    return _redacted(f"{type(exc).__name__}: {exc}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -656,14 +842,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="AI on-call agent for Slack",
         epilog="exit status: 0 done, 1 failed at run time, 2 usage error (a bad flag or setting), "
         "4 refused by the promotion gate or the quality floor",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"oncall {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a new model version (synthetic + --data files)")
     p.add_argument("--data", action="append", default=[], type=Path, help="labeled JSONL file (repeatable)")
-    p.add_argument("--samples", type=int, default=6000, help="synthetic incidents to generate")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=TRAIN_SAMPLES,
+        help="synthetic incidents to generate (fewer train faster but may be refused by the promotion gate)",
+    )
+    p.add_argument("--seed", type=int, default=42, help="random seed: the same seed and data, the same model")
     p.add_argument(
         "--no-synthetic",
         action="store_true",
@@ -694,16 +886,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="decide on one incident text")
-    p.add_argument("text", nargs="+")
-    p.add_argument("--title")
-    p.add_argument("--service")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("text", nargs="+", help="the alert or incident text (the description with --title)")
+    p.add_argument("--title", help="the title, when TEXT is the description (default: TEXT is the title)")
+    p.add_argument("--service", help="the service it concerns (default: none)")
+    p.add_argument("--json", action="store_true", help="the decision as JSON instead of text")
     _model_path_arg(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="score the active model on labeled JSONL files")
-    p.add_argument("--data", action="append", required=True, type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--data", action="append", required=True, type=Path, help="labeled JSONL file (repeatable)"
+    )
+    p.add_argument("--json", action="store_true", help="the report as JSON instead of text")
     _model_path_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -723,7 +917,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "feedback", help="export ratings and corrections as labeled JSONL, or list the rated decisions"
     )
-    p.add_argument("action", choices=["export", "list"])
+    p.add_argument("action", choices=["export", "list"], help="export the ratings, or list them")
     p.add_argument("--json", action="store_true", help="list: JSON; export: the summary on stderr as JSON")
     p.add_argument("--jsonl", action="store_true", help="JSONL in the labeled-data schema (the only format)")
     p.add_argument("--out", type=Path, help="file to write (default: standard output)")
@@ -731,7 +925,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("history", help="import a team's past incidents for the similar-incident memory")
-    p.add_argument("action", choices=["import"])
+    p.add_argument("action", choices=["import"], help="import the --data files into the memory")
     p.add_argument("--data", action="append", required=True, type=Path, help="labeled JSONL (repeatable)")
     p.add_argument("--db-url", help=DB_URL_HELP)
     p.set_defaults(func=cmd_history)
@@ -756,10 +950,11 @@ def build_parser() -> argparse.ArgumentParser:
             "import",
             "convert",
         ],
+        help="what to do (above)",
     )
     p.add_argument("version", nargs="?", help="a version id (import: the DIR holding the joblib files)")
     p.add_argument("other", nargs="?", help="compare: the version on trial")
-    p.add_argument("--share", type=float, default=0.1, help="canary: the share of alerts it answers (0.1)")
+    p.add_argument("--share", type=float, default=0.1, help="canary: the share of alerts it answers")
     p.add_argument("--db-url", help="compare: the feedback store (default $ONCALL_DB_URL)")
     p.add_argument("--force", action="store_true", help="promote even if the gate refuses (recorded)")
     p.add_argument(
@@ -772,7 +967,7 @@ def build_parser() -> argparse.ArgumentParser:
         "trust (or ML_TRUST_PICKLES=1)",
     )
     p.add_argument("--no-activate", action="store_true", help="import: save the version without promoting it")
-    p.add_argument("--json", action="store_true", help="list, status: JSON instead of text")
+    p.add_argument("--json", action="store_true", help="list, status, verify, compare: JSON instead of text")
     _model_path_arg(p)
     p.set_defaults(func=cmd_models)
     return parser

@@ -52,6 +52,25 @@ def test_malformed_lines_are_reported_with_file_and_line_and_the_rest_is_kept(tm
     assert "severity" in reasons[5] and "action" in reasons[6] and "UTF-8" in reasons[8]
 
 
+def test_a_line_that_is_not_json_is_reported_with_the_whole_reason_and_its_column(tmp_path: Path) -> None:
+    """json's message ends "... at" and the position is apart: both are given, never a cut-off reason."""
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(
+        b'{"title": "fine"}\n'
+        b'{"title": "tab\there"}\n'  # a raw control character inside a string
+        b'{"title": "unclosed"\n'  # the line ends where json expects a comma
+        b'{"title": "x"} trailing\r\n'
+        b'{"title": "caf\xe9"}\n'
+    )
+    reasons = {b.line: str(b) for b in load_jsonl(path).bad_lines}
+    assert reasons == {
+        2: f"{path}:2: not valid JSON: Invalid control character at column 15",
+        3: f"{path}:3: not valid JSON: Expecting ',' delimiter at column 21",
+        4: f"{path}:4: not valid JSON: Extra data at column 16",
+        5: f"{path}:5: not valid UTF-8 at byte 15",
+    }
+
+
 def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     models = str(tmp_path / "models")
     data = tmp_path / "history.jsonl"
@@ -127,7 +146,7 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     }
     assert set(report["actions"]) == {"n", "top1", "top3"}
     assert report["bad_lines"] == [
-        f"{data}:31: not valid JSON (Expecting property name enclosed in double quotes)"
+        f"{data}:31: not valid JSON: Expecting property name enclosed in double quotes at column 2"
     ]
 
     first = json.loads((tmp_path / "models" / "active.json").read_text())["version"]

@@ -105,6 +105,13 @@ def parse_record(obj: object, default_source: str) -> LabeledIncident:
     )
 
 
+def json_reason(exc: json.JSONDecodeError) -> str:
+    """The whole reason json gives, with the column (1-based, in characters) its message points at:
+    "not valid JSON: Invalid control character at column 13", "... Expecting value at column 1"."""
+    where = f"column {exc.colno}" if exc.msg.endswith(" at") else f"at column {exc.colno}"
+    return f"not valid JSON: {exc.msg} {where}"
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, LabeledIncident | BadLine]]:
     """Yield (line number, record or BadLine) for every non-blank line of a JSONL file."""
     path = Path(path)
@@ -113,12 +120,12 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, LabeledIncident | BadLin
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                obj = json.loads(raw.rstrip(b"\r\n").decode("utf-8"))  # an unclosed object ends here
                 yield lineno, parse_record(obj, default_source=path.stem)
-            except UnicodeDecodeError:
-                yield lineno, BadLine(str(path), lineno, "not valid UTF-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, BadLine(str(path), lineno, f"not valid UTF-8 at byte {exc.start + 1}")
             except json.JSONDecodeError as exc:
-                yield lineno, BadLine(str(path), lineno, f"not valid JSON ({exc.msg})")
+                yield lineno, BadLine(str(path), lineno, json_reason(exc))
             except ValueError as exc:
                 yield lineno, BadLine(str(path), lineno, str(exc))
 
