@@ -33,6 +33,19 @@ def test_a_worse_version_is_saved_inactive_until_forced(
         "refused because a measure trails by more than its margin"
     )
 
+    # The same from the command line, as a person's first try: refused, and told what to do about it.
+    argv = ["train", "--samples", "150", "--seed", "8", "--no-bundled", "--model-path", str(tmp_path)]
+    capsys.readouterr()
+    assert main([*argv, "--min-macro-f1", "0", "--min-action-top3", "0"]) == 4
+    said = [line for line in capsys.readouterr().err.splitlines() if "INFO" not in line]
+    assert said[0].startswith("refused by the promotion gate: version ") and "trails the active" in said[0]
+    refused_id = said[0].split()[6]
+    assert said[1] == (
+        "what to do: train on more incidents: `oncall train` (--samples 6000, the default) or more, with any "
+        f"--data you gave; or `oncall models promote {refused_id} --force` makes this version active anyway."
+    )
+    assert registry.active_id() == good.version
+
     assert main(["models", "promote", worse, "--model-path", str(tmp_path)]) == 4
     assert "promotion gate" in capsys.readouterr().err and registry.active_id() == good.version
     assert main(["models", "promote", worse, "--force", "--model-path", str(tmp_path)]) == 0
