@@ -344,6 +344,27 @@ def after_restart(driver: Any, url: str, refused: str, shots: Path) -> dict[str,
     return seen
 
 
+def history_reset(driver: Any, url: str, shots: Path) -> dict[str, Any]:
+    """The page of a bot whose channels' history is lost while its store kept the decisions."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url + "/")
+    notice = WebDriverWait(driver, TIMEOUT).until(
+        lambda d: (
+            d.find_element(By.ID, "history-reset").is_displayed()
+            and d.find_elements(By.CSS_SELECTOR, "#messages .empty")
+        ),
+        message="the page never said the history was reset",
+    )
+    assert notice
+    driver.save_screenshot(str(shots / "05-history-reset-notice.png"))
+    return {
+        "reset_notice": driver.find_element(By.ID, "history-reset").text,
+        "empty": driver.find_element(By.CSS_SELECTOR, "#messages .empty").text,
+    }
+
+
 @pytest.mark.asyncio
 async def test_a_bookmarked_models_page_after_a_restart_with_a_refused_version(
     models_dir: Path, tmp_path: Path, browser: Any
@@ -387,6 +408,16 @@ async def test_a_bookmarked_models_page_after_a_restart_with_a_refused_version(
     finally:
         await second.stop()
 
+    # The history lost (deleted here): the channels start empty, and the page says so and what the store kept.
+    (settings.data_dir / HISTORY_FILE).unlink()
+    third = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
+    await third.start()
+    try:
+        await third.wait_ready(timeout=30)
+        seen |= await asyncio.to_thread(history_reset, browser, third.url, shots)
+    finally:
+        await third.stop()
+
     assert seen["channels"] == ["# incidents", "# alerts-prod", "# general (no bot)"]
     assert seen["models_link_active"] and seen["channel_view_hidden"]
     assert "refused by the promotion gate" in seen["refused_marker"].lower()
@@ -401,4 +432,6 @@ async def test_a_bookmarked_models_page_after_a_restart_with_a_refused_version(
     assert "Severity:" in seen["decision"] and seen["reactions"] == ["+1"]
     assert seen["deep_channel"] == "# alerts-prod"
     assert seen["console_errors"] == []
-    assert len(list(shots.glob("*.png"))) == 4
+    assert seen["reset_notice"].startswith("The channels' history was reset: no saved history was found")
+    assert "The store kept 1 decision (counted on the models page)" in seen["reset_notice"] and seen["empty"]
+    assert len(list(shots.glob("*.png"))) == 5

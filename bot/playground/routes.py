@@ -135,8 +135,8 @@ class Playground:
                     decisions = 0
             plural = "" if decisions == 1 else "s"
             reason = (
-                f"The channels' history was reset: {reason}. The store kept {decisions} decision{plural}, "
-                "which the models page counts, but their messages are not shown here."
+                f"The channels' history was reset: {reason}. The store kept {decisions} decision{plural} "
+                "(counted on the models page), whose messages are not shown here."
             )
         return {"kept": True, "file": shown["file"], "restored": shown["restored"], "reset": reason}
 
