@@ -165,7 +165,7 @@ def decision_blocks(
     fallback = f"{decision.severity} {sev_conf}, {label(decision.category)} {cat_conf}{about}"
     if decision.actions:
         top, *rest = decision.actions
-        fallback += f": {label(top.action)} first ({_pct(top.confidence)})"
+        fallback += f" — {label(top.action)} first ({_pct(top.confidence)})"
         if rest:
             fallback += ", then " + ", ".join(label(a.action) for a in rest)
     return cut(escape(fallback), FALLBACK_TEXT_MAX), blocks

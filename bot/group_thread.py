@@ -5,7 +5,8 @@ and the decision itself updated when a related alert raises the group's severity
 Each alert that joins gets its own sign at once, so whoever posted it sees it was read: a :link: reaction,
 and in its thread one short note linking the group's thread. Reactions are paced per workspace (Slack's
 Tier 3), notes like every post per channel; beyond NOTES_PER_MINUTE notes a minute in a channel (a storm),
-a joining alert gets the reaction alone."""
+a joining alert gets the reaction alone, and beyond what Slack's reaction limit lets through within
+REACTION_MAX_WAIT, only the count in its group's "+N related alerts" message."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ NOTES_PER_MINUTE = (
     10  # per channel; a storm beyond this gets reactions only (Slack: 1 post a second a channel)
 )
 NOTE_TITLE_MAX = 90
+REACTION_MAX_WAIT = 30.0  # seconds a reaction may queue for Slack's limit; beyond (a big storm), none
 
 
 async def place(
@@ -108,14 +110,18 @@ async def acknowledge(services: Services, client: AsyncWebClient, entry: OutboxE
             )
         services.metrics.replies.inc(kind="grouped note")
     else:
-        services.metrics.replies.inc(kind="grouped, reaction only")
+        services.metrics.replies.inc(kind="grouped, no note (storm)")
     group.noted.add(ts)
     await _save(services, group)
 
 
 async def _react(services: Services, client: AsyncWebClient, channel: str, ts: str) -> None:
     """The :link: reaction on the alert. Already there (a retry) is done; a refusal that will not change
-    (a missing reactions:write scope, the message deleted) leaves the note to say it."""
+    (a missing reactions:write scope, the message deleted) leaves the note to say it. In a storm that
+    would queue it more than REACTION_MAX_WAIT behind the others, none: the group's message counts it."""
+    if services.pacer.delay(REACTIONS) > REACTION_MAX_WAIT:
+        services.metrics.replies.inc(kind="grouped, no reaction (storm)")
+        return
     try:
         async with services.pacer.turn(REACTIONS):
             await client.reactions_add(channel=channel, timestamp=ts, name=GROUPED_REACTION)

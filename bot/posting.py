@@ -57,10 +57,11 @@ def web_client(
 
 
 class _Bucket:
-    __slots__ = ("burst", "lock", "per_second", "tokens", "updated")
+    __slots__ = ("burst", "lock", "per_second", "queued", "tokens", "updated")
 
     def __init__(self, burst: int, per_second: float) -> None:
         self.lock = asyncio.Lock()  # FIFO: posts leave in the order they arrived
+        self.queued = 0  # turns asked for and not yet begun
         self.burst = burst
         self.per_second = per_second
         self.tokens = float(burst)
@@ -95,11 +96,25 @@ class ChannelPacer:
         self._buckets.move_to_end(channel)
         return bucket
 
+    def delay(self, channel: str) -> float:
+        """About how long a turn asked for now would wait, in seconds: the turns queued ahead of it, less
+        what the bucket holds."""
+        bucket = self._buckets.get(channel)
+        if bucket is None:
+            return 0.0
+        held = min(bucket.burst, bucket.tokens + (time.monotonic() - bucket.updated) * bucket.per_second)
+        return max(0.0, (bucket.queued + 1 - held) / bucket.per_second)
+
     @asynccontextmanager
     async def turn(self, channel: str) -> AsyncIterator[None]:
         """Wait for the channel's turn; the post happens inside the block, one at a time per channel."""
         bucket = self._bucket(channel)
-        async with bucket.lock:
+        bucket.queued += 1
+        try:
+            await bucket.lock.acquire()
+        finally:  # cancelled while queued, too
+            bucket.queued -= 1
+        try:
             now = time.monotonic()
             bucket.tokens = min(bucket.burst, bucket.tokens + (now - bucket.updated) * bucket.per_second)
             bucket.updated = now
@@ -109,3 +124,5 @@ class ChannelPacer:
                 bucket.updated = time.monotonic()
             bucket.tokens -= 1.0
             yield
+        finally:
+            bucket.lock.release()

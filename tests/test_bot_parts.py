@@ -114,7 +114,7 @@ def test_the_uncertain_marker_sits_on_the_field_that_is_uncertain() -> None:
     assert "*Severity:* critical (91%)   *Category:* deployment (42%, uncertain)" in header
     assert "not confident of the category;" in header
     assert text == (
-        "critical (91%), deployment (42%, uncertain) for Deploy broke checkout: "
+        "critical (91%), deployment (42%, uncertain) for Deploy broke checkout — "
         "rollback deploy first (80%), then restart service"
     )
 
@@ -125,7 +125,7 @@ def test_the_uncertain_marker_sits_on_the_field_that_is_uncertain() -> None:
     header = blocks[0]["text"]["text"]
     assert "*Severity:* critical (38%, uncertain)   *Category:* deployment (88%)\n" in header
     assert "not confident of the severity;" in header
-    assert text.startswith("critical (38%, uncertain), deployment (88%): rollback deploy first (80%)")
+    assert text.startswith("critical (38%, uncertain), deployment (88%) — rollback deploy first (80%)")
 
     both = _decision(severity_uncertain=True, category_uncertain=True, fallback=True)
     header = decision_blocks(both)[1][0]["text"]["text"]
@@ -225,3 +225,19 @@ def test_the_resolved_note_drops_the_source_s_own_resolved_marker(title: str, sh
     from bot.listeners.messages import without_resolved_marker
 
     assert without_resolved_marker(title) == shown
+
+
+def test_a_key_of_its_own_pace_and_how_long_a_turn_would_wait() -> None:
+    async def run() -> list[float]:
+        pacer = ChannelPacer(burst=1, per_second=100.0, limits={"reactions.add": (2, 1.0)})
+        seen = [pacer.delay("reactions.add")]  # never used: no wait
+        for _ in range(2):  # the burst of two
+            async with pacer.turn("reactions.add"):
+                pass
+        seen.append(pacer.delay("reactions.add"))  # the bucket is empty: about a second
+        async with pacer.turn("C1"):  # a channel keeps the default pace
+            seen.append(pacer.delay("C1"))
+        return seen
+
+    fresh, empty, channel = asyncio.run(run())
+    assert fresh == 0.0 and 0.9 < empty <= 1.0 and channel <= 0.01

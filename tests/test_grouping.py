@@ -16,6 +16,7 @@ from bot.alerts.model import make_alert
 from bot.config import GroupingSettings, load_settings
 from bot.emulator.storm import bcubed, storm
 from bot.grouping import Group, Grouper, rank
+from bot.posting import REACTIONS
 from tests.test_bot_e2e import Running, running, start_bot  # noqa: F401 - the fixture
 
 
@@ -254,4 +255,30 @@ async def test_in_a_storm_joining_alerts_beyond_the_note_budget_get_the_reaction
     for ts in posted[1:]:
         assert_marked(running, ts, posted[0], note=ts in noted)
     replies = running.bot.services.metrics.replies
-    assert replies.value(kind="grouped, reaction only") == 1 and replies.value(kind="grouped reaction") == 3
+    assert replies.value(kind="grouped, no note (storm)") == 1 and replies.value(kind="grouped reaction") == 3
+
+
+@pytest.mark.asyncio
+async def test_a_storm_beyond_slacks_reaction_limit_is_counted_in_the_group_only(
+    running: Running,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reactions queue for Slack's limit at most REACTION_MAX_WAIT; an alert that would wait longer (and
+    has no note left in the channel's minute) is shown only in its group's count, never as a 429."""
+    monkeypatch.setattr(group_thread, "NOTES_PER_MINUTE", 1)
+    monkeypatch.setattr(group_thread, "REACTION_MAX_WAIT", 1.0)
+    running.bot.services.pacer.limits[REACTIONS] = (2, 0.2)  # two at once, then one every 5 s
+    emu = running.emulator
+    posted = [(await emu.post_message("U0BOB", "#incidents", text))["ts"] for text, _ in STORM]
+    deadline = time.monotonic() + 15
+    while "+3 related alerts" not in " ".join(m.text for m in emu.workspace.thread("C0INCIDENTS", posted[0])):
+        assert time.monotonic() < deadline, "the group's message does not count them"
+        await asyncio.sleep(0.1)
+    await emu.settle()
+    replies = running.bot.services.metrics.replies
+    assert replies.value(kind="grouped reaction") == 2
+    assert replies.value(kind="grouped, no reaction (storm)") == 1
+    assert replies.value(kind="grouped note") == 1 and replies.value(kind="grouped, no note (storm)") == 2
+    reacted = [ts for ts in posted[1:] if "link" in emu.workspace.message("C0INCIDENTS", ts).reactions]
+    assert len(reacted) == 2
+    assert not [c for c in emu.calls if not c.ok], "nothing refused, no 429"
