@@ -219,6 +219,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(config, _model_path(args), activate=not args.no_activate)
     except ValidationFailed as exc:
         print(f"refused by the quality floor: {exc}", file=sys.stderr)
+        print(
+            "what to do: train on more or cleaner data (a larger --samples, --data with your labeled "
+            "history), or lower the floor with --min-macro-f1 / --min-action-top3",
+            file=sys.stderr,
+        )
         print("  all held-out rows pooled (what the floor checks):")
         _print_metrics(exc.metrics, indent="    ")
         _print_quality(exc.metrics, {})
@@ -447,18 +452,24 @@ def _list_models(registry: ModelRegistry, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _named(value: Any, none: str = "none") -> str:
+    """A value for people: what ``None`` means instead of Python's "None"."""
+    return none if value is None or value == "" else str(value)
+
+
 def _print_status(health: dict[str, Any]) -> None:
     """`oncall models status` for people: what serves, why not the active version, and how good it is."""
     print(f"status:           {health['status']}")
-    print(f"serving version:  {health['serving_version']} (scorer: {health['scorer']})")
-    print(f"active version:   {health['active_version']}")
+    print(f"serving version:  {_named(health['serving_version'])} (scorer: {health['scorer']})")
+    print(f"active version:   {_named(health['active_version'], 'none (`oncall train` makes one)')}")
     print(f"loaded at:        {_local_time(health['loaded_at'])} in {health['load_seconds']:.3f} s")
     if health["last_error"]:
         print(f"last error:       {health['last_error']}")
     reload = health["last_reload"]
     if reload:
         outcome = "ok" if reload["ok"] else f"failed: {reload['error']}"
-        print(f"last reload:      {reload['old_version']} -> {reload['new_version']} ({outcome})")
+        old, new = _named(reload["old_version"]), _named(reload["new_version"])
+        print(f"last reload:      {old} -> {new} ({outcome})")
     failures = {stage: n for stage, n in health["load_failures"].items() if n}
     if failures:
         print("load failures:    " + ", ".join(f"{stage} {n}" for stage, n in sorted(failures.items())))

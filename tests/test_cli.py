@@ -124,12 +124,15 @@ def test_a_run_time_failure_exits_1_and_a_refusal_exits_4(tmp_path: Path) -> Non
     assert failed.returncode == 1 and "cannot load the active model" in failed.stderr
     status = oncall("models", "status", "--model-path", empty)  # nothing to serve: the fallback
     assert status.returncode == 1 and "status:           fallback" in status.stdout
+    assert "active version:   none (`oncall train` makes one)" in status.stdout
+    assert "None" not in status.stdout
     store = oncall("feedback", "list", "--db-url", "postgresql://nobody@127.0.0.1:1/oncall")
     assert store.returncode == 1 and "cannot read the feedback store" in store.stderr
     floor = oncall(
         "train", "--samples", "300", "--no-bundled", "--min-macro-f1", "0.999", "--model-path", empty
     )
     assert floor.returncode == 4 and "refused by the quality floor" in floor.stderr
+    assert "what to do: train on more or cleaner data" in floor.stderr and "--min-macro-f1" in floor.stderr
     assert not (tmp_path / "empty" / "versions").is_dir() or not any(
         (tmp_path / "empty" / "versions").iterdir()
     )
