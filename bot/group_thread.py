@@ -36,7 +36,7 @@ GROUP_EVENT_TYPE = "oncall_group"
 GROUPED_EVENT_TYPE = (
     "oncall_grouped"  # the note in a joining alert's own thread (its payload names the alert)
 )
-GROUPED_REACTION = "link"
+GROUPED_REACTION, RESOLVED_REACTION = "link", "white_check_mark"
 NOTES_PER_MINUTE = (
     10  # per channel; a storm beyond this gets reactions only (Slack: 1 post a second a channel)
 )
@@ -92,7 +92,7 @@ async def acknowledge(services: Services, client: AsyncWebClient, entry: OutboxE
     channel, ts = entry.channel, entry.alert_ts
     if ts in group.noted:
         return
-    await _react(services, client, channel, ts)
+    await react(services, client, channel, ts, GROUPED_REACTION)
     if services.grouper.note_allowed(channel, time.time(), NOTES_PER_MINUTE):
         text = note_text(group, await _permalink(services, client, group))
         async with services.pacer.turn(channel):
@@ -115,26 +115,30 @@ async def acknowledge(services: Services, client: AsyncWebClient, entry: OutboxE
     await _save(services, group)
 
 
-async def _react(services: Services, client: AsyncWebClient, channel: str, ts: str) -> None:
-    """The :link: reaction on the alert. Already there (a retry) is done; a refusal that will not change
-    (a missing reactions:write scope, the message deleted) leaves the note to say it. In a storm that
-    would queue it more than REACTION_MAX_WAIT behind the others, none: the group's message counts it."""
+async def react(services: Services, client: AsyncWebClient, channel: str, ts: str, name: str) -> None:
+    """The bot's reaction ``name`` on an alert (:link: grouped, :white_check_mark: a resolution counted).
+    Already there (a retry) is done; a refusal that will not change (a missing reactions:write scope, the
+    message deleted) is logged. In a storm that would queue it more than REACTION_MAX_WAIT behind the
+    others, none: the group's message counts the alert. Raises a 429 or 5xx for the outbox to retry."""
     if services.pacer.delay(REACTIONS) > REACTION_MAX_WAIT:
-        services.metrics.replies.inc(kind="grouped, no reaction (storm)")
+        kind = "grouped" if name == GROUPED_REACTION else "resolution"
+        services.metrics.replies.inc(kind=f"{kind}, no reaction (storm)")
         return
     try:
         async with services.pacer.turn(REACTIONS):
-            await client.reactions_add(channel=channel, timestamp=ts, name=GROUPED_REACTION)
+            await client.reactions_add(channel=channel, timestamp=ts, name=name)
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "")
         if error == "already_reacted":
             return
         if exc.response.status_code == 429 or exc.response.status_code >= 500:
             raise
-        log.warning("no reaction on the grouped alert %s/%s: %s", channel, ts, error,
+        log.warning("no :%s: reaction on the alert %s/%s: %s", name, channel, ts, error,
                     extra={"channel": channel, "alert_ts": ts})  # fmt: skip
         return
-    services.metrics.replies.inc(kind="grouped reaction")
+    services.metrics.replies.inc(
+        kind="grouped reaction" if name == GROUPED_REACTION else "resolution reaction"
+    )
 
 
 async def _permalink(services: Services, client: AsyncWebClient, group: Group) -> str | None:

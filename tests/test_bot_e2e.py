@@ -377,9 +377,16 @@ async def test_a_resolved_notification_goes_to_the_original_thread(running: Runn
     firing = await emu.post_message(PERSON, "#incidents", "[FIRING:1] DiskFull backup-job disk 97% (warning)")
     decision = await running.decision_for(firing)
     await running.stored(decision)
-    await emu.post_message(PERSON, "#incidents", "[RESOLVED] DiskFull backup-job disk 97% (warning)")
+    resolved = await emu.post_message(
+        PERSON, "#incidents", "[RESOLVED] DiskFull backup-job disk 97% (warning)"
+    )
     note = await emu.wait_for_bot_message("#incidents", thread_ts=firing["ts"], after=decision["ts"])
     assert note["text"] == ":white_check_mark: Resolved: DiskFull backup-job disk 97% (warning)", "said once"
+    reactions = await eventually(
+        lambda: asyncio.sleep(0, emu.workspace.message(resolved["channel"], resolved["ts"]).reactions),
+        {"white_check_mark": [emu.workspace.bot.user_id]},
+    )
+    assert reactions == {"white_check_mark": [emu.workspace.bot.user_id]}, "the resolution shows it was read"
 
 
 async def test_health_readiness_and_metrics(running: Running) -> None:

@@ -110,10 +110,15 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
         assert time.monotonic() < deadline, [m.text for m in thread]
         await asyncio.sleep(0.1)
     assert len(thread) == 2, "one decision and one summary in the first alert's thread"
-    for ts in posted[
-        1:
-    ]:  # the later alerts get no decision: a reaction and a note linking the group's thread
+    for ts in posted[1:]:  # the later alerts get no decision: a reaction and a note linking the group
         assert_marked(running, ts, first)
+    resolved = await emu.post_message("U0BOB", "#incidents", STORM[1][0].replace("[FIRING:1]", "[RESOLVED]"))
+    deadline = time.monotonic() + 15
+    while "1 of 4 resolved" not in emu.workspace.message("C0INCIDENTS", summary.ts).text:
+        assert time.monotonic() < deadline, "the resolution is not counted in the group's message"
+        await asyncio.sleep(0.1)
+    bot_user = emu.workspace.bot.user_id
+    assert emu.workspace.message("C0INCIDENTS", resolved["ts"]).reactions == {"white_check_mark": [bot_user]}
     assert await emu.wait_for_bot_message("#incidents", thread_ts=unrelated["ts"], timeout=10)
     metrics = running.bot.services.metrics
     assert sum(metrics.grouped.values.values()) == 3

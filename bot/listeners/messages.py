@@ -328,8 +328,9 @@ def without_resolved_marker(title: str) -> str:
 async def _note_resolution(services: Services, client: AsyncWebClient, job: Job, alert: Alert) -> None:
     """A resolved notification is no new incident: say so in the original alert's thread, if known."""
     channel, fingerprint = job.entry.channel, alert.fingerprint
-    if await group_thread.resolve(services, client, channel, alert):
-        return  # counted in its group's message
+    if await group_thread.resolve(services, client, channel, alert):  # counted in its group's message
+        await _react_resolved(services, client, job, alert)
+        return
     thread = await services.store.alert_thread(channel, fingerprint) if fingerprint else None
     if thread is None:
         services.metrics.skipped.inc(reason="resolved, original unknown")
@@ -358,3 +359,16 @@ async def _note_resolution(services: Services, client: AsyncWebClient, job: Job,
         log.error("Slack refused the resolution note in %s/%s: %s", channel, thread, exc)
         return
     services.metrics.replies.inc(kind="resolution")
+    await _react_resolved(services, client, job, alert)
+
+
+async def _react_resolved(services: Services, client: AsyncWebClient, job: Job, alert: Alert) -> None:
+    """The resolved notification's own sign that it was read: :white_check_mark: on it. A courtesy: when
+    Slack refuses it even after slack_sdk's retries, it is logged, not retried (a retry would answer the
+    resolution again)."""
+    channel, ts = job.entry.channel, job.entry.alert_ts
+    try:
+        await group_thread.react(services, client, channel, ts, group_thread.RESOLVED_REACTION)
+    except Exception as exc:
+        log.warning("no reaction on the resolved alert %s/%s: %s", channel, ts, exc,
+                    extra={"channel": channel, "alert_ts": ts, "alert_source": alert.source})  # fmt: skip
