@@ -96,7 +96,7 @@ def _sentence(exc: BaseException) -> str:
     """An exception as one line for `error: ...`: an OSError as "PATH: reason", anything else as its message
     without a Python ``None`` in it, and the configured secrets (and anything shaped like one) masked."""
     if isinstance(exc, OSError) and exc.errno is not None:
-        where = exc.filename if exc.filename is not None else None
+        where = exc.filename
         text = f"{where}: {_os_reason(exc)}" if where is not None else _os_reason(exc)
     else:
         text = " ".join((str(exc) or type(exc).__name__).split())
@@ -262,10 +262,7 @@ def _gate_advice(args: argparse.Namespace, version: str) -> str:
             "held-out rows of your history"
         )
     elif not args.no_synthetic and args.samples < TRAIN_SAMPLES:
-        more = (
-            f"train on more incidents: `oncall train` (--samples {TRAIN_SAMPLES}, the default) or more, "
-            "with any --data you gave"
-        )
+        more = f"train with more incidents (--samples {TRAIN_SAMPLES}, the default, or more)"
     else:
         more = f"train on more data (--samples above {args.samples}, --data with your labeled history)"
     return f"{more}; or {anyway}."
