@@ -387,6 +387,15 @@ async def test_a_resolved_notification_goes_to_the_original_thread(running: Runn
         {"white_check_mark": [emu.workspace.bot.user_id]},
     )
     assert reactions == {"white_check_mark": [emu.workspace.bot.user_id]}, "the resolution shows it was read"
+    unknown = await emu.post_message(PERSON, "#incidents", "[RESOLVED] NeverFired cache-9 (warning)")
+    reactions = await eventually(
+        lambda: asyncio.sleep(0, emu.workspace.message(unknown["channel"], unknown["ts"]).reactions),
+        {"white_check_mark": [emu.workspace.bot.user_id]},
+    )
+    assert reactions == {"white_check_mark": [emu.workspace.bot.user_id]}, (
+        "read, with no thread to note it in"
+    )
+    assert [m for m in emu.workspace.thread(unknown["channel"], unknown["ts"])[1:] if m.bot_id] == []
 
 
 async def test_health_readiness_and_metrics(running: Running) -> None:

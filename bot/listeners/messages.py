@@ -332,8 +332,9 @@ async def _note_resolution(services: Services, client: AsyncWebClient, job: Job,
         await _react_resolved(services, client, job, alert)
         return
     thread = await services.store.alert_thread(channel, fingerprint) if fingerprint else None
-    if thread is None:
+    if thread is None:  # nothing to note it in: the reaction alone says it was read
         services.metrics.skipped.inc(reason="resolved, original unknown")
+        await _react_resolved(services, client, job, alert)
         return
     if job.check_thread and await _already_answered(services, client, job.entry, thread):
         return
