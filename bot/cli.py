@@ -11,11 +11,11 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot import logs, redact
 from bot.config import ConfigError, Runtime, check_model_key, check_model_path, default_db_url, load_runtime
@@ -193,7 +193,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.with_feedback:
         from training.feedback import split_feedback
 
-        pairs = _feedback(_db_url(args))  # oldest first
+        try:
+            pairs = _feedback(_db_url(args))  # oldest first
+        except StoreFailed as exc:
+            print(f"error: cannot read the feedback store: {exc}", file=sys.stderr)
+            return EXIT_FAILED
         extra, held_out, rejected = split_feedback(pairs)
         print(
             f"{len(pairs)} rated decisions in {_db_url(args)}: {len(extra)} labeled incidents to train on, "
@@ -579,8 +583,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                 raise UsageError("compare needs two versions: A (the active one then) and B (on trial)")
             try:
                 compared = _compare(_db_url(args), args.version, args.other)
-            except Exception as exc:
-                print(f"error: cannot read the feedback store: {_store_error(exc)}", file=sys.stderr)
+            except StoreFailed as exc:
+                print(f"error: cannot read the feedback store: {exc}", file=sys.stderr)
                 return EXIT_FAILED
             if args.json:
                 print(json.dumps(compared, indent=2))
@@ -653,7 +657,7 @@ def _feedback(db_url: str) -> list[Any]:
         finally:
             await store.close()
 
-    return asyncio.run(read())
+    return _run_store(read)
 
 
 def _compare(db_url: str, a: str, b: str) -> dict[str, Any]:
@@ -670,20 +674,50 @@ def _compare(db_url: str, a: str, b: str) -> dict[str, Any]:
         finally:
             await store.close()
 
-    return asyncio.run(read())
+    return _run_store(read)
+
+
+class StoreFailed(Exception):
+    """The feedback store could not be used; the message says why and what to check."""
+
+
+class _LastConnectionError(logging.Handler):
+    """The connection pool's retries, each a multi-line warning, kept for the one error line instead."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip().splitlines()
+        if message:  # "error connecting in 'oncall-store': connection failed: connection to server at ..."
+            self.last = message[0].split("connection failed: ", 1)[-1]
+
+
+T = TypeVar("T")
+
+
+def _run_store(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(work())`` against the store, the pool's retries quiet; StoreFailed when it fails."""
+    pool = logging.getLogger("psycopg.pool")
+    seen, propagate = _LastConnectionError(), pool.propagate
+    pool.addHandler(seen)
+    pool.propagate = False
+    try:
+        return asyncio.run(work())
+    except Exception as exc:
+        why = seen.last or (_sentence(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}")
+        raise StoreFailed(
+            f"{_redacted(why)}; check that the store --db-url (or $ONCALL_DB_URL) names is up and reachable"
+        ) from exc
+    finally:
+        pool.removeHandler(seen)
+        pool.propagate = propagate
 
 
 def _redacted(exc: BaseException | str) -> str:
     """An error for stderr, with the configured secrets and anything shaped like one masked."""
     return redact.redact(str(exc), redact.configured_secrets(os.environ))
-
-
-def _store_error(exc: BaseException) -> str:
-    """Why the feedback store could not be used, and what to check."""
-    return (
-        f"{_sentence(exc) if isinstance(exc, OSError) else _redacted(f'{type(exc).__name__}: {exc}')}; "
-        "check that the store --db-url (or $ONCALL_DB_URL) names is up and reachable"
-    )
 
 
 def _db_url(args: argparse.Namespace) -> str:
@@ -697,8 +731,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
     try:
         pairs = _feedback(_db_url(args))
-    except Exception as exc:
-        print(f"error: cannot read the feedback store: {_store_error(exc)}", file=sys.stderr)
+    except StoreFailed as exc:
+        print(f"error: cannot read the feedback store: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if args.action == "list":
         _list_feedback(pairs, args.json)
@@ -798,9 +832,9 @@ def cmd_history(args: argparse.Namespace) -> int:
             await store.close()
 
     try:
-        asyncio.run(write())
-    except Exception as exc:
-        print(f"error: cannot write to the feedback store: {_store_error(exc)}", file=sys.stderr)
+        _run_store(write)
+    except StoreFailed as exc:
+        print(f"error: cannot write to the feedback store: {exc}", file=sys.stderr)
         return EXIT_FAILED
     for reason in skipped:
         print(f"skipped {reason}", file=sys.stderr)

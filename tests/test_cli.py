@@ -128,6 +128,8 @@ def test_a_run_time_failure_exits_1_and_a_refusal_exits_4(tmp_path: Path) -> Non
     assert "None" not in status.stdout
     store = oncall("feedback", "list", "--db-url", "postgresql://nobody@127.0.0.1:1/oncall")
     assert store.returncode == 1 and "cannot read the feedback store" in store.stderr
+    (line,) = store.stderr.strip().splitlines()  # the pool's retries are not printed: their reason is
+    assert "Connection refused; check that the store --db-url (or $ONCALL_DB_URL) names is up" in line
     floor = oncall(
         "train", "--samples", "300", "--no-bundled", "--min-macro-f1", "0.999", "--model-path", empty
     )
