@@ -594,6 +594,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # main(): the reader of the output left
     except Exception as exc:
         print(f"error: {_sentence(exc)}", file=sys.stderr)
         return EXIT_FAILED
@@ -1042,7 +1044,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as exc:
             print(f"error: {redact.redact(str(exc), secrets)}", file=sys.stderr)
             return EXIT_USAGE
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `oncall models list | head -1`: the reader has what it wanted, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
