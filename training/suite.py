@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.incident import incident_text
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
+from training.dataset import json_reason
 
 SUITE_PATH = Path(__file__).resolve().parent / "data" / "plain_language.jsonl"
 TOP_ACTIONS = 3  # the bot posts three actions: an acceptable one must be among them
@@ -99,7 +100,7 @@ def load_suite(path: str | Path = SUITE_PATH) -> list[SuiteRow]:
             try:
                 rows.append(parse_row(json.loads(raw), lineno))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+                raise ValueError(f"{path}:{lineno}: {json_reason(exc)}") from exc
             except ValueError as exc:
                 raise ValueError(f"{path}:{lineno}: {exc}") from exc
     if not rows:
