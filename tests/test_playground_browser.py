@@ -183,6 +183,43 @@ def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
     seen["reload"] = answer[0].text
     shot("models-reload")
 
+    # A typo'd subcommand: answered at once, privately, with the closest valid one.
+    box = driver.find_element(By.ID, "composer-text")
+    box.clear()
+    box.send_keys("/oncall-models stauts")
+    driver.find_element(By.ID, "send").click()
+    typo = until(
+        lambda d: [
+            m for m in d.find_elements(By.CSS_SELECTOR, "#messages .message.ephemeral") if "stauts" in m.text
+        ],
+        "the answer to a typo",
+    )
+    seen["typo"] = typo[0].text
+    shot("typo-answered")
+
+    # The same alert again: it joins the first one's group, and shows it with a reaction and a note.
+    Select(driver.find_element(By.ID, "post-as")).select_by_value("alertmanager")
+    driver.find_element(By.ID, "send").click()
+    until(
+        lambda d: d.find_elements(
+            By.CSS_SELECTOR, "#messages .message.from-bot .reaction[data-reaction=link]"
+        ),
+        "the grouped alert's marker",
+    )
+    grouped = driver.find_elements(By.CSS_SELECTOR, "#messages .message.from-bot")[-1]
+    seen["grouped_reactions"] = [
+        r.get_attribute("data-reaction") for r in grouped.find_elements(By.CSS_SELECTOR, ".reaction")
+    ]
+    grouped.find_element(By.CSS_SELECTOR, "[data-testid=thread-link]").click()
+    note = until(
+        lambda d: [
+            m for m in d.find_elements(By.CSS_SELECTOR, "#thread .message") if "Grouped with" in m.text
+        ],
+        "the grouped alert's note",
+    )
+    seen["grouped_note"] = note[0].text
+    shot("grouped-alert")
+
     # The models page: charts, the rating just given, and rolling back.
     driver.find_element(By.ID, "models-link").click()
     until(
@@ -248,6 +285,9 @@ async def test_a_first_visit_in_a_real_browser(local_bot: OncallBot, browser: An
     assert "Severity:" in seen["decision"] and "Recommended actions:" in seen["decision"]
     assert seen["selects"][:2] == ["correct_severity", "correct_category"]
     assert "Only visible to you" in seen["reload"] and "Reloaded" in seen["reload"]
+    assert "Did you mean" in seen["typo"] and "/oncall-models status" in seen["typo"]
+    assert seen["grouped_reactions"].count("link") == 1
+    assert "Grouped with" in seen["grouped_note"]
     assert seen["charts"] == [
         f"chart-{label}-{kind}"
         for label in ("category", "severity")
@@ -265,7 +305,7 @@ async def test_a_first_visit_in_a_real_browser(local_bot: OncallBot, browser: An
     assert seen["console_errors"] == []
     assert seen["toolbar_overlaps"] == []
     assert seen["clipped_labels"] == []  # "resource exhaustion" among them
-    assert len(list(shots.glob("*.png"))) == 9
+    assert len(list(shots.glob("*.png"))) == 11
     assert seen["pwned"] is None and seen["hostile_images"] == 0
     assert seen["hostile_links"] == ["https://ok.example/x"]  # the javascript: one is text
     assert '<img src=x onerror="document.body.dataset.pwned=1">' in seen["hostile_text"]
