@@ -236,15 +236,15 @@ async def _trial_command(services: Services, sub: str, args: list[str], user: st
     return f":test_tube: `{escape(version)}` {what}. `/oncall-models status` shows how it compares."
 
 
-async def promote(services: Services, version: str, user: str, via: str) -> str:
-    """Makes ``version`` active (recording who did it, where, and its trial's numbers), ends any trial,
-    and loads it. Raises RegistryError, StoreUnavailable."""
+async def promote(services: Services, version: str, user: str, via: str, forced: bool = False) -> str:
+    """Makes ``version`` active (recording who did it, where, whether past a gate that refused it, and its
+    trial's numbers), ends any trial, and loads it. Raises RegistryError, StoreUnavailable."""
     ml = services.engine.ml
     stats = await services.store.trial_stats(version)
     await asyncio.to_thread(
         ml.registry.record_promotion,
         version,
-        {"at": time.time(), "via": via, "by": user, "forced": False, "trial": stats},
+        {"at": time.time(), "via": via, "by": user, "forced": forced, "trial": stats},
     )
     await asyncio.to_thread(ml.registry.promote, version)
     await asyncio.to_thread(ml.registry.end_trial)

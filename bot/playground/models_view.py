@@ -48,14 +48,14 @@ def _version(v: ModelVersion, active: str | None, serving: str) -> dict[str, Any
 
 
 def _forced(meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The last promotion of this version, when it went past the gate (what the metadata records: `oncall
-    models promote --force` notes the gate's verdict, the playground's *Promote anyway* its `via`)."""
+    """The last promotion of this version, when it went past a gate that refused it (``forced`` in the
+    metadata, as `oncall models promote --force` and the playground's *Promote anyway* record it)."""
     promotions = [p for p in meta.get("promotions") or [] if isinstance(p, dict)]
     if not promotions:
         return None
     last = promotions[-1]
     gate = last.get("gate") if isinstance(last.get("gate"), dict) else {}
-    if last.get("forced") or "forced" in str(last.get("via") or ""):
+    if last.get("forced"):
         return {"at": last.get("at"), "reasons": list(gate.get("reasons") or [])}
     return None
 

@@ -244,9 +244,9 @@ class Playground:
                 f":x: The promotion gate refuses `{version}`: {'; '.join(verdict['reasons'])}. "
                 "*Promote anyway* forces it past the gate (as `oncall models promote VERSION --force`)."
             )
-        via = "playground" if verdict is None or verdict["passed"] else "playground, forced past the gate"
+        forced = verdict is not None and not verdict["passed"]
         try:
-            return await commands.promote(self.services, version, "playground", via=via)
+            return await commands.promote(self.services, version, "playground", "playground", forced)
         except RegistryError as exc:
             return f":x: {exc}"
 
