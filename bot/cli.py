@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
@@ -100,8 +99,6 @@ def _sentence(exc: BaseException) -> str:
         text = f"{where}: {_os_reason(exc)}" if where is not None else _os_reason(exc)
     else:
         text = " ".join((str(exc) or type(exc).__name__).split())
-        # engine.registry names the version still active after a failed write: "None" when there is none.
-        text = re.sub(r"\bthe active version is still None\b", "no version is active", text)
         cause = exc.__cause__
         if isinstance(cause, OSError) and cause.errno in _OS_ADVICE:
             text = f"{text.rstrip('.')}: {_OS_ADVICE[cause.errno]}"

@@ -537,9 +537,12 @@ class ModelRegistry:
         except OSError as exc:
             where = exc.filename or self.root
             raise RegistryError(
-                f"cannot {what}: {exc.strerror or exc} ({where}); nothing changed, the active version is "
-                f"still {self._active_or_none()}"
+                f"cannot {what}: {exc.strerror or exc} ({where}); nothing changed, {self._what_is_active()}"
             ) from exc
+
+    def _what_is_active(self) -> str:
+        active = self._active_or_none()
+        return "no version is active" if active is None else f"the active version is still {active}"
 
     def _active_or_none(self) -> str | None:
         try:

@@ -214,8 +214,7 @@ def test_cli_error_sentences_drop_errno_and_python_none() -> None:
     )
     cause = OSError(28, "No space left on device")
     wrapped = RegistryError(
-        "cannot save model versions: No space left on device (m); nothing changed, "
-        "the active version is still None"
+        "cannot save model versions: No space left on device (m); nothing changed, no version is active"
     )
     wrapped.__cause__ = cause
     assert _sentence(wrapped) == (

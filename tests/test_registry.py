@@ -259,3 +259,10 @@ def test_a_flat_layouts_plain_files_are_never_replaced_by_links(models_dir: Path
     registry.promote(version.id)
     assert registry.linked() == [] and not (flat / SEVERITY_FILE).is_symlink()
     assert (flat / SEVERITY_FILE).read_bytes() == b"the seed's own file"
+
+
+def test_a_failed_write_with_no_active_version_says_so_in_words(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(RegistryError) as caught:
+        ModelRegistry(tmp_path / "file" / "models").check_writable()
+    assert str(caught.value).endswith("nothing changed, no version is active")
