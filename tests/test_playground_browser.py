@@ -173,28 +173,28 @@ def walk_through(driver: Any, url: str, shots: Path) -> dict[str, Any]:
 
     # /oncall-models reload from the composer, as the admin.
     Select(driver.find_element(By.ID, "post-as")).select_by_value("me")
-    box = driver.find_element(By.ID, "composer-text")
-    box.clear()
-    box.send_keys("/oncall-models reload")
-    driver.find_element(By.ID, "send").click()
-    answer = until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, "#messages .message.ephemeral"), "the reload answer"
-    )
-    seen["reload"] = answer[0].text
+
+    def command(text: str, answer_says: str) -> str:
+        """Types a slash command in the composer; the private answer that says ``answer_says``."""
+        box = driver.find_element(By.ID, "composer-text")
+        box.clear()
+        box.send_keys(text)
+        driver.find_element(By.ID, "send").click()
+        answers = until(
+            lambda d: [
+                m
+                for m in d.find_elements(By.CSS_SELECTOR, "#messages .message.ephemeral")
+                if answer_says in m.text
+            ],
+            f"the answer to {text}",
+        )
+        return answers[0].text
+
+    seen["reload"] = command("/oncall-models reload", "")
     shot("models-reload")
 
     # A typo'd subcommand: answered at once, privately, with the closest valid one.
-    box = driver.find_element(By.ID, "composer-text")
-    box.clear()
-    box.send_keys("/oncall-models stauts")
-    driver.find_element(By.ID, "send").click()
-    typo = until(
-        lambda d: [
-            m for m in d.find_elements(By.CSS_SELECTOR, "#messages .message.ephemeral") if "stauts" in m.text
-        ],
-        "the answer to a typo",
-    )
-    seen["typo"] = typo[0].text
+    seen["typo"] = command("/oncall-models stauts", "stauts")
     shot("typo-answered")
 
     # The same alert again: it joins the first one's group, and shows it with a reaction and a note.
