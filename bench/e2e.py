@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.emulator import SlackEmulator
+from bot.local.emulator import SlackEmulator
 from training.synthetic import generate_incidents
 from training.train import train_builtin
 

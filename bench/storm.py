@@ -24,8 +24,8 @@ from pathlib import Path
 import aiohttp
 from e2e import free_port, wait_ready  # bench/ is the script's directory
 
-from bot.emulator import SlackEmulator
-from bot.emulator.storm import bcubed, storm
+from bot.local.emulator import SlackEmulator
+from bot.local.emulator.storm import bcubed, storm
 from training.train import train_builtin
 
 SECRET, TOKEN = "storm-signing-secret", "xoxb-storm-token"

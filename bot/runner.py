@@ -12,30 +12,26 @@ import socket
 import sys
 import time
 from dataclasses import replace
-from functools import partial
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.app import build_app
-from bot.config import Settings, check_paths
-from bot.emulator import SlackEmulator
-from bot.emulator.history import FILE_NAME as HISTORY_FILE
-from bot.emulator.history import History
-from bot.grouping import Group
-from bot.identity import SlackIdentity
-from bot.journal import Journal
-from bot.listeners import messages
-from bot.memory import SimilarIncidents
-from bot.outbox import Outbox
-from bot.playground import add_playground
-from bot.playground.routes import is_loopback
-from bot.posting import web_client
-from bot.runbooks import load_runbooks
-from bot.server import EVENTS_PATH, build_ops_app, build_web_app
-from bot.services import Services
+from bot.local.emulator import SlackEmulator
+from bot.local.emulator.history import FILE_NAME as HISTORY_FILE
+from bot.local.emulator.history import History
+from bot.local.playground import add_playground
+from bot.local.playground.routes import is_loopback
+from bot.pipeline.grouping import Group
+from bot.pipeline.journal import Journal
+from bot.pipeline.runbooks import load_runbooks
+from bot.settings import Settings, check_paths
+from bot.slack.app import build_app
+from bot.slack.identity import SlackIdentity
+from bot.slack.posting import web_client
+from bot.slack.server import EVENTS_PATH, build_ops_app, build_web_app
 from bot.store import StoreUnavailable, open_store
+from bot.wiring import Components, wire
 from engine.decision import AIDecisionEngine
 from engine.ml_service import MLService
 
@@ -55,7 +51,7 @@ class OncallBot:
         )
         self.emulator: SlackEmulator | None = None
         self.history: History | None = None  # local mode: the emulated channels, kept across restarts
-        self.services: Services | None = None
+        self.parts: Components | None = None
         self.identity: SlackIdentity | None = None
         self._http: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
@@ -105,20 +101,17 @@ class OncallBot:
         token = settings.bot_token or ""
         self.identity = SlackIdentity(web_client(token, settings.api_url, session=http))
         engine = AIDecisionEngine(self.ml, uncertain_below=settings.runtime.uncertain_below)
-        self.services = services = Services(settings, engine, store, runbooks)
-        identity = self.identity
-        services.memory = SimilarIncidents(store, workspace_url=lambda: identity.url)
         poster = web_client(token, settings.api_url, ambiguous_retries=False, session=http)
         name = replica_name(settings.port)
         self._journal = Journal(settings.data_dir / f"outbox-{name.replace(':', '-')}.journal")
-        services.outbox = Outbox(
-            store, services.writes, name, partial(messages.answer, services, poster), self._journal
+        self.parts = parts = wire(
+            settings, engine, store, runbooks, self.identity, poster, name, self._journal
         )
-        bolt = build_app(services, web_client(None, settings.api_url, session=http), self.identity)
-        main_app = build_web_app(bolt, services, with_metrics=settings.metrics_addr is None)
+        bolt = build_app(parts, web_client(None, settings.api_url, session=http), self.identity)
+        main_app = build_web_app(bolt, parts, with_metrics=settings.metrics_addr is None)
         if self.emulator is not None:
             if is_loopback(settings.host):
-                add_playground(main_app, self.emulator, services, http, self.history)
+                add_playground(main_app, self.emulator, parts.controls, parts.readiness, http, self.history)
             else:  # its buttons change the models: only for whoever sits at this machine
                 log.warning("the playground is off: --host %s is not a loopback address", settings.host)
         self._runner = web.AppRunner(main_app, access_log=None, handle_signals=False)
@@ -126,7 +119,7 @@ class OncallBot:
         await web.TCPSite(self._runner, settings.host, settings.port).start()
         self.port = self._runner.addresses[0][1]
         if settings.metrics_addr is not None:
-            ops_app = build_ops_app(self.services)
+            ops_app = build_ops_app(parts)
             self._ops_runner = web.AppRunner(ops_app, access_log=None, handle_signals=False)
             await self._ops_runner.setup()
             await web.TCPSite(self._ops_runner, *settings.metrics_addr).start()
@@ -137,12 +130,12 @@ class OncallBot:
             self._socket = AsyncSocketModeHandler(bolt, settings.app_token)
             await self._socket.connect_async()
         self._loading = asyncio.create_task(self._load_models())
-        services.memory.start()  # similar past incidents, read from the store in the background
-        services.outbox.start()  # alerts left unanswered by this replica's previous life, first
+        parts.similar.start()  # similar past incidents, read from the store in the background
+        parts.outbox.start()  # alerts left unanswered by this replica's previous life, first
 
     async def _load_models(self) -> None:
-        assert self.services is not None and self.identity is not None
-        services = self.services
+        assert self.parts is not None and self.identity is not None
+        readiness = self.parts.readiness
         delay = LOAD_RETRY_FIRST
         while True:  # whatever fails, /readyz says why and the bot tries again: it never hangs silently
             try:
@@ -151,16 +144,15 @@ class OncallBot:
             # MLService serves the last good version when one fails to load; what is raised here (the
             # built-in training failing, say on a full disk) leaves nothing to serve.
             except Exception as exc:
-                services.load_error = f"{type(exc).__name__}: {exc}"
-                services.load_failures += 1
-                log.error("models did not load (trying again in %.0f s): %s", delay, services.load_error)
+                readiness.failed(f"{type(exc).__name__}: {exc}")
+                log.error("models did not load (trying again in %.0f s): %s", delay, readiness.load_error)
                 log.debug("the failed load", exc_info=True)
                 await asyncio.sleep(delay)
                 delay = min(LOAD_RETRY_MAX, delay * 2)
-        services.load_error = None
+        readiness.loaded()
         await self.identity.fetch_until_known()  # then no event waits on auth.test before its ack
         await self._restore_groups()
-        services.ready.set()
+        readiness.set()
         log.info("models ready: %s", self.ml.models.version)
         # Every replica follows the shared model directory's active pointer: a promote or rollback
         # anywhere reaches all of them within seconds, without a restart.
@@ -168,10 +160,10 @@ class OncallBot:
 
     async def _restore_groups(self) -> None:
         """The groups still open, as the store keeps them: a restart does not split a storm in two."""
-        assert self.services is not None
-        services = self.services
+        assert self.parts is not None
+        parts = self.parts
         try:
-            rows = await services.store.open_groups(since=time.time() - services.settings.grouping.quiet)
+            rows = await parts.store.open_groups(since=time.time() - parts.settings.grouping.quiet)
         except StoreUnavailable as exc:
             log.warning("alert groups not restored, the store is unavailable: %s", exc)
             return
@@ -179,7 +171,7 @@ class OncallBot:
             log.exception("alert groups not restored")
             return
         for group_id, channel, thread_ts, state, last_seen in rows:
-            services.grouper.restore(Group.from_state(group_id, channel, thread_ts, state, last_seen))
+            parts.grouper.restore(Group.from_state(group_id, channel, thread_ts, state, last_seen))
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         assert self._loading is not None, "start() first"
@@ -195,13 +187,12 @@ class OncallBot:
         for runner in (self._runner, self._ops_runner):
             if runner is not None:
                 await runner.cleanup()
-        if self.services is not None:
-            if self.services.memory is not None:
-                await self.services.memory.stop()
-            await self.services.outbox.stop()
-            await self.services.writes.flush(timeout=5.0)  # the store may be back by now
-            await self.services.writes.stop()
-            await self.services.store.close()
+        if self.parts is not None:
+            await self.parts.similar.stop()
+            await self.parts.outbox.stop()
+            await self.parts.writes.flush(timeout=5.0)  # the store may be back by now
+            await self.parts.writes.stop()
+            await self.parts.store.close()
         if self._journal is not None:
             self._journal.close()
         if self._http is not None:

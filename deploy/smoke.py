@@ -5,7 +5,7 @@ Runs the bot command given after ``--`` (default: ``oncall serve``), in one of t
 - local (the default): the command starts in local mode (no Slack tokens: the built-in Slack emulator).
   The test reads what `oncall serve` prints in that mode: the bot's URL, the incoming webhook of #incidents
   and the emulator's history URL.
-- ``--http``: the Slack emulator runs beside the command (``python -m bot.emulator``, with the Python
+- ``--http``: the Slack emulator runs beside the command (``python -m bot.local.emulator``, with the Python
   running this script), and the command gets SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL and
   ONCALL_PORT (a free port) in its environment: HTTP mode, as in production. For a container, pass them
   through (``podman run --network host -e SLACK_BOT_TOKEN -e ...``).
@@ -168,7 +168,7 @@ def smoke(command: list[str], http_mode: bool, also: list[str], timeout: float) 
         if http_mode:
             port, secret, token = free_port(), secrets.token_hex(16), f"xoxb-smoke-{secrets.token_hex(8)}"
             bot_url = f"http://127.0.0.1:{port}"
-            emulator_argv = [sys.executable, "-m", "bot.emulator", "--port", "0"]
+            emulator_argv = [sys.executable, "-m", "bot.local.emulator", "--port", "0"]
             emulator_argv += ["--bot-url", bot_url + "/slack/events", "--signing-secret", secret]
             emu = Process("emulator", [*emulator_argv, "--bot-token", token], env)
             started.append(emu)
@@ -201,7 +201,9 @@ def smoke(command: list[str], http_mode: bool, also: list[str], timeout: float) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--http", action="store_true", help="HTTP mode against `python -m bot.emulator`")
+    parser.add_argument(
+        "--http", action="store_true", help="HTTP mode against `python -m bot.local.emulator`"
+    )
     parser.add_argument("--also", action="append", default=[], help="a shell check, once answered")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds for the whole check")
     parser.add_argument("command", nargs="*", default=["oncall", "serve"], help="after --")

@@ -37,9 +37,9 @@ with atheris.instrument_imports():
         pagerduty,
         sentry,
     )
-    from bot.alerts.model import MAX_TITLE
+    from bot.alerts.alert import MAX_TITLE
     from bot.alerts.slack_text import MAX_TEXT
-    from bot.blocks import decision_blocks, escape, with_corrections
+    from bot.slack.blocks import decision_blocks, escape, with_corrections
 
 PARSERS = (grafana, alertmanager, datadog, sentry, cloudwatch, pagerduty, human)
 TEXT_BOUND = MAX_TITLE + MAX_TEXT + 200

@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from psycopg import sql
 
-from bot.config import Settings
 from bot.runner import OncallBot
+from bot.settings import Settings
 from engine.ml_service import MLService
 from training.train import TrainConfig, TrainResult, train
 

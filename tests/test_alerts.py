@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.alerts import SOURCES, classify, flatten, normalise_severity, parse_message
-from bot.alerts.model import MAX_TITLE
+from bot.alerts.alert import MAX_TITLE
 from bot.alerts.slack_text import MAX_TEXT, decode
 
 TEXT_BOUND = MAX_TITLE + MAX_TEXT + 200  # title, description, "service:..." and separators

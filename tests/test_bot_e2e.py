@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import Settings
-from bot.emulator import SlackEmulator
+from bot.local.emulator import SlackEmulator
 from bot.runner import OncallBot
+from bot.settings import Settings
 from bot.store import VERDICTS, DecisionRecord
 from engine.ml_service import MLService
 from engine.registry import ModelRegistry
@@ -66,7 +66,7 @@ class Running:
 
     async def stored(self, reply: dict[str, Any]) -> DecisionRecord:
         """The decision record of a reply: stored once Slack has answered the post, a moment after."""
-        store = self.bot.services.store
+        store = self.bot.parts.store
         deadline = time.monotonic() + 5
         while (record := await store.decision(reply["channel"], reply["ts"])) is None:
             assert time.monotonic() < deadline, "the decision was never stored"
@@ -193,7 +193,7 @@ async def test_the_same_message_under_a_new_event_id_gets_no_second_decision(run
     await emu.settle()
     await asyncio.sleep(0.3)
     assert len(running.bot_posts()) == 1
-    assert running.bot.services.metrics.duplicates.value() == 1
+    assert running.bot.parts.metrics.duplicates.value() == 1
 
 
 async def test_an_unknown_event_type_is_acknowledged_and_counted(running: Running) -> None:
@@ -342,7 +342,7 @@ async def test_a_mistyped_subcommand_is_answered_at_once_with_the_closest_one(ru
     assert "*Usage:*" in far.text
     helped = await emu.run_command(PERSON, "#incidents", "/oncall-models", "help")
     assert helped.text.startswith("*Usage:*")
-    metrics = running.bot.services.metrics
+    metrics = running.bot.parts.metrics
     assert metrics.commands.value(command="/oncall-models", sub="unknown") == 7
 
 
@@ -351,7 +351,7 @@ async def test_reactions_on_decisions_are_ratings_and_removal_withdraws_them(run
     emu = running.emulator
     alert = await emu.post_message(PERSON, "#incidents", "[FIRING:1] HighLatency search p99 3s")
     reply = await running.decision_for(alert)
-    store = running.bot.services.store
+    store = running.bot.parts.store
     channel, ts = reply["channel"], reply["ts"]
     record = await running.stored(reply)
     await emu.add_reaction(PERSON, "#incidents", ts, "+1")
@@ -480,7 +480,7 @@ async def test_an_alert_through_the_app_s_own_webhook_is_answered_and_its_own_po
     await asyncio.sleep(0.3)
     assert len(running.bot_posts()) == 2, "the app answered one of its own messages"
     assert not emu.workspace.thread("C0ALERTSPROD", posted["ts"])[1:]
-    assert running.bot.services.metrics.events.value(type="message", outcome="unhandled") == 0
+    assert running.bot.parts.metrics.events.value(type="message", outcome="unhandled") == 0
 
 
 @asynccontextmanager
@@ -533,7 +533,7 @@ async def test_corrections_are_stored_as_labels_and_shown_on_the_decision(runnin
     alert = await emu.post_message(PERSON, "#incidents", "orders-db failover took 40s, writes failing")
     reply = await running.decision_for(alert)
     record = await running.stored(reply)
-    store = running.bot.services.store
+    store = running.bot.parts.store
     channel, ts = reply["channel"], reply["ts"]
     await emu.click(PERSON, reply, "correct_severity", "critical")
     await emu.click(ADMIN, reply, "correct_category", "database")
@@ -563,7 +563,7 @@ async def test_corrections_are_stored_as_labels_and_shown_on_the_decision(runnin
 
 async def test_shadow_then_canary_then_promote_a_candidate(running: Running) -> None:
     emu = running.emulator
-    store = running.bot.services.store
+    store = running.bot.parts.store
     registry = ModelRegistry(running.models)
     active, candidate = registry.active_id(), registry.history()[-1]
     refused = await emu.run_command(PERSON, "#incidents", "/oncall-models", f"shadow {candidate}")

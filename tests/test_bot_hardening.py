@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot import redact
-from bot.config import Settings
-from bot.emulator import SlackEmulator
+from bot.local.emulator import SlackEmulator
+from bot.ops import redact
 from bot.runner import OncallBot
+from bot.settings import Settings
 from engine.fallback import FALLBACK_VERSION
 from engine.ml_service import MLService
 from engine.registry import SERVING_FILE, ModelRegistry, dump_artifact, sha256_file

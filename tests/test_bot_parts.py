@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import SECTION_TEXT_MAX, cut, decision_blocks, escape
-from bot.config import ConfigError, load_settings, watches
-from bot.posting import ChannelPacer
-from bot.runbooks import load_runbooks
+from bot.pipeline.runbooks import load_runbooks
+from bot.settings import ConfigError, load_settings, watches
+from bot.slack.blocks import SECTION_TEXT_MAX, cut, decision_blocks, escape
+from bot.slack.posting import ChannelPacer
 from engine.decision import ActionScore, Decision
 
 
@@ -193,7 +193,7 @@ def test_a_channel_takes_a_burst_then_is_paced_in_order() -> None:
 
 
 def test_a_canary_takes_a_stable_share_of_the_alerts() -> None:
-    from bot.listeners.messages import canary_hit
+    from bot.pipeline.answer import canary_hit
 
     alerts = [("C1", f"1732600000.{i:06d}") for i in range(4000)]
     hits = [canary_hit(c, ts, 0.1) for c, ts in alerts]
@@ -222,7 +222,7 @@ def test_a_canary_takes_a_stable_share_of_the_alerts() -> None:
     ],
 )
 def test_the_resolved_note_drops_the_source_s_own_resolved_marker(title: str, shown: str) -> None:
-    from bot.listeners.messages import without_resolved_marker
+    from bot.pipeline.answer import without_resolved_marker
 
     assert without_resolved_marker(title) == shown
 

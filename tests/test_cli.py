@@ -206,10 +206,10 @@ def test_errors_are_one_sentence_that_says_what_to_do(tmp_path: Path, models_dir
 
 
 def test_cli_error_sentences_drop_errno_and_python_none() -> None:
-    from bot.cli import _sentence
+    from bot.cli.common import sentence
     from engine.registry import RegistryError
 
-    assert _sentence(FileNotFoundError(2, "No such file or directory", "x.jsonl")) == (
+    assert sentence(FileNotFoundError(2, "No such file or directory", "x.jsonl")) == (
         "x.jsonl: no such file or directory"
     )
     cause = OSError(28, "No space left on device")
@@ -217,7 +217,7 @@ def test_cli_error_sentences_drop_errno_and_python_none() -> None:
         "cannot save model versions: No space left on device (m); nothing changed, no version is active"
     )
     wrapped.__cause__ = cause
-    assert _sentence(wrapped) == (
+    assert sentence(wrapped) == (
         "cannot save model versions: No space left on device (m); nothing changed, no version is active: "
         "free some space and try again"
     )

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from bot.cli import build_parser
-from bot.config import load_settings
+from bot.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"

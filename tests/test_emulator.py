@@ -26,7 +26,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.emulator import CommandError, SlackEmulator
+from bot.local.emulator import CommandError, SlackEmulator
 
 pytestmark = pytest.mark.asyncio
 

@@ -25,8 +25,8 @@ import aiohttp
 import psycopg
 import pytest
 
-from bot.emulator import SlackEmulator
-from bot.listeners.dedup import claim_key
+from bot.local.emulator import SlackEmulator
+from bot.slack.middleware.dedup import claim_key
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore::ResourceWarning")]

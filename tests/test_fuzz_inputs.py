@@ -27,8 +27,8 @@ from bot.alerts import (
     pagerduty,
     sentry,
 )
-from bot.alerts.model import MAX_TITLE
-from bot.blocks import (
+from bot.alerts.alert import MAX_TITLE
+from bot.slack.blocks import (
     CONTEXT_TEXT_MAX,
     FALLBACK_TEXT_MAX,
     SECTION_TEXT_MAX,

@@ -11,12 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot import group_thread
-from bot.alerts.model import make_alert
-from bot.config import GroupingSettings, load_settings
-from bot.emulator.storm import bcubed, storm
-from bot.grouping import Group, Grouper, rank
-from bot.posting import REACTIONS
+from bot.alerts.alert import make_alert
+from bot.local.emulator.storm import bcubed, storm
+from bot.pipeline import group_thread
+from bot.pipeline.grouping import Group, Grouper, rank
+from bot.settings import GroupingSettings, load_settings
+from bot.slack.posting import REACTIONS
 from tests.test_bot_e2e import Running, running, start_bot  # noqa: F401 - the fixture
 
 
@@ -120,11 +120,11 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
     bot_user = emu.workspace.bot.user_id
     assert emu.workspace.message("C0INCIDENTS", resolved["ts"]).reactions == {"white_check_mark": [bot_user]}
     assert await emu.wait_for_bot_message("#incidents", thread_ts=unrelated["ts"], timeout=10)
-    metrics = running.bot.services.metrics
+    metrics = running.bot.parts.metrics
     assert sum(metrics.grouped.values.values()) == 3
     edits = [c for c in emu.calls if c.method == "chat.update" and c.ok]
     assert len(edits) <= 2, "edited at most once per burst, not once per alert"
-    members = await running.bot.services.store.open_groups(since=0)
+    members = await running.bot.parts.store.open_groups(since=0)
     assert [state["count"] for _, _, thread_ts, state, _ in members if thread_ts == first] == [4]
 
     # A restart does not split the group: the next related alert joins the same thread.
@@ -143,7 +143,7 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
 
 @pytest.mark.asyncio
 async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(running: Running) -> None:  # noqa: F811
-    emu, store = running.emulator, running.bot.services.store
+    emu, store = running.emulator, running.bot.parts.store
     hook = emu.create_webhook("#incidents")
     replayed = storm(150, seed=11)
     alert_ts: list[str] = []
@@ -172,7 +172,7 @@ async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(runn
 
 @pytest.mark.asyncio
 async def test_a_related_alert_of_higher_severity_updates_the_decision(running: Running) -> None:  # noqa: F811
-    emu, engine = running.emulator, running.bot.services.engine
+    emu, engine = running.emulator, running.bot.parts.engine
     mild = "queue depth growing slowly on orders-worker, no user impact yet"
     severe = "orders-worker down: all checkout orders failing for every customer, outage, data loss"
     low, high = (engine.analyze(alert(text, "orders").incident).severity for text in (mild, severe))
@@ -197,7 +197,7 @@ async def test_a_related_alert_of_higher_severity_updates_the_decision(running: 
         await asyncio.sleep(0.1)
     shown = json.dumps(emu.workspace.message("C0INCIDENTS", decision["ts"]).fields)
     assert f"Severity raised to *{high}*" in shown
-    store = running.bot.services.store
+    store = running.bot.parts.store
     while (record := await store.decision("C0INCIDENTS", decision["ts"])) is None or record.severity != high:
         assert time.monotonic() < deadline, "ratings apply to what is shown"  # written after the update
         await asyncio.sleep(0.05)
@@ -259,7 +259,7 @@ async def test_in_a_storm_joining_alerts_beyond_the_note_budget_get_the_reaction
     assert len(noted) == 2, "two notes a minute in this channel, then reactions only"
     for ts in posted[1:]:
         assert_marked(running, ts, posted[0], note=ts in noted)
-    replies = running.bot.services.metrics.replies
+    replies = running.bot.parts.metrics.replies
     assert replies.value(kind="grouped, no note (storm)") == 1 and replies.value(kind="grouped reaction") == 3
 
 
@@ -272,7 +272,7 @@ async def test_a_storm_beyond_slacks_reaction_limit_is_counted_in_the_group_only
     has no note left in the channel's minute) is shown only in its group's count, never as a 429."""
     monkeypatch.setattr(group_thread, "NOTES_PER_MINUTE", 1)
     monkeypatch.setattr(group_thread, "REACTION_MAX_WAIT", 1.0)
-    running.bot.services.pacer.limits[REACTIONS] = (2, 0.2)  # two at once, then one every 5 s
+    running.bot.parts.pacer.limits[REACTIONS] = (2, 0.2)  # two at once, then one every 5 s
     emu = running.emulator
     posted = [(await emu.post_message("U0BOB", "#incidents", text))["ts"] for text, _ in STORM]
     deadline = time.monotonic() + 15
@@ -280,7 +280,7 @@ async def test_a_storm_beyond_slacks_reaction_limit_is_counted_in_the_group_only
         assert time.monotonic() < deadline, "the group's message does not count them"
         await asyncio.sleep(0.1)
     await emu.settle()
-    replies = running.bot.services.metrics.replies
+    replies = running.bot.parts.metrics.replies
     assert replies.value(kind="grouped reaction") == 2
     assert replies.value(kind="grouped, no reaction (storm)") == 1
     assert replies.value(kind="grouped note") == 1 and replies.value(kind="grouped, no note (storm)") == 2

@@ -17,9 +17,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from bot.emulator import SlackEmulator
-from bot.emulator import events as emu_events
-from bot.listeners.guard import NOT_SLACK, REFUSED, response_url_allowed
+from bot.local.emulator import SlackEmulator
+from bot.local.emulator import events as emu_events
+from bot.slack.middleware.guard import NOT_SLACK, REFUSED, response_url_allowed
 from tests import test_alerts as alert_examples
 from tests.test_bot_e2e import (
     ADMIN,
@@ -233,11 +233,11 @@ async def test_a_click_from_another_team_or_a_malformed_user_is_refused(
     assert refused.ack is not None and refused.ack.status == 200
     await emu.settle()
     await asyncio.sleep(0.2)
-    store = running.bot.services.store
+    store = running.bot.parts.store
     assert await store.ratings(reply["channel"], reply["ts"]) == [], "no correction stored"
     assert not any(c.method == "chat.update" for c in emu.calls), "the decision is unchanged"
     reason = "foreign team" if "team" in json.dumps(change) else "malformed user"
-    assert running.bot.services.metrics.refused.value(kind="interaction", reason=reason) == 1
+    assert running.bot.parts.metrics.refused.value(kind="interaction", reason=reason) == 1
     # The same click from this workspace's own person is taken.
     await emu.interactions.send(_foreign_click(running, reply, {}))
     assert await eventually(
@@ -268,7 +268,7 @@ async def test_a_command_from_another_team_or_a_malformed_user_is_refused(
     await emu.settle()
     await asyncio.sleep(0.2)
     assert len(interaction.responses) == 1, "no prediction was posted"
-    metrics = running.bot.services.metrics
+    metrics = running.bot.parts.metrics
     assert metrics.commands.value(command="/oncall-predict", sub="predict") == 0
     assert metrics.refused.value(kind="command", reason=reason) == 1
     async with aiohttp.ClientSession() as http:
@@ -290,7 +290,7 @@ async def test_a_response_url_is_slack_s_or_the_configured_web_api_s() -> None: 
 async def test_a_command_or_click_whose_response_url_is_not_slack_s_is_refused(running: Running) -> None:
     """A signed command or click naming a response_url elsewhere (here a listener of the test's own, as
     `http://127.0.0.1:9/x` was tried): nothing is sent there, and it is refused, logged and counted."""
-    emu, metrics = running.emulator, running.bot.services.metrics
+    emu, metrics = running.emulator, running.bot.parts.metrics
     received: list[str] = []
 
     async def record(request: web.Request) -> web.Response:
@@ -317,7 +317,7 @@ async def test_a_command_or_click_whose_response_url_is_not_slack_s_is_refused(r
         await emu.settle()
         await asyncio.sleep(0.5)
         assert received == [], "the bot posted to a response_url that is not Slack's"
-        assert await running.bot.services.store.ratings(reply["channel"], reply["ts"]) == []
+        assert await running.bot.parts.store.ratings(reply["channel"], reply["ts"]) == []
         for kind in ("command", "interaction"):
             assert metrics.refused.value(kind=kind, reason="foreign response_url") == 1
         # The emulator's own response_url is the configured SLACK_API_URL's host: answered there.
@@ -328,7 +328,7 @@ async def test_a_command_or_click_whose_response_url_is_not_slack_s_is_refused(r
 
 
 def _error_count(running: Running) -> float:
-    events = running.bot.services.metrics.events
+    events = running.bot.parts.metrics.events
     return sum(v for labels, v in events.values.items() if ("outcome", "error") in labels)
 
 
@@ -348,7 +348,7 @@ async def test_garbage_bodies_and_payloads_never_break_a_listener(running: Runni
     for body in unreadable:  # signed by Slack: acknowledged (a retry would not help), and counted
         answer = await emu.deliver_raw(body)
         assert answer.status == 200, body[:60]
-    refused = running.bot.services.metrics.refused
+    refused = running.bot.parts.metrics.refused
     assert refused.value(kind="request", reason="malformed body") == len(unreadable)
 
     base = {"type": "message", "channel": channel, "user": person, "ts": "1732600000.000100"}
@@ -378,7 +378,7 @@ async def test_garbage_bodies_and_payloads_never_break_a_listener(running: Runni
     await emu.settle()
     reply = await emu.wait_for_bot_message("#incidents", thread_ts=huge.ts, timeout=10)
     assert "&lt;!channel&gt;" in reply["text"] or "<!channel>" not in reply["text"]
-    metrics = running.bot.services.metrics
+    metrics = running.bot.parts.metrics
     assert _error_count(running) == 0, metrics.events.values
     refusals = {0: "malformed event", 1: "malformed event", 2: "malformed event", 10: "malformed body"}
     for event_id in ids:  # refused or answered, each acknowledged once: Slack has no reason to retry
@@ -403,6 +403,6 @@ async def test_socket_mode_refuses_a_command_from_another_team_too(models_dir: P
         forged.form["team_id"] = "T0OTHER"
         answer = await (await emu.interactions.send(forged)).first_response()
         assert answer.text == REFUSED
-        assert bot.services.metrics.refused.value(kind="command", reason="foreign team") == 1
+        assert bot.parts.metrics.refused.value(kind="command", reason="foreign team") == 1
         own = await emu.run_command(PERSON, "#incidents", "/oncall-predict", "db down")
         assert "*Severity:*" in json.dumps(own.payload.get("blocks"))

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bot import logs, redact
-from bot.emulator import SlackEmulator
+from bot.local.emulator import SlackEmulator
+from bot.ops import logs, redact
 from tests.test_bot_hardening import PERSON, SIGNING, TOKEN, bot_process
 
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) \S+: ")
@@ -112,7 +112,7 @@ async def test_a_live_bot_logs_json_with_the_event_fields(models_dir: Path, tmp_
             assert list(records[-1])[:4] == KEYS, line
     assert len(records) > 10, text[-2000:]
     (answered,) = [r for r in records if r["message"].startswith("answered ")]
-    assert answered["logger"] == "bot.listeners.messages" and answered["level"] == "INFO"
+    assert answered["logger"] == "bot.pipeline.answer" and answered["level"] == "INFO"
     assert answered["channel"] == alert["channel"] and answered["alert_ts"] == alert["ts"]
     assert isinstance(answered["alert_source"], str) and answered["alert_source"]
     assert answered["model_version"] and 0 < answered["latency_seconds"] < 10

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.listeners import COMMANDS, EVENTS
+from bot.slack.listeners import COMMANDS, EVENTS
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yml").read_text())
 # Slack's subscriptions for an event the app handles, and the scope each subscription needs

@@ -14,7 +14,7 @@ import time
 import aiohttp
 import pytest
 
-from bot.metrics import Metrics, Scrape
+from bot.ops.metrics import Metrics, Scrape
 from tests.test_bot_e2e import ADMIN, ALERTMANAGER, PERSON, Running, eventually, running  # noqa: F401
 
 # Counts since start that were once typed gauge: each must be a counter with `_total` now.
@@ -75,7 +75,7 @@ async def traffic(bot: Running) -> None:
 async def test_a_live_scrape_after_real_traffic_passes_promtool(running: Running) -> None:  # noqa: F811
     tool = promtool()
     await traffic(running)
-    ratings = running.bot.services.metrics.ratings
+    ratings = running.bot.parts.metrics.ratings
 
     async def rated() -> float:
         return ratings.value(kind="verdict", change="added")

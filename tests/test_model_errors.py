@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.emulator import SlackEmulator
+from bot.local.emulator import SlackEmulator
 from bot.runner import LOAD_RETRY_FIRST, OncallBot
 from engine.ml_service import MLService
 from engine.registry import SERVING_FILE, ModelRegistry

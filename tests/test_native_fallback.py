@@ -234,7 +234,7 @@ def test_oncall_native_chooses_the_implementation(monkeypatch: pytest.MonkeyPatc
     assert impl is _native_py and "cannot be imported" in str(reason)
     with pytest.raises(ImportError):
         native.select("1")
-    # imported before the CLI checks its settings: a wrong value is no crash (bot/config.py refuses it)
+    # imported before the CLI checks its settings: a wrong value is no crash (bot/settings.py refuses it)
     ignored = _python("from engine import native; print(native.impl.__name__)", [], REPO, ONCALL_NATIVE="yes")
     assert ignored.returncode == 0 and "ONCALL_NATIVE must be 0" in ignored.stderr
     assert ignored.stdout.strip() == ("engine._native" if C is not None else "engine._native_py")

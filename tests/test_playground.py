@@ -17,13 +17,13 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from bot.config import Settings
-from bot.emulator import SlackEmulator
-from bot.emulator.history import FILE_NAME as HISTORY_FILE
-from bot.emulator.history import History
-from bot.emulator.state import Workspace
-from bot.playground.routes import STATIC, is_loopback
+from bot.local.emulator import SlackEmulator
+from bot.local.emulator.history import FILE_NAME as HISTORY_FILE
+from bot.local.emulator.history import History
+from bot.local.emulator.state import Workspace
+from bot.local.playground.routes import STATIC, is_loopback
 from bot.runner import OncallBot
+from bot.settings import Settings
 from engine.ml_service import MLService
 from tests.conftest import small_config
 from tests.test_bot_e2e import SECRET, TOKEN, start_bot

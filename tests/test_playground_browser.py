@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot.config import Settings
-from bot.emulator.history import FILE_NAME as HISTORY_FILE
+from bot.local.emulator.history import FILE_NAME as HISTORY_FILE
 from bot.runner import OncallBot
+from bot.settings import Settings
 from engine.ml_service import MLService
 from tests.test_playground import REFUSED_CONFIG
 from training.train import GateRefused, train
@@ -312,7 +312,7 @@ async def test_a_first_visit_in_a_real_browser(local_bot: OncallBot, browser: An
     assert "<script>document.body.dataset.pwned=1</script>" in seen["hostile_text"]
 
     # What the clicks did reached the store, as Slack's would: the :+1: and the correction, by Alice.
-    store = local_bot.services.store  # type: ignore[union-attr]
+    store = local_bot.parts.store  # type: ignore[union-attr]
     (decision,) = [d for d in await store.decisions_since(0) if d.channel == "C0INCIDENTS"]
     votes = await store.ratings(decision.channel, decision.reply_ts)
     assert ("U0ALICE", "verdict", "+1", "confirm") in votes

@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.emulator import SlackEmulator
+from bot.local.emulator import SlackEmulator
 from engine.registry import ModelRegistry
 from tests.conftest import free_port
 

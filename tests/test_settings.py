@@ -1,4 +1,4 @@
-"""Every setting the program reads, from any module, is checked in one place (bot/config.py: ENVIRONMENT)
+"""Every setting the program reads, from any module, is checked in one place (bot/settings.py: ENVIRONMENT)
 and listed in one table (README's settings table); no code names a setting that does not exist."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.config import DEFAULT_UNCERTAIN_BELOW, ENVIRONMENT
+from bot.settings import DEFAULT_UNCERTAIN_BELOW, ENVIRONMENT
 from engine import decision
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def readme_table() -> set[str]:
 def test_every_variable_read_anywhere_is_in_the_one_list_and_the_one_table() -> None:
     read = {name: path for path, text in sources().items() for name in READ.findall(text)}
     unknown = {name: str(path.relative_to(REPO)) for name, path in read.items() if name not in ENVIRONMENT}
-    assert not unknown, f"read but not checked in bot/config.py (ENVIRONMENT): {unknown}"
+    assert not unknown, f"read but not checked in bot/settings.py (ENVIRONMENT): {unknown}"
     table = readme_table()
     assert set(ENVIRONMENT) <= table, f"not in README's settings table: {set(ENVIRONMENT) - table}"
     assert table <= set(ENVIRONMENT), f"in README's table but read nowhere: {table - set(ENVIRONMENT)}"

@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.blocks import CONTEXT_TEXT_MAX, SIMILAR_BLOCK, SIMILAR_SKIPPED, decision_blocks, similar_block
-from bot.config import sqlite_path
-from bot.memory import SEARCH_BUDGET, Similar, SimilarIncidents, thread_link
+from bot.pipeline.similar import SEARCH_BUDGET, Similar, SimilarIncidents, thread_link
+from bot.settings import sqlite_path
+from bot.slack.blocks import CONTEXT_TEXT_MAX, SIMILAR_BLOCK, SIMILAR_SKIPPED, decision_blocks, similar_block
 from bot.store import DecisionRecord, PastIncident, Rating, open_store
 from bot.store.migrations import MIGRATIONS
 from engine.decision import Decision
@@ -207,13 +207,13 @@ def test_history_import_reports_skips_and_is_idempotent(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_the_bot_lists_the_similar_past_incident_under_its_decision(running: Running) -> None:  # noqa: F811
-    services = running.bot.services
-    await services.store.import_incident(
+    parts = running.bot.parts
+    await parts.store.import_incident(
         past(
             "pm-42", "Disk full on db-prod-3: postgres writes failing", link="https://wiki.example.com/pm-42"
         )
     )
-    await services.memory.refresh()
+    await parts.similar.refresh()
     alert = await running.emulator.post_message(
         PERSON, "#incidents", "disk full on db-prod-5, postgres writes failing"
     )
@@ -228,18 +228,18 @@ async def test_the_bot_lists_the_similar_past_incident_under_its_decision(runnin
 @pytest.mark.asyncio
 async def test_the_running_bot_remembers_its_decisions_and_their_corrections(running: Running) -> None:  # noqa: F811
     """What the bot serves from today: its memory follows the store and links to the workspace's threads."""
-    services = running.bot.services
+    parts = running.bot.parts
     alert = await running.emulator.post_message(
         PERSON, "#incidents", "disk full on db-prod-5, postgres writes failing"
     )
     reply = await running.decision_for(alert)
     await running.stored(reply)
-    await services.memory.refresh()
-    await services.store.rate(
+    await parts.similar.refresh()
+    await parts.store.rate(
         alert["channel"], reply["ts"], "U0CAROL", "correct_severity", Rating("severity", "low")
     )
-    await services.memory.refresh()  # as the memory does every REFRESH_SECONDS
-    hits = await services.memory.similar("disk full on db-prod-9: postgres writes failing", "C0OTHER", "1.0")
+    await parts.similar.refresh()  # as the memory does every REFRESH_SECONDS
+    hits = await parts.similar.similar("disk full on db-prod-9: postgres writes failing", "C0OTHER", "1.0")
     assert [(h.title, h.severity, h.confirmed) for h in hits] == [
         ("disk full on db-prod-5, postgres writes failing", "low", True)
     ]
@@ -247,7 +247,7 @@ async def test_the_running_bot_remembers_its_decisions_and_their_corrections(run
         hits[0].link
         == f"https://emulator.slack.com/archives/{alert['channel']}/p{alert['ts'].replace('.', '')}"
     )
-    assert await services.memory.similar(alert["text"], alert["channel"], alert["ts"]) == []  # never itself
+    assert await parts.similar.similar(alert["text"], alert["channel"], alert["ts"]) == []  # never itself
 
 
 DISK_ALERT = "disk full on db-prod-5, postgres writes failing"
@@ -267,10 +267,10 @@ async def skipped_metric(bot: Running, reason: str) -> str:
 
 @pytest.mark.asyncio
 async def test_a_slow_search_does_not_hold_the_decision_back_and_says_so(running: Running) -> None:  # noqa: F811
-    services = running.bot.services
-    await services.store.import_incident(past("pm-7", "Disk full on db-prod-3: postgres writes failing"))
-    await services.memory.refresh()
-    index, release = services.memory.index, threading.Event()
+    parts = running.bot.parts
+    await parts.store.import_incident(past("pm-7", "Disk full on db-prod-3: postgres writes failing"))
+    await parts.similar.refresh()
+    index, release = parts.similar.index, threading.Event()
     search = index.search
 
     def stuck(*args: Any, **kw: Any) -> Any:  # the fault: a search as slow as the test says
@@ -296,10 +296,10 @@ async def test_a_slow_search_does_not_hold_the_decision_back_and_says_so(running
 
 @pytest.mark.asyncio
 async def test_while_the_event_loop_is_overloaded_decisions_skip_the_search(running: Running) -> None:  # noqa: F811
-    services = running.bot.services
-    await services.store.import_incident(past("pm-8", "Disk full on db-prod-3: postgres writes failing"))
-    await services.memory.refresh()
-    lag = services.memory.loop_lag
+    parts = running.bot.parts
+    await parts.store.import_incident(past("pm-8", "Disk full on db-prod-3: postgres writes failing"))
+    await parts.similar.refresh()
+    lag = parts.similar.loop_lag
     deadline = time.monotonic() + 3
     while not lag.busy:  # the overload: callbacks that hold the loop 150 ms each, as a storm would
         assert time.monotonic() < deadline, f"the loop was never found overloaded (last lag {lag.lag:.3f} s)"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_DATA_DIR, default_db_url, load_settings, sqlite_path
+from bot.settings import DEFAULT_DATA_DIR, default_db_url, load_settings, sqlite_path
 from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]

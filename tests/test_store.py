@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bot.config import ConfigError, sqlite_path
+from bot.settings import ConfigError, sqlite_path
 from bot.store import DecisionRecord, OutboxEntry, Rating, base, open_store, rating_for
 from bot.store.migrations import MIGRATIONS
 from bot.store.write_behind import WriteBehind

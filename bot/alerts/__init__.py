@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import alertmanager, cloudwatch, datadog, grafana, human, pagerduty, sentry
-from .model import Alert, normalise_severity
+from .alert import Alert, normalise_severity
 from .slack_text import Flat, flatten
 
 __all__ = [

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .labels import as_description, catalog_service, parse_labels, remove_line, service_from
-from .model import Alert, make_alert, normalise_severity
+from .alert import Alert, make_alert, normalise_severity
+from .fields import as_description, catalog_service, parse_labels, remove_line, service_from
 from .slack_text import Flat
 
 SOURCE = "alertmanager"

@@ -13,8 +13,8 @@ import json
 import re
 from typing import Any
 
-from .labels import as_description, parse_labels, remove_line
-from .model import Alert, make_alert
+from .alert import Alert, make_alert
+from .fields import as_description, parse_labels, remove_line
 from .slack_text import Flat
 
 SOURCE = "cloudwatch"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .alert import Alert, make_alert
 from .alertmanager import TITLE, described, group_key
-from .labels import catalog_service, parse_labels, remove_line, service_from
-from .model import Alert, make_alert
+from .fields import catalog_service, parse_labels, remove_line, service_from
 from .slack_text import Flat
 
 SOURCE = "grafana"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .labels import catalog_service
-from .model import MAX_TITLE, Alert, make_alert
+from .alert import MAX_TITLE, Alert, make_alert
+from .fields import catalog_service
 from .slack_text import Flat
 
 SOURCE = "human"

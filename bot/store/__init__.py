@@ -7,7 +7,7 @@ on open), same behaviour: ``store = await open_store(settings.db_url)``.
 
 from __future__ import annotations
 
-from bot.config import db_backend, sqlite_path
+from bot.settings import db_backend, sqlite_path
 from bot.store.base import (
     ACTION_PICKS,
     EVENT_MEMORY_SECONDS,
