@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from bot.slack.ids import CHANNEL_ID, USER_ID
+
 DEFAULT_PORT = 3000
 # What the bot writes (the SQLite store by default, the outbox journal) lives here, not in the working
 # directory: a checkout stays clean (.gitignore covers data/), and one volume holds it all in a container.
@@ -56,8 +58,6 @@ ENVIRONMENT = (
     "ONCALL_NATIVE",
     "SLACK_BOT_URL",  # the stand-alone emulator's (python -m bot.local.emulator) only: a default for its flag
 )
-_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 class ConfigError(Exception):
@@ -321,11 +321,11 @@ def validate(s: Settings) -> None:
     if not 1 <= s.port <= 65535:
         raise ConfigError(f"ONCALL_PORT must be a port number (1-65535), got {s.port}.")
     for admin in s.admins:
-        if not _USER_ID.match(admin):
+        if not USER_ID.match(admin):
             raise ConfigError(f"ONCALL_ADMINS must list Slack user IDs (like U024BE7LH), got {admin!r}.")
     for channel in s.channels:
         name = channel.removeprefix("#")
-        if not (_CHANNEL_ID.match(channel) or re.match(r"^[a-z0-9][a-z0-9_-]{0,79}$", name)):
+        if not (CHANNEL_ID.match(channel) or re.match(r"^[a-z0-9][a-z0-9_-]{0,79}$", name)):
             raise ConfigError(f"ONCALL_CHANNELS must list channel IDs or names, got {channel!r}.")
     db_backend(s.db_url)
     if s.runbooks is not None and not s.runbooks.is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -117,6 +117,8 @@ class AIDecisionEngine:
         with _collector_paused():
             for b in self.ml.predict_chunks(texts, self.top_actions):
                 names, version, fallback = b.action_names, b.model_version, b.fallback
+                severity_uncertain = uncertain(b.severity_confidence, below, fallback)
+                category_uncertain = uncertain(b.category_confidence, below, fallback)
                 decisions += [
                     Decision(
                         sev,
@@ -124,19 +126,21 @@ class AIDecisionEngine:
                         cat,
                         cc,
                         [ActionScore(names[j], c) for j, c in zip(order, conf, strict=True)],
-                        fallback or sc < below,
-                        fallback or cc < below,
+                        su,
+                        cu,
                         version,
                         [],
                         fallback,
                     )
-                    for sev, sc, cat, cc, order, conf in zip(
+                    for sev, sc, cat, cc, order, conf, su, cu in zip(
                         b.severity,
                         b.severity_confidence,
                         b.category,
                         b.category_confidence,
                         b.action_order,
                         b.action_confidence,
+                        severity_uncertain,
+                        category_uncertain,
                         strict=True,
                     )
                 ]
@@ -156,6 +160,12 @@ class AIDecisionEngine:
         )
 
 
+def uncertain(confidences: Iterable[float], below: float, fallback: bool) -> list[bool]:
+    """The uncertain rule, for a column of confidences at once: a field is uncertain when its confidence
+    is under ``below``, and every field of the rule-based fallback is."""
+    return [fallback or c < below for c in confidences]
+
+
 def _decision(
     severity: str,
     severity_confidence: float,
@@ -167,14 +177,17 @@ def _decision(
     uncertain_below: float,
     explanation: list[str] | None = None,
 ) -> Decision:
+    severity_uncertain, category_uncertain = uncertain(
+        (severity_confidence, category_confidence), uncertain_below, fallback
+    )
     return Decision(
         severity,
         severity_confidence,
         category,
         category_confidence,
         [ActionScore(a, c) for a, c in actions],
-        fallback or severity_confidence < uncertain_below,
-        fallback or category_confidence < uncertain_below,
+        severity_uncertain,
+        category_uncertain,
         model_version,
         explanation or [],
         fallback,

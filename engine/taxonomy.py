@@ -31,10 +31,3 @@ ACTIONS: tuple[str, ...] = (
     "escalate_vendor",
     "monitor",
 )
-
-SEVERITY_EMOJI: dict[str, str] = {
-    "critical": ":red_circle:",
-    "high": ":large_orange_circle:",
-    "medium": ":large_yellow_circle:",
-    "low": ":white_circle:",
-}

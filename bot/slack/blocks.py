@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.pipeline.similar import Similar
 from engine.decision import Decision
-from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES, SEVERITY_EMOJI
+from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
 
 # Slack's limits (https://api.slack.com/reference/block-kit/blocks): we stay well inside them.
 SECTION_TEXT_MAX = 3000
@@ -31,6 +31,13 @@ RATE_HINT = (
 # (NUL and the like): dropped. A lone surrogate (from a payload that was not UTF-8) cannot be encoded.
 _INVISIBLE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+SEVERITY_EMOJI: dict[str, str] = {
+    "critical": ":red_circle:",
+    "high": ":large_orange_circle:",
+    "medium": ":large_yellow_circle:",
+    "low": ":white_circle:",
+}
 
 
 def plain(text: str) -> str:

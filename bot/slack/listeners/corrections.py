@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.ops.metrics import Metrics
 from bot.slack.blocks import escape, label, with_corrections
-from bot.slack.middleware.guard import USER_ID
+from bot.slack.ids import USER_ID
 from bot.store import Rating, Store
 from bot.store.write_behind import WriteBehind
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES

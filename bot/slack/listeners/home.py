@@ -12,9 +12,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.ops.metrics import Metrics
 from bot.ops.readiness import Readiness
 from bot.slack.blocks import text_blocks
+from bot.slack.ids import USER_ID
 from bot.slack.listeners.commands import MODELS_USAGE, ModelControls
 from bot.slack.lookups import Admins
-from bot.slack.middleware.guard import USER_ID
 
 log = logging.getLogger(__name__)
 EVENTS = ("app_home_opened",)

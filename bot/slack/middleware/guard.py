@@ -7,7 +7,6 @@ emulator or a proxy): the bot would post its answer there."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,9 +15,9 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 from bot.ops.metrics import Metrics
+from bot.slack.ids import USER_ID
 
 log = logging.getLogger(__name__)
-USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 REFUSED = "Sorry, this app answers only people of the workspace it is installed in."
 NOT_SLACK = "Sorry, this request's response_url is not Slack's: nothing was done."
 SLACK_HOOKS = ("https", "hooks.slack.com")  # where Slack's response_urls point
