@@ -45,9 +45,9 @@ class OncallBot:
 
     def __init__(self, settings: Settings, ml: MLService | None = None) -> None:
         self.settings = settings
-        runtime = settings.runtime  # the ML core's settings, checked by bot.config, passed in here
+        engine = settings.runtime.engine  # the ML core's settings, checked by bot.settings, passed in here
         self.ml = ml or MLService(
-            settings.model_path, auto_train=runtime.auto_train, keep_versions=runtime.keep_versions
+            settings.model_path, auto_train=engine.auto_train, keep_versions=engine.keep_versions
         )
         self.emulator: SlackEmulator | None = None
         self.history: History | None = None  # local mode: the emulated channels, kept across restarts
@@ -100,7 +100,7 @@ class OncallBot:
         self._http = http = aiohttp.ClientSession()  # one connection pool for every call to Slack
         token = settings.bot_token or ""
         self.identity = SlackIdentity(web_client(token, settings.api_url, session=http))
-        engine = AIDecisionEngine(self.ml, uncertain_below=settings.runtime.uncertain_below)
+        engine = AIDecisionEngine(self.ml, uncertain_below=settings.runtime.engine.uncertain_below)
         poster = web_client(token, settings.api_url, ambiguous_retries=False, session=http)
         name = replica_name(settings.port)
         self._journal = Journal(settings.data_dir / f"outbox-{name.replace(':', '-')}.journal")
@@ -156,7 +156,9 @@ class OncallBot:
         log.info("models ready: %s", self.ml.models.version)
         # Every replica follows the shared model directory's active pointer: a promote or rollback
         # anywhere reaches all of them within seconds, without a restart.
-        self._following = asyncio.create_task(self.ml.follow_active(self.settings.runtime.follow_seconds))
+        self._following = asyncio.create_task(
+            self.ml.follow_active(self.settings.runtime.engine.follow_seconds)
+        )
 
     async def _restore_groups(self) -> None:
         """The groups still open, as the store keeps them: a restart does not split a storm in two."""

@@ -6,17 +6,17 @@ as a library, and the bot passes these values in where it builds engine objects)
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from bot.slack.ids import CHANNEL_ID, USER_ID
+from engine.settings import DEFAULT_MODEL_PATH, EngineSettings, SettingError, getter
 
 DEFAULT_PORT = 3000
 # What the bot writes (the SQLite store by default, the outbox journal) lives here, not in the working
@@ -27,8 +27,6 @@ DEFAULT_DB_URL = f"sqlite:///{DEFAULT_DATA_DIR / 'oncall.db'}"
 DEFAULT_CHANNEL_PREFIXES = ("inc", "incident", "alert")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
-DEFAULT_UNCERTAIN_BELOW = 0.5  # engine.decision's own default (a test keeps the two equal)
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # Every environment variable the program reads, in README's settings table's order.
 ENVIRONMENT = (
     "SLACK_BOT_TOKEN",
@@ -81,16 +79,13 @@ class GroupingSettings:
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """What every `oncall` command reads: ONCALL_LOG_LEVEL, ONCALL_LOG_FORMAT, and the ML core's settings
-    (ML_AUTO_TRAIN, ML_FOLLOW_SECONDS, ML_KEEP_VERSIONS, ONCALL_UNCERTAIN_BELOW, ML_TRUST_PICKLES; and
-    ONCALL_NATIVE, which only engine/native.py reads, when it is imported)."""
+    (engine/settings.py: ML_MODEL_PATH, ML_AUTO_TRAIN, ML_FOLLOW_SECONDS, ML_KEEP_VERSIONS,
+    ONCALL_UNCERTAIN_BELOW, ML_TRUST_PICKLES; and ONCALL_NATIVE, which only engine/native.py reads, when it
+    is imported)."""
 
     log_level: str = "INFO"
     log_format: str = "text"  # or json: one object per line
-    auto_train: bool = True  # train the built-in model into an empty model directory
-    follow_seconds: float = 1.0  # how often a bot checks the shared model directory's active pointer
-    keep_versions: int = 5  # versions kept by training (the active one and its rollback target always)
-    uncertain_below: float = DEFAULT_UNCERTAIN_BELOW  # confidence under which a field is marked uncertain
-    trust_pickles: bool = False  # as --trust-pickles on `oncall models import | convert`
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +96,7 @@ class Settings:
     api_url: str | None = None  # the Web API base URL (an emulator or a proxy); None: Slack's
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    model_path: Path = Path("models")
+    model_path: Path = DEFAULT_MODEL_PATH
     channels: tuple[str, ...] = ()  # IDs or names; empty: names starting with DEFAULT_CHANNEL_PREFIXES
     admins: frozenset[str] = field(default_factory=frozenset)
     db_url: str = DEFAULT_DB_URL
@@ -172,71 +167,26 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
 
 
-def _getter(env: Mapping[str, str]) -> Callable[[str], str | None]:
-    def get(name: str) -> str | None:
-        value = env.get(name)
-        return value.strip() if value and value.strip() else None
-
-    return get
-
-
 def load_runtime(env: Mapping[str, str] | None = None) -> Runtime:
     """What every command reads, from ``env`` (default os.environ); ConfigError for a value that cannot
     work. An empty value is an unset one."""
-    get = _getter(os.environ if env is None else env)
+    get = getter(os.environ if env is None else env)
     level = (get("ONCALL_LOG_LEVEL") or "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"ONCALL_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}.")
     log_format = (get("ONCALL_LOG_FORMAT") or "text").lower()
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"ONCALL_LOG_FORMAT must be text or json, got {get('ONCALL_LOG_FORMAT')!r}.")
-    follow = _number(get, "ML_FOLLOW_SECONDS", 1.0)
-    if follow <= 0:
-        raise ConfigError(f"ML_FOLLOW_SECONDS must be a number of seconds above 0, got {follow:g}.")
-    uncertain = _number(get, "ONCALL_UNCERTAIN_BELOW", DEFAULT_UNCERTAIN_BELOW)
-    if not 0 <= uncertain <= 1:
-        raise ConfigError(f"ONCALL_UNCERTAIN_BELOW must be a confidence from 0 to 1, got {uncertain:g}.")
     native = get("ONCALL_NATIVE")  # engine/native.py reads it when first imported: checked here too
     if native not in (None, "0", "1"):
         raise ConfigError(
             f"ONCALL_NATIVE must be 0 (the NumPy scorer) or 1 (the C extension, required), got {native!r}."
         )
-    keep = get("ML_KEEP_VERSIONS") or "5"
-    if not keep.isdigit() or int(keep) < 1:
-        raise ConfigError(f"ML_KEEP_VERSIONS must be a whole number of versions, 1 or more, got {keep!r}.")
-    return Runtime(
-        log_level=level,
-        log_format=log_format,
-        auto_train=_flag(get, "ML_AUTO_TRAIN", True),
-        follow_seconds=follow,
-        keep_versions=int(keep),
-        uncertain_below=uncertain,
-        trust_pickles=_flag(get, "ML_TRUST_PICKLES", False),
-    )
-
-
-def _flag(get: Callable[[str], str | None], name: str, default: bool) -> bool:
-    raw = get(name)
-    if raw is None:
-        return default
-    if raw.lower() in _TRUE:
-        return True
-    if raw.lower() in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}.")
-
-
-def _number(get: Callable[[str], str | None], name: str, default: float) -> float:
-    raw = get(name)
-    if raw is None:
-        return default
     try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ConfigError(f"{name} must be a number, got {raw!r}.")
-    return value
+        engine = EngineSettings.from_env(env)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
+    return Runtime(log_level=level, log_format=log_format, engine=engine)
 
 
 def check_model_key(model_path: Path, env: Mapping[str, str] | None = None) -> None:
@@ -254,24 +204,25 @@ def check_model_key(model_path: Path, env: Mapping[str, str] | None = None) -> N
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Settings from ``env`` (default os.environ), then ``overrides`` (flags) where they are not None."""
     env = os.environ if env is None else env
-    get = _getter(env)
+    get = getter(env)
 
     bot_token = get("SLACK_BOT_TOKEN")
     signing_secret = get("SLACK_SIGNING_SECRET")
     app_token = get("SLACK_APP_TOKEN")
     port_text = get("ONCALL_PORT")
+    runtime = load_runtime(env)
     values: dict[str, object] = {
         "bot_token": bot_token,
         "signing_secret": signing_secret,
         "app_token": app_token,
         "api_url": get("SLACK_API_URL"),
-        "model_path": Path(get("ML_MODEL_PATH") or "models"),
+        "model_path": runtime.engine.model_path,
         "channels": _split(get("ONCALL_CHANNELS") or ""),
         "admins": frozenset(_split(get("ONCALL_ADMINS") or "")),
         "db_url": get("ONCALL_DB_URL") or default_db_url(env),
         "data_dir": Path(get("ONCALL_DATA_DIR") or DEFAULT_DATA_DIR),
         "runbooks": Path(r) if (r := get("ONCALL_RUNBOOKS")) else None,
-        "runtime": load_runtime(env),
+        "runtime": runtime,
     }
     grouping = {}
     for name, key in (("ONCALL_GROUP_WINDOW", "window"), ("ONCALL_GROUP_QUIET", "quiet"),

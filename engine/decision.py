@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -12,8 +11,7 @@ from typing import Any
 from engine.features import readable_reasons
 from engine.incident import IncidentCreate
 from engine.ml_service import MLService, Prediction
-
-DEFAULT_UNCERTAIN_BELOW = 0.5
+from engine.settings import EngineSettings
 
 
 # Not frozen: a frozen dataclass takes five times as long to build, and batches build millions.
@@ -81,7 +79,7 @@ class AIDecisionEngine:
         directory of $ML_MODEL_PATH, else ``models``), as the Model Integration Guide's engine makes."""
         self.ml = ml_service if ml_service is not None else MLService()
         if uncertain_below is None:
-            uncertain_below = float(os.environ.get("ONCALL_UNCERTAIN_BELOW") or DEFAULT_UNCERTAIN_BELOW)
+            uncertain_below = EngineSettings.from_env().uncertain_below
         self.uncertain_below = uncertain_below
         self.top_actions = top_actions
         self.explain_terms = explain_terms

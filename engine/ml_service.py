@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +46,7 @@ from engine.scorer import (
     load_serving,
     verify_scorer,
 )
+from engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,6 @@ def builtin_trainer() -> Trainer | None:
     for entry in entry_points(group=TRAINER_ENTRY_POINTS, name="builtin"):
         return entry.load()
     return None
-
-
-def default_model_path() -> Path:
-    return Path(os.environ.get("ML_MODEL_PATH") or "models")
-
-
-def _env_flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 class ModelLoadError(Exception):
@@ -302,10 +291,14 @@ class MLService:
         auto_train: bool | None = None,
         keep_versions: int = 5,
     ) -> None:
-        self.model_path = Path(model_path) if model_path is not None else default_model_path()
+        if model_path is None or auto_train is None:  # unset: the environment's (engine/settings.py)
+            env = EngineSettings.from_env()
+            model_path = env.model_path if model_path is None else model_path
+            auto_train = env.auto_train if auto_train is None else auto_train
+        self.model_path = Path(model_path)
         self.registry = ModelRegistry(self.model_path, keep=keep_versions)
         self._trainer = trainer if trainer is not None else builtin_trainer()
-        self.auto_train = _env_flag("ML_AUTO_TRAIN", True) if auto_train is None else auto_train
+        self.auto_train = auto_train
         self._models: ModelSet = _fallback_set("not initialized")
         self._lock = asyncio.Lock()
         # Why the active version (key "active") or the trial's candidate ("trial") is not serving.
@@ -398,7 +391,7 @@ class MLService:
         is not retried until the pointer moves again; the old models keep serving meanwhile. Nothing it
         meets ends it: an unexpected error is logged and the next check runs. Runs until cancelled."""
         if interval is None:
-            interval = float(os.environ.get("ML_FOLLOW_SECONDS") or 1.0)
+            interval = EngineSettings.from_env().follow_seconds
         while True:
             await asyncio.sleep(interval)
             try:

@@ -5,7 +5,7 @@ is the same featurizer and scorer in Python and NumPy, with the same results, an
 whenever the extension cannot be imported (an install without a C compiler) or ``ONCALL_NATIVE=0`` asks
 for it. Its first use logs one WARNING saying so. ``ONCALL_NATIVE=1`` requires the extension (an
 ImportError without it); unset, the extension serves when it is there; any other value is ignored with a
-warning here (``bot/config.py`` refuses it before the bot starts).
+warning here (``bot/settings.py`` refuses it before the bot starts).
 """
 
 from __future__ import annotations

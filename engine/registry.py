@@ -52,6 +52,7 @@ import scipy
 import sklearn
 
 from engine.scorer import load_serving
+from engine.settings import EngineSettings
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def unsafe_permissions(path: Path) -> str | None:
 
 def trust_from_env() -> bool:
     """ML_TRUST_PICKLES=1: the person running this vouches for the model directory's pickles."""
-    return os.environ.get(TRUST_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+    return EngineSettings.from_env().trust_pickles
 
 
 def model_key(root: Path, env: Mapping[str, str] | None = None) -> bytes | None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.settings import DEFAULT_UNCERTAIN_BELOW, ENVIRONMENT
-from engine import decision
+from bot.settings import ENVIRONMENT
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("bot", "engine", "training")
@@ -55,7 +54,3 @@ def test_no_code_names_a_setting_that_does_not_exist() -> None:
         if name not in ENVIRONMENT
     }
     assert not named, f"names no setting the program reads: {sorted(named)}"
-
-
-def test_the_bot_s_defaults_are_the_engine_s() -> None:
-    assert DEFAULT_UNCERTAIN_BELOW == decision.DEFAULT_UNCERTAIN_BELOW

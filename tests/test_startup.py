@@ -130,9 +130,9 @@ def test_a_key_file_others_can_read_stops_every_command(tmp_path: Path) -> None:
 
 
 def test_checked_values_reach_the_engine_objects_the_bot_builds(tmp_path: Path) -> None:
-    """bot/config reads them once; the runner passes them to MLService, the engine and the follower."""
+    """bot/settings.py reads them once; the runner passes them to MLService, the engine and the follower."""
     from bot.runner import OncallBot
-    from engine.decision import DEFAULT_UNCERTAIN_BELOW
+    from engine.settings import DEFAULT_UNCERTAIN_BELOW
 
     env = {
         "ML_AUTO_TRAIN": "off",
@@ -143,11 +143,13 @@ def test_checked_values_reach_the_engine_objects_the_bot_builds(tmp_path: Path) 
         "ONCALL_LOG_FORMAT": "JSON",
     }
     settings = load_settings(env, model_path=tmp_path / "models")
-    runtime = settings.runtime
-    assert (runtime.auto_train, runtime.keep_versions, runtime.follow_seconds) == (False, 7, 0.25)
-    assert (runtime.uncertain_below, runtime.trust_pickles, runtime.log_format) == (0.7, True, "json")
+    runtime, engine = settings.runtime, settings.runtime.engine
+    assert (engine.auto_train, engine.keep_versions, engine.follow_seconds) == (False, 7, 0.25)
+    assert (engine.uncertain_below, engine.trust_pickles, runtime.log_format) == (0.7, True, "json")
     bot = OncallBot(settings)
     assert bot.ml.auto_train is False and bot.ml.registry.keep == 7
     defaults = load_settings({}).runtime
-    assert defaults.auto_train and defaults.keep_versions == 5 and defaults.follow_seconds == 1.0
-    assert defaults.uncertain_below == DEFAULT_UNCERTAIN_BELOW and defaults.log_format == "text"
+    assert defaults.engine.auto_train and defaults.engine.keep_versions == 5
+    assert defaults.engine.follow_seconds == 1.0
+    assert defaults.engine.uncertain_below == DEFAULT_UNCERTAIN_BELOW
+    assert defaults.log_format == "text"

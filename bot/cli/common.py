@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.ops import redact
-from bot.settings import Runtime, check_model_path, default_db_url
+from bot.settings import check_model_path, default_db_url
+from engine.settings import EngineSettings
 
 if TYPE_CHECKING:
     from engine.decision import AIDecisionEngine
@@ -136,9 +137,7 @@ def add_model_path_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def model_path_of(args: argparse.Namespace) -> Path:
-    from engine.ml_service import default_model_path
-
-    return args.model_path if args.model_path is not None else default_model_path()
+    return args.model_path if args.model_path is not None else args.runtime.engine.model_path
 
 
 def print_metrics(metrics: dict[str, Any], indent: str = "  ") -> None:
@@ -181,8 +180,8 @@ def ml_service(args: argparse.Namespace, **options: Any) -> MLService:
     """The model service as the settings say (ML_AUTO_TRAIN, ML_KEEP_VERSIONS), ``options`` over them."""
     from engine.ml_service import MLService
 
-    runtime: Runtime = args.runtime
-    kwargs = {"auto_train": runtime.auto_train, "keep_versions": runtime.keep_versions} | options
+    engine: EngineSettings = args.runtime.engine
+    kwargs = {"auto_train": engine.auto_train, "keep_versions": engine.keep_versions} | options
     return MLService(model_path_of(args), **kwargs)
 
 
@@ -192,7 +191,7 @@ def decision_engine(args: argparse.Namespace) -> AIDecisionEngine:
 
     ml = ml_service(args)
     check_model_path(ml.model_path, train_models=ml.auto_train)
-    engine = AIDecisionEngine(ml, uncertain_below=args.runtime.uncertain_below)
+    engine = AIDecisionEngine(ml, uncertain_below=args.runtime.engine.uncertain_below)
     asyncio.run(engine.start())
     return engine
 

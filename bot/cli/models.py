@@ -155,7 +155,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from engine.ml_service import load_model_set
     from engine.registry import ModelRegistry, model_key
 
-    registry = ModelRegistry(model_path_of(args), keep=args.runtime.keep_versions)
+    registry = ModelRegistry(model_path_of(args), keep=args.runtime.engine.keep_versions)
     try:
         if args.action == "list":
             return _list_models(registry, args.json)
@@ -258,7 +258,7 @@ def _import(registry: ModelRegistry, args: argparse.Namespace) -> int:
     unreadable = unreadable_files("--gate-data", args.gate_data)
     if unreadable:
         raise UsageError(unreadable)
-    trust = args.trust_pickles or args.runtime.trust_pickles
+    trust = args.trust_pickles or args.runtime.engine.trust_pickles
     version = import_flat(registry, Path(args.version), trust, model_key(registry.root))
     print(f"imported {args.version} as version {version.id} (serving.npz written beside its joblib files)")
     if args.no_activate:
@@ -280,7 +280,7 @@ def _convert(registry: ModelRegistry, args: argparse.Namespace) -> int:
     versions = [args.version] if args.version else [v.id for v in registry.list_versions() if v.legacy()]
     if not versions:
         print(f"every version in {registry.root} has its serving artifact")
-    trust = args.trust_pickles or args.runtime.trust_pickles
+    trust = args.trust_pickles or args.runtime.engine.trust_pickles
     key = model_key(registry.root)
     active = registry.active_id()
     for version in versions:

@@ -62,7 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         label_noise=args.label_noise,
         min_macro_f1=args.min_macro_f1,
         min_action_top3=args.min_action_top3,
-        keep_versions=args.keep if args.keep is not None else args.runtime.keep_versions,
+        keep_versions=args.keep if args.keep is not None else args.runtime.engine.keep_versions,
         gate_data=args.gate_data,
     )
     try:
