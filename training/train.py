@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sklearn
 from joblib import Parallel, delayed
 from scipy.sparse import csr_matrix, diags
 from sklearn.calibration import CalibratedClassifierCV
@@ -72,11 +73,17 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # seeded 10% slice calibrates and the model is fitted once, which keeps large runs fast.
     "cv_calibration_below": 3000,
     "calibration_share": 0.1,
+    # From this many real rows (a team's history, the bundled rules) the slice is that share of them.
+    "calibrate_on_real_from": 300,
+    "real_calibration_share": 0.25,
     "max_iter": 2000,
     # The share of the severity and category models' sample weight carried by real (non-synthetic) rows
     # when both kinds are present: thousands of synthetic rows would otherwise drown a team's own history.
     "real_weight_share": 0.5,
     "class_balance_power": 1.0,
+    # The same for the action models, over the rows that name actions.
+    "action_real_weight_share": 0.5,
+    "action_real_row_weight_cap": 10.0,  # a real row weighs at most this many synthetic ones
     # Feature blocks the category model does not read (its weights on them are zero, so the fused scorer
     # serves it unchanged). The title block repeats the first words, which name what was hit (a post-
     # mortem's "RCA - Storage - West Europe": service and region), not why; those words still count in
@@ -262,19 +269,29 @@ def _calibrated(
     method: str,
     binary: bool = False,
     levels: Sequence[str] = (),
+    real: np.ndarray | None = None,
 ) -> CalibratedClassifierCV:
     """Balancing classes helps the rare ones but biases probabilities; calibration undoes the bias.
 
     ``levels`` (least to most severe): an ordered label, learned by an ordinal blend of linear models.
+    ``real`` (a mask over the rows): when enough real rows are among many synthetic ones, the held-out
+    slice that sets the confidence is drawn from real rows alone. Synthetic rows are easier than real
+    text, and a confidence fitted on them is too sure of real alerts.
     """
     base: Any = _linear(C, mc, seed, n_rows, binary)
     if levels:
         base = OrdinalBlendClassifier(base, levels, mc["severity_ordinal_mix"])
     if n_rows < mc["cv_calibration_below"]:
         return CalibratedClassifierCV(base, method=method, cv=mc["calibration_folds"], ensemble=False)
-    order = np.random.default_rng(seed).permutation(n_rows)
+    rng = np.random.default_rng(seed)
+    pool = np.arange(n_rows)
     cut = int(n_rows * mc["calibration_share"])
-    return CalibratedClassifierCV(base, method=method, cv=[(order[cut:], order[:cut])], ensemble=True)
+    if real is not None and real.sum() >= mc["calibrate_on_real_from"]:
+        pool = np.flatnonzero(real)
+        cut = int(len(pool) * mc["real_calibration_share"])
+    held = rng.permutation(pool)[:cut]
+    rest = np.setdiff1d(np.arange(n_rows), held)
+    return CalibratedClassifierCV(base, method=method, cv=[(rest, np.sort(held))], ensemble=True)
 
 
 def balanced_weights(
@@ -298,6 +315,10 @@ def balanced_weights(
         per_class = dict(zip(classes, share * row_weight / (row_weight @ counts), strict=True))
         weights[group] = [per_class[c] for c in labels_a[group]]
     return weights * len(rows)
+
+
+def _is_real(row: LabeledIncident) -> bool:
+    return not row.source.startswith("synthetic/")
 
 
 def _frequent(labels: Sequence[str], allowed: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -346,12 +367,27 @@ def _fit_head(
     with threadpool_limits(1):  # also inside a worker process
         if off is not None and len(off):
             X = _without_columns(X, off)
-        fitted = estimator.fit(X, y) if weights is None else estimator.fit(X, y, sample_weight=weights)
+        if weights is None:
+            fitted = estimator.fit(X, y)
+        elif isinstance(estimator, ActionRecommender):
+            fitted = _fit_weighted_actions(estimator, X, y, weights)
+        else:
+            fitted = estimator.fit(X, y, sample_weight=weights)
         _refit_on_every_row(fitted, X, y, weights)
         if off is not None and len(off):
             for est in _linear_models(fitted):
                 est.coef_[:, off] = 0.0
         return _round_to_float32(_drop_sgd_averaging_state(fitted))
+
+
+def _fit_weighted_actions(model: ActionRecommender, X: Any, y: Any, weights: np.ndarray) -> ActionRecommender:
+    """One-vs-rest passes sample weights on to each action's model only through scikit-learn's metadata
+    routing, switched on for this fit alone."""
+    with sklearn.config_context(enable_metadata_routing=True):
+        calibrated = model.estimator
+        calibrated.set_fit_request(sample_weight=True)
+        calibrated.estimator.set_fit_request(sample_weight=True)
+        return model.fit(X, y, sample_weight=weights)
 
 
 def _without_columns(X: Any, off: np.ndarray) -> Any:
@@ -450,7 +486,10 @@ def _fit_models(
         idx = [i for i, r in enumerate(train_rows) if r.severity in keep]
         levels = [s for s in reversed(SEVERITIES) if s in keep]  # least severe first
         ordinal = levels if len(levels) >= 3 and mc["severity_ordinal_mix"] > 0 else []
-        model = _calibrated(mc["C_severity"], mc, config.seed, len(idx), mc["calibration"], levels=ordinal)
+        real = np.array([_is_real(train_rows[i]) for i in idx])
+        model = _calibrated(
+            mc["C_severity"], mc, config.seed, len(idx), mc["calibration"], levels=ordinal, real=real
+        )
         size_off = _off_columns(vectorizer, (), mc["magnitudes_off"])
         labels = [train_rows[i].severity for i in idx]
         jobs.append(("severity", model, X[idx], labels, weights(idx, "severity"), size_off))
@@ -458,7 +497,8 @@ def _fit_models(
         keep, dropped["category"] = _frequent([r.category for r in train_rows if r.category], CATEGORIES)
         idx = [i for i, r in enumerate(train_rows) if r.category in keep]
         if len(keep) >= 2:
-            model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"])
+            real = np.array([_is_real(train_rows[i]) for i in idx])
+            model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"], real=real)
             off = _off_columns(vectorizer, mc["category_blocks_off"], mc["magnitudes_off"])
             labels = [train_rows[i].category for i in idx]
             jobs.append(("category", model, X[idx], labels, weights(idx, "category"), off))
@@ -476,7 +516,18 @@ def _fit_models(
         model = ActionRecommender(
             _calibrated(mc["C_actions"], mc, config.seed, len(idx), mc["action_calibration"], binary=True)
         )
-        jobs.append(("actions", model, X[idx], taken, None, size_off))  # one-vs-rest takes no sample weights
+        action_rows = [train_rows[i] for i in idx]
+        action_weights = None
+        if mc["action_real_weight_share"] and 0 < sum(_is_real(r) for r in action_rows) < len(action_rows):
+            # no class balancing here (each action's model balances its own two classes): only the share
+            # of real rows, so a team's own remediation habits are not drowned by the synthetic ones
+            same = ["row"] * len(action_rows)
+            action_weights = balanced_weights(action_rows, same, mc["action_real_weight_share"])
+            # ... bounded: a few dozen rows weighing fifty synthetic ones each throw the action models'
+            # SGD off course (the steps scale with the weight), and so few rows say little anyway
+            synthetic_weight = action_weights[[not _is_real(r) for r in action_rows]].mean()
+            action_weights = np.minimum(action_weights, mc["action_real_row_weight_cap"] * synthetic_weight)
+        jobs.append(("actions", model, X[idx], taken, action_weights, size_off))
 
         # Large runs fit the heads in two worker processes (the matrix is memory-mapped, not copied); the
         # thirteen action models go first, alone on one worker, while the other fits the rest.
