@@ -55,9 +55,9 @@ def test_every_label_service_and_style_occurs(rows: list[LabeledIncident]) -> No
 def test_class_balance(rows: list[LabeledIncident]) -> None:
     sev = Counter(r.severity for r in rows)
     # The score's thresholds, then staging, transient, planned and resolved alerts (about 16% of the
-    # alert-shaped rows) made low.
-    for label, share in {"low": 0.30, "medium": 0.27, "high": 0.25, "critical": 0.18}.items():
-        assert abs(sev[label] / len(rows) - share) < 0.04, (label, sev)
+    # alert-shaped rows) made low. The shares of 20,000 rows; 3,000 rows stray about 0.01 from them.
+    for label, share in {"low": 0.34, "medium": 0.25, "high": 0.24, "critical": 0.16}.items():
+        assert abs(sev[label] / len(rows) - share) < 0.03, (label, sev)
     cat = Counter(r.category for r in rows)
     assert max(cat.values()) / min(cat.values()) < 1.5, cat
     styles = Counter(r.source for r in rows)

@@ -157,7 +157,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("BadGateway: upstream {svc} returned 502",),
         ("health checks marked every target unhealthy after a security group change",
          "an idle timeout mismatch between the ALB and nginx"),
-        ("restart_service", "failover"), _API, ("AWS/ApplicationELB", "HTTPCode_ELB_502_Count"),
+        ("restart_service", "revert_config"), _API, ("AWS/ApplicationELB", "HTTPCode_ELB_502_Count"),
     ),
     _Scenario(
         "tls_handshake", "network", "TLSHandshakeErrors", "TLS handshake failures to {svc}",
@@ -167,7 +167,7 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("ssl handshake errors hitting {svc}", "tls errors connecting to {svc}, like {v} a minute"),
         ("SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number",),
         ("a proxy upgrade dropped cipher suites that older clients still use",),
-        ("restart_service", "failover"), ("edge", "api"),
+        ("restart_service", "revert_config"), ("edge", "api"),
         ("AWS/ApplicationELB", "ClientTLSNegotiationErrorCount"),
     ),
     _Scenario(
@@ -744,7 +744,7 @@ _PLANNED = (
 )
 _HUMAN_OPENERS = ("", "", "anyone else seeing this? ", "hey team, ", "@oncall ", "heads up: ", "uh oh, ")
 _DEPLOY_AWARE = frozenset({"deployment", "software_bug", "database", "resource_exhaustion"})
-_FAILOVER_AWARE = frozenset({"database", "network", "hardware", "third_party"})
+_FAILOVER_AWARE = frozenset({"database", "hardware"})  # a standby to fail over to is usual for these
 
 
 @dataclass(slots=True)
@@ -884,8 +884,6 @@ def _actions(r: _Row) -> tuple[str, ...]:
             acts = [acts[0], "monitor"]
         else:
             acts = ["monitor", acts[0]] if r.rng.random() < 0.5 else ["monitor"]
-    elif r.sev == "medium" and r.rng.random() < 0.2:
-        acts.append("monitor")
     return tuple(dict.fromkeys(acts))[:3]
 
 
