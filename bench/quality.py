@@ -18,7 +18,7 @@ regression (balanced classes) are trained on the same rows; predictions are pool
   (``train_builtin``) and the built-in recipe (synthetic + every mixin).
 
 Needs ``../shared/data/real``. Run by hand:
-``python bench/quality.py [--seed N ...] [--samples 6000] [--json]
+``python bench/quality.py [--seed N ...] [--samples 12000] [--json]
 [--only alerts|statuspage|postmortems|suite] [--alert-folds K] [--jobs 2]``.
 """
 
@@ -57,7 +57,7 @@ from training.dataset import LabeledIncident, load_jsonl
 from training.metrics import action_report, classification_report, majority_macro_f1
 from training.suite import SuiteRow, failures, format_row, load_suite, run_suite, summary_line
 from training.synthetic import generate_incidents
-from training.train import TrainConfig, fit_models, train_builtin
+from training.train import BUILTIN_SAMPLES, TrainConfig, fit_models, train_builtin
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 ALERTS = "alert_rules_mixins.dev.jsonl"
@@ -653,7 +653,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--samples", type=int, default=6000, help="synthetic incidents in every training set")
+    parser.add_argument(
+        "--samples", type=int, default=BUILTIN_SAMPLES, help="synthetic incidents in every training set"
+    )
     parser.add_argument(
         "--seed", type=int, action="append", help="repeatable: several are summarized (default 42)"
     )

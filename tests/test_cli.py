@@ -161,7 +161,7 @@ def test_every_subcommands_help_explains_each_argument_and_shows_its_default() -
             assert f"(default: {default})" in text or "default" in action.help, f"oncall {name} {flag}"
     train_help = " ".join(oncall("train", "--help").stdout.split())
     assert (
-        "(default: 6000)" in train_help and "(default: 42)" in train_help and "(default: 0.4)" in train_help
+        "(default: 12000)" in train_help and "(default: 42)" in train_help and "(default: 0.4)" in train_help
     )
 
 

@@ -41,7 +41,7 @@ def test_a_worse_version_is_saved_inactive_until_forced(
     assert said[0].startswith("refused by the promotion gate: version ") and "trails the active" in said[0]
     refused_id = said[0].split()[6]
     assert said[1] == (
-        "what to do: train with more incidents (--samples 6000, the default, or more); "
+        "what to do: train with more incidents (--samples 12000, the default, or more); "
         f"or `oncall models promote {refused_id} --force` makes this version active anyway."
     )
     assert registry.active_id() == good.version

@@ -23,7 +23,7 @@ from bot.cli.common import (
 )
 from bot.cli.feedback import _feedback
 
-TRAIN_SAMPLES = 6000  # `oncall train --samples`: as many as the built-in model (train.BUILTIN_SAMPLES)
+TRAIN_SAMPLES = 12_000  # `oncall train --samples`: as many as the built-in model (train.BUILTIN_SAMPLES)
 
 
 # -- commands -------------------------------------------------------------------------------------------
