@@ -126,6 +126,27 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("a failed migration left rows half written", "a storage bug corrupted index pages on the primary"),
         ("restore_from_backup", "failover"), _DATA, ("AWS/RDS", "FailedSQLServerAgentJobsCount"),
     ),
+    _Scenario(
+        "cluster_state", "database", "ElasticsearchClusterRed", "{db} cluster lost quorum",
+        "cluster_unassigned_primary_shards", "count", 1, 400,
+        ("cluster {db} is RED: {v} primary shards unassigned",
+         "{db} has no elected leader, {v} shards unassigned"),
+        ("{db} cluster is red, {v} shards unassigned", "{db} lost quorum, no leader, writes failing"),
+        ("ClusterBlockException: blocked by: [SERVICE_UNAVAILABLE/2/no master]", "etcdserver: no leader"),
+        ("two of three master nodes were rescheduled at once and the cluster lost quorum",
+         "a data node ran out of disk and its shards could not be allocated"),
+        ("restart_service", "failover"), ("datastore", "platform"), ("AWS/ES", "ClusterStatus.red"),
+    ),
+    _Scenario(
+        "cache_down", "database", "RedisDown", "redis primary down for {svc}",
+        "redis_command_errors_ratio", "rate", 1, 100,
+        ("redis primary for {svc} not answering, {v} of commands failing",
+         "redis master down and no replica promoted, {v} of cache calls erroring"),
+        ("redis is down, {svc} timing out", "{svc} cant reach redis, {v} errors"),
+        ("ConnectionError: Error 111 connecting to redis-primary:6379. Connection refused.",),
+        ("the redis primary was OOM-killed and sentinel never promoted a replica",),
+        ("failover", "restart_service"), _API + _WORK, ("AWS/ElastiCache", "CurrConnections"),
+    ),
     # --- network
     _Scenario(
         "dns", "network", "DNSResolutionFailures", "DNS resolution failures for {svc}",
@@ -328,6 +349,26 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("scale_up", "throttle_traffic"), _API, ("AWS/ApplicationELB", "RequestCount"),
     ),
     _Scenario(
+        "queue_backlog", "resource_exhaustion", "QueueBacklogHigh", "message backlog growing on {topic}",
+        "queue_messages_ready", "count", 5000, 5000000,
+        ("{v} messages waiting on {topic}, {svc} consumers falling behind",
+         "queue {topic} at {v} ready messages, oldest {mins} minutes old"),
+        ("{topic} queue backing up, {v} messages waiting", "{svc} consumers cant keep up, backlog at {v}"),
+        ("QueueFullError: queue {topic} reached max-length, publish rejected",),
+        ("consumers were scaled down while producers kept publishing at the peak rate",),
+        ("scale_up", "throttle_traffic"), _WORK, ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ),
+    _Scenario(
+        "autoscaler_max", "resource_exhaustion", "KubeHpaMaxedOut", "{svc} autoscaler at its maximum",
+        "pod_cpu_usage_at_max_replicas_pct", "pct", 70, 99.5,
+        ("HPA {svc} has run at max replicas for {mins} minutes, pod CPU {v}",
+         "{svc} autoscaler pinned at its maximum replica count, average CPU {v}"),
+        ("{svc} hpa maxed out, cpu still {v}", "{svc} cant scale any further, at max replicas"),
+        ("ServiceUnavailable: no healthy upstream ({svc} pods saturated)",),
+        ("the autoscaler's maximum was sized for last year's traffic",),
+        ("scale_up",), _API + _WORK, ("AWS/AutoScaling", "GroupInServiceInstances"),
+    ),
+    _Scenario(
         "quota", "resource_exhaustion", "ServiceQuotaNearLimit", "quota nearly exhausted for {svc}",
         "aws_service_quota_used_pct", "pct", 80, 100,
         ("{quota} at {v} of the account limit", "{svc} using {v} of its {quota} quota, new launches fail"),
@@ -401,6 +442,16 @@ _SCENARIOS: tuple[_Scenario, ...] = (
         ("deploy_hotfix", "restart_service"), _WORK, ("AWS/Kafka", "SumOffsetLag"),
     ),
     # --- hardware
+    _Scenario(
+        "component_failure", "hardware", "IPMISensorCritical", "hardware fault on {host}",
+        "node_hwmon_temp_celsius", "temp", 70, 105,
+        ("chassis fan 2 failed on {host}, CPU at {v} and throttling",
+         "power supply 1 failed on {host}, running on the redundant PSU, inlet {v}"),
+        ("{host} fan died, cpu throttling at {v}", "psu failed on {host}"),
+        ("MachineCheckException: CPU 3 thermal event on {host}",),
+        ("a failed chassis fan let the CPUs overheat and throttle", "a power supply unit burned out"),
+        ("replace_hardware", "monitor"), _INFRA, ("AWS/EC2", "StatusCheckFailed_System"),
+    ),
     _Scenario(
         "disk_failure", "hardware", "SMARTDiskFailing", "disk failing on {host}",
         "smart_reallocated_sectors", "count", 8, 5000,
@@ -551,12 +602,13 @@ _KIND_SCORE: dict[str, float] = {
     "primary_down": 0.8, "corruption": 0.8, "power_loss": 0.8, "leaked_creds": 0.8, "network_config": 0.6,
     "lb_502": 0.5, "infra_change": 0.5, "stripe": 0.5, "wrong_results": 0.5, "release_errors": 0.4,
     "rollout_crashloop": 0.4, "flag_flip": 0.4, "bad_push": 0.4, "exceptions": 0.4, "panic": 0.4, "dns": 0.4,
+    "cluster_state": 0.5, "cache_down": 0.5,
     "host_down": 0.3, "cloud_provider": 0.3, "auth_failures": 0.3, "db_pool": 0.3, "hang": 0.3,
     # early warnings and slowness: the service still answers
     "ecc": -0.8, "canary": -0.6, "cpu_throttle": -0.6, "replication_lag": -0.5, "net_latency": -0.5,
     "cache_ttl": -0.5, "quota": -0.5, "cert_expiry": -0.4, "waf": -0.4, "release_latency": -0.3,
     "upstream": -0.3, "cooling": -0.3, "deadlocks": -0.3, "disk_failure": -0.2, "brute_force": -0.2,
-    "packet_loss": -0.2,
+    "packet_loss": -0.2, "autoscaler_max": -0.3, "component_failure": -0.3,
 }  # fmt: skip
 _THRESHOLDS = (0.94, 2.0, 3.06)
 _SCORE_NOISE = 0.32
