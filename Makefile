@@ -11,7 +11,7 @@ BIN     = $(VENV)/bin
 # warning still show. tests/test_install.py checks it.
 QUIET_BUILD = PYTHONWARNINGS='ignore:`[tool.setuptools.ext-modules]` in `pyproject.toml` is still *experimental*,ignore:Editable installation.'
 
-.PHONY: run test lint bench install
+.PHONY: run test test-fast lint bench install
 
 $(BIN)/oncall: pyproject.toml engine/_native.c  # the C extension is built by the (editable) install
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q -n 2  # two workers (pytest-xdist): most tests wait on servers and timers
+
+# The loop to run while working: no slow, e2e, PostgreSQL or browser test (markers in pyproject.toml),
+# under a minute on two cores. `make test` runs them all.
+test-fast: install
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not e2e and not postgres and not browser"
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

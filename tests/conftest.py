@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import socket
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,39 @@ from training.train import TrainConfig, TrainResult, train
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 POSTGRES_URL_VAR = "ONCALL_TEST_POSTGRES_URL"
-BACKENDS = ("sqlite", "postgresql")
+# For parametrize: the PostgreSQL case carries the `postgres` marker (`make test-fast` leaves it out).
+BACKEND_PARAMS = (pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres))
+# A test that needs the session's two trained models is slow: the first on each worker trains them (about a
+# minute on two busy cores). Through fixtures, so a new test that uses them is marked without being told.
+SLOW_FIXTURES = {"registry_two_versions"}
+# And one that runs the whole bot against the emulator is e2e.
+E2E_FIXTURES = {"running", "local_bot"}
+# Modules that train the built-in model or fit on real rows: marked here, not in the module, for now.
+SLOW_MODULES = {"test_plain_language.py", "test_real_rows.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SLOW_FIXTURES or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+        if used & E2E_FIXTURES:
+            item.add_marker(pytest.mark.e2e)
+        if "postgres_server" in used:
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The skips counted by reason (-ra lists each one): what this run did not check, and why."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple | list) and len(longrepr) == 3 else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.write_sep("=", f"{sum(reasons.values())} skipped, by reason")
+        for reason, count in reasons.most_common():
+            terminalreporter.write_line(f"{count:4d}  {reason}")
 
 
 def free_port() -> int:
@@ -62,7 +95,7 @@ def models_dir(registry_two_versions: tuple[Path, TrainResult, TrainResult], tmp
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data/real is not present (a fresh clone): real-data tests skipped")
+        pytest.skip("real-data tests need ../shared/data/real (absent in a fresh clone)")
     return SHARED_DATA
 
 
@@ -73,7 +106,7 @@ def postgres_server() -> str:
     if not url:
         if os.environ.get("CI"):  # CI must not pass by skipping the PostgreSQL half
             pytest.fail(f"{POSTGRES_URL_VAR} is not set in CI: .ci/run starts PostgreSQL and sets it")
-        pytest.skip(f"{POSTGRES_URL_VAR} is not set: PostgreSQL tests skipped")
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_URL_VAR} (a server; docs/testing.md)")
     return url
 
 
@@ -100,7 +133,7 @@ def fresh_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
             yield url
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=BACKEND_PARAMS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store on each backend in turn."""
     with fresh_db_url(request.param, request, tmp_path) as url:

@@ -40,6 +40,7 @@ def corpus() -> list[str]:
     return [r.text for r in generate_incidents(800, seed=11)] + ODD_TEXTS
 
 
+@pytest.mark.slow
 def test_fused_scorer_matches_scikit_learn_on_unseen_text(corpus: list[str]) -> None:
     models = fit_models(generate_incidents(1200, seed=4), small_config(4))
     scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
@@ -79,6 +80,7 @@ def test_numeric_features_read_magnitudes_and_tier() -> None:
     assert all(np.isfinite(numeric_features("9" * 500 + "% " + "1" * 400 + "h")))
 
 
+@pytest.mark.slow
 def test_a_huge_alert_is_scored_on_its_head_only() -> None:
     models = fit_models(generate_incidents(600, seed=2), small_config(2))
     scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)
@@ -88,6 +90,7 @@ def test_a_huge_alert_is_scored_on_its_head_only() -> None:
     np.testing.assert_array_equal(scorer.score(huge).severity, scorer.score(huge[:4000]).severity)
 
 
+@pytest.mark.slow
 def test_the_training_matrix_equals_the_pipelines_transform() -> None:
     rows = generate_incidents(400, seed=6)
     mc = {**DEFAULT_MODEL_CONFIG, "parallel_from_rows": 100}
@@ -95,6 +98,7 @@ def test_the_training_matrix_equals_the_pipelines_transform() -> None:
     assert abs(X - vectorizer.transform([r.text for r in rows])).max() < 1e-12
 
 
+@pytest.mark.slow
 def test_the_category_model_reads_no_title_or_magnitudes_and_is_served_unchanged(corpus: list[str]) -> None:
     models = fit_models(generate_incidents(600, seed=12), small_config(12, samples=600))
     for block in ("title", "numbers"):
@@ -118,6 +122,7 @@ def test_identifiers_are_read_as_words() -> None:
     assert split_identifiers("already words, UPPER, lower") == "already words, UPPER, lower"
 
 
+@pytest.mark.slow
 def test_an_unseen_rule_name_shares_the_words_of_a_known_one(corpus: list[str]) -> None:
     """With identifiers split, "CassandraNodeDown" and "Cassandra node is down" read the same words, and
     the fused scorer (which splits in Python before C reads the text) still equals scikit-learn."""
@@ -129,6 +134,7 @@ def test_an_unseen_rule_name_shares_the_words_of_a_known_one(corpus: list[str]) 
     assert verify_scorer(scorer, models.scorer(), [*rules, *corpus[:100]]) < 1e-9
 
 
+@pytest.mark.slow
 def test_a_pipeline_saved_without_identifier_splitting_scores_as_before(corpus: list[str]) -> None:
     config = small_config(14, samples=600, feature_config={"split_identifiers": False})
     models = fit_models(generate_incidents(600, seed=14), config)
@@ -139,6 +145,7 @@ def test_a_pipeline_saved_without_identifier_splitting_scores_as_before(corpus: 
     assert verify_scorer(scorer, models.scorer(), ["KubeAPIDown", *corpus[:100]]) < 1e-9
 
 
+@pytest.mark.slow
 def test_no_model_reads_the_size_of_the_message_and_no_explanation_cites_it(corpus: list[str]) -> None:
     models = fit_models(generate_incidents(800, seed=15), small_config(15, samples=800))
     cols = block_columns(models.vectorizer)["numbers"]
@@ -194,6 +201,7 @@ def test_reasons_are_the_words_of_the_alert_as_written() -> None:
     assert readable_reasons("", terms, top=5) == ["lasting 45 min"]
 
 
+@pytest.mark.slow
 def test_a_served_decision_explains_itself_in_its_own_words(corpus: list[str]) -> None:
     models = fit_models(generate_incidents(800, seed=16), small_config(16, samples=800))
     scorer = compile_scorer(models.vectorizer, models.severity, models.category, models.actions)

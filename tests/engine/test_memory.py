@@ -8,6 +8,7 @@ import sys
 import threading
 
 import numpy as np
+import pytest
 
 from engine.labels import final_labels
 from engine.memory import IncidentMemory, features
@@ -73,6 +74,7 @@ def brute_force(texts: list[str], query: str) -> list[float]:
     return [sum(q.get(t, 0.0) * w for t, w in vec(d).items()) for d in docs]
 
 
+@pytest.mark.slow
 def test_scores_are_the_exact_cosine_and_the_best_one_is_found() -> None:
     rows = generate_incidents(600, seed=3)
     texts = [r.text for r in rows[:500]]

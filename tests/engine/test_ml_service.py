@@ -42,6 +42,7 @@ def _service(path: Path) -> MLService:
     return ml
 
 
+@pytest.mark.slow
 def test_training_side_and_served_predictions_are_identical(tmp_path: Path) -> None:
     rows: list[LabeledIncident] = generate_incidents(1500, seed=5)
     train_rows, _ = split_rows(rows, 0.2, 5)
@@ -152,6 +153,7 @@ def test_no_model_and_no_auto_training_answers_with_the_labeled_fallback(tmp_pat
     assert decision.severity == "critical" and decision.category == "database"
 
 
+@pytest.mark.slow
 def test_initialize_trains_the_builtin_model_when_the_directory_is_empty(tmp_path: Path) -> None:
     trained: list[str] = []
 

@@ -226,6 +226,7 @@ def test_verify_passes_a_good_registry_and_names_every_broken_version(
     assert "BAD      active.json" in oncall("models", "verify", "--model-path", models_dir).stdout
 
 
+@pytest.mark.slow
 def test_verify_an_empty_or_missing_directory_fails(tmp_path: Path) -> None:
     missing = oncall("models", "verify", "--model-path", tmp_path / "nope")
     assert missing.returncode == 1 and "no such model directory" in missing.stdout

@@ -94,6 +94,7 @@ _ALERTISH = st.lists(
 @example("1234% 1.5.5s 5ms2 1,2a 10.s x12/3 1/2/3 9999/9999 service:a service:b")
 @example("9" * 500 + "% " + "1" * 400 + "h")
 @example("2 HOURS 3 Mins 4 \u017fec 5 m\u0131ns 1m\u017f 7 m\u0130ll\u0131seconds service:")
+@pytest.mark.slow
 def test_magnitudes_follow_their_regular_expressions(impl: ModuleType, text: str) -> None:
     with implementation(impl):
         assert numeric_features(text) == reference_numeric_features(text)
@@ -147,6 +148,7 @@ _WORDS = ["checkout", "500s", "error", "rate", "p99", "latency", "disk", "97%", 
 )
 @example("")
 @example("ÜBER-Straße 🚨 İstanbul ΟΔΟΣ checkout_api x" * 20)
+@pytest.mark.slow
 def test_feature_rows_equal_the_pipelines_transform(fitted: tuple, impl: ModuleType, text: str) -> None:
     vectorizer, extractors = fitted
     extractor = extractors[impl.__name__]

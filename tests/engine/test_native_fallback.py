@@ -34,6 +34,8 @@ from tests.native_impls import C, implementation
 from training.synthetic import generate_incidents
 from training.train import train
 
+pytestmark = pytest.mark.slow  # trains with each implementation
+
 REPO = Path(__file__).resolve().parents[2]
 INCIDENTS = [IncidentCreate(r.title, r.description, r.service) for r in generate_incidents(120, seed=31)] + [
     IncidentCreate("", "", None),

@@ -50,6 +50,7 @@ def test_a_larger_signal_means_a_more_severe_level(mix: float) -> None:
     assert list(model.predict(grid[[0, -1]])) == ["low", "critical"]
 
 
+@pytest.mark.slow
 def test_labels_encoded_by_temperature_calibration_are_decoded_to_their_levels() -> None:
     X, y = _ordered_data(seed=1)
     base = OrdinalBlendClassifier(LogisticRegression(C=10.0, max_iter=2000), LEVELS, 0.3)
@@ -71,6 +72,7 @@ def test_labels_off_the_scale_or_too_few_levels_are_refused() -> None:
         model.fit(X, np.where(np.isin(y, ["low", "medium"]), "low", "high"))
 
 
+@pytest.mark.slow
 def test_the_default_severity_model_is_a_blend_that_the_fused_scorer_serves() -> None:
     rows = generate_incidents(800, seed=5)
     models = fit_models(rows, small_config(5))

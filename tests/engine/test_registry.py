@@ -64,6 +64,7 @@ def test_training_writes_a_loadable_version_with_complete_metadata(registry_two_
     assert set(objects) >= set(REQUIRED_FILES) and warnings == []
 
 
+@pytest.mark.slow
 def test_input_files_are_recorded_with_their_sha256(tmp_path: Path) -> None:
     data = tmp_path / "history.jsonl"
     rows = [
@@ -101,6 +102,7 @@ def test_promote_and_rollback_move_the_pointer(models_dir: Path, registry_two_ve
     assert not list(models_dir.glob(".active.json.*")), "the temp file of the atomic write was left behind"
 
 
+@pytest.mark.slow
 def test_prune_keeps_the_newest_versions_the_active_one_and_its_rollback_target(tmp_path: Path) -> None:
     root = tmp_path / "models"
     floorless = {"min_macro_f1": 0.0, "min_action_top3": 0.0}  # bookkeeping under test, not quality
@@ -117,6 +119,7 @@ def test_prune_keeps_the_newest_versions_the_active_one_and_its_rollback_target(
     assert registry.rollback().id == made[2]
 
 
+@pytest.mark.slow
 def test_validation_floor_refuses_a_weak_model_and_saves_nothing(tmp_path: Path) -> None:
     root = tmp_path / "models"
     with pytest.raises(ValidationFailed, match="below the floor") as info:

@@ -222,6 +222,7 @@ def _npz(arrays: dict[str, np.ndarray], doc: dict[str, object]) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow
 def test_a_signed_version_loads_its_pickles_only_with_the_right_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

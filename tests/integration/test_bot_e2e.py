@@ -24,9 +24,9 @@ from bot.store import VERDICTS, DecisionRecord
 from engine.ml_service import MLService
 from engine.registry import ModelRegistry
 from tests.bot.alerts import test_alerts as alert_examples
-from tests.conftest import BACKENDS, fresh_db_url
+from tests.conftest import BACKEND_PARAMS, fresh_db_url
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]  # e2e: the real bot against the Slack emulator
 
 SECRET = "e2e-signing-secret"
 TOKEN = "xoxb-e2e-token"
@@ -122,7 +122,7 @@ async def running(models_dir: Path, tmp_path: Path, request: pytest.FixtureReque
             await emulator.stop()
 
 
-on_both_stores = pytest.mark.parametrize("running", BACKENDS, indirect=True)
+on_both_stores = pytest.mark.parametrize("running", BACKEND_PARAMS, indirect=True)
 
 
 async def test_every_alert_format_gets_one_decision_in_its_thread(running: Running) -> None:

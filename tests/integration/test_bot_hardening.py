@@ -31,6 +31,8 @@ from engine.ml_service import MLService
 from engine.registry import SERVING_FILE, ModelRegistry, dump_artifact, sha256_file
 from tests.integration.test_replicas import free_port
 
+pytestmark = pytest.mark.e2e  # `oncall serve` as a subprocess against the emulator
+
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "xoxb-1111-2222-sEcReTbOtToKeN"
 APP_TOKEN = "xapp-1-A111-3333-sEcReTaPpToKeN"

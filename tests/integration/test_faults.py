@@ -29,7 +29,12 @@ from bot.local.emulator import SlackEmulator
 from bot.slack.middleware.dedup import claim_key
 from tests.conftest import free_port
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("ignore::ResourceWarning")]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.e2e,  # real processes, killed and restarted
+    pytest.mark.slow,
+]
 
 SECRET, TOKEN = "faults-signing-secret", "xoxb-faults-token"
 CHANNEL, PERSON = "C0INCIDENTS", "U0BOB"
@@ -341,6 +346,7 @@ def postgres_cluster() -> Iterator[tuple[str, Callable[[], None], Callable[[], N
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.mark.postgres
 async def test_a_postgresql_restart_mid_load_loses_no_rating_and_no_reply(
     models_dir: Path, tmp_path: Path
 ) -> None:

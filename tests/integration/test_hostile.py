@@ -33,7 +33,7 @@ from tests.integration.test_bot_e2e import (
     start_bot,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]  # e2e: the real bot against the Slack emulator
 
 # Everything a sender can write that Slack would turn into a notification, a link, or text that reorders
 # or hides the bot's own words; and the same already escaped, which the bot decodes to the real thing.

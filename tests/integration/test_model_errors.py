@@ -27,7 +27,7 @@ from tests.conftest import small_config
 from tests.integration.test_bot_e2e import ADMIN, SECRET, TOKEN, start_bot
 from training.train import train
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]  # e2e: the real bot against the Slack emulator
 
 
 def broken_copy(registry: ModelRegistry, source: str) -> str:

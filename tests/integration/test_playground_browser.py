@@ -22,6 +22,8 @@ from engine.ml_service import MLService
 from tests.bot.local.test_playground import REFUSED_CONFIG
 from training.train import GateRefused, train
 
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]  # headless Chromium on the running bot
+
 REPO = Path(__file__).resolve().parents[2]
 HOSTILE = (
     "<javascript:document.body.dataset.pwned=1|click me> <https://ok.example/x|fine> "

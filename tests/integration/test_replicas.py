@@ -208,4 +208,8 @@ def test_three_replicas_answer_every_alert_once_through_version_changes(
         assert version in live, f"{ts} answered by {version}, active then: {live}"
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.e2e,  # three `oncall serve` processes for 30 s
+    pytest.mark.slow,
+]

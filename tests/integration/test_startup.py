@@ -13,6 +13,8 @@ import pytest
 from bot.settings import DEFAULT_DATA_DIR, default_db_url, load_settings, sqlite_path
 from tests.conftest import free_port
 
+pytestmark = pytest.mark.e2e  # `oncall` as a subprocess, each start-up refused
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -7,6 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from bot.cli import main
 from bot.store import DecisionRecord, Rating, open_store, rating_for
 from engine.ml_service import load_model_set
@@ -84,6 +86,7 @@ def test_feedback_export_writes_the_labeled_data_schema(tmp_path: Path) -> None:
     assert all(json.loads(line)["source"] == "feedback" for line in out.read_text().splitlines())
 
 
+@pytest.mark.slow
 def test_retraining_follows_corrections_for_one_service_and_nothing_else_degrades(tmp_path: Path) -> None:
     """People keep correcting `recommendations` alerts (rarely critical in the synthetic data) to critical;
     a model retrained with that feedback says critical for new ones."""
@@ -112,6 +115,7 @@ def test_retraining_follows_corrections_for_one_service_and_nothing_else_degrade
     assert new["actions"]["top3"] >= old["actions"]["top3"] - MARGINS["action top-3"]
 
 
+@pytest.mark.slow
 def test_train_with_feedback_holds_the_newest_out_for_the_gate(tmp_path: Path, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'oncall.db'}"
     texts = [r.text for r in generate_incidents(60, seed=5)]

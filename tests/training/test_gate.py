@@ -13,6 +13,8 @@ from tests.conftest import small_config
 from training.gate import MARGINS
 from training.train import GateRefused, train
 
+pytestmark = pytest.mark.slow  # trains versions the gate compares
+
 
 def test_a_worse_version_is_saved_inactive_until_forced(
     tmp_path: Path, capsys: pytest.CaptureFixture

@@ -164,6 +164,7 @@ def test_the_snippets_here_are_the_guides() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.slow
 async def test_the_guides_snippets_work_as_written_in_a_fresh_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,8 @@ from training.gate import GATE_SYNTHETIC_ROWS
 from training.synthetic import generate_incidents
 from training.train import TrainingError
 
+pytestmark = pytest.mark.slow  # runs the notebook in a kernel, training
+
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "ml_training.ipynb"
 
 

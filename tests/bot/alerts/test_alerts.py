@@ -900,6 +900,7 @@ _ROUTING = {"type", "subtype", "hidden", "user", "bot_id", "thread_ts", "ts", "t
     blocks=_JSONISH,
     extra=st.dictionaries(st.text(max_size=10).filter(lambda k: k not in _ROUTING), _JSONISH),
 )
+@pytest.mark.slow
 def test_random_structures_never_raise_and_stay_bounded(
     text: Any, attachments: Any, blocks: Any, extra: Any
 ) -> None:

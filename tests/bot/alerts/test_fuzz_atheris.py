@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a 12 s fuzzing run
+
 FUZZ = Path(__file__).resolve().parents[3] / "fuzz"
 SECONDS = 12  # ~12k inputs in CI; a few minutes by hand: python fuzz/fuzz_alerts.py -max_total_time=300
 

@@ -271,6 +271,7 @@ RUNBOOK_LINK = re.compile(r"<https://wiki\.example/[a-z_]+(?:%7Cx)?\|runbook>")
     False,
     [],
 )
+@pytest.mark.slow
 def test_any_decision_renders_within_limits_and_inert(
     decision: Decision, title: str | None, controls: bool, corrections: list[str]
 ) -> None:

@@ -117,6 +117,7 @@ def test_a_usage_error_exits_2(args: list[str], models_dir: Path) -> None:
     assert "Traceback" not in out.stderr and out.stderr.strip()
 
 
+@pytest.mark.slow
 def test_a_run_time_failure_exits_1_and_a_refusal_exits_4(tmp_path: Path) -> None:
     (tmp_path / "rows.jsonl").write_text("")
     empty = str(tmp_path / "empty")

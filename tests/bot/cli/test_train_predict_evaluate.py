@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.decision import AIDecisionEngine
 from engine.incident import IncidentCreate
 from engine.ml_service import MLService
@@ -30,6 +32,7 @@ def oncall(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     models = str(tmp_path / "models")
     data = tmp_path / "history.jsonl"
@@ -137,6 +140,7 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
     assert doctor.returncode == 1 and "checksum mismatch" in doctor.stdout and "NOT healthy" in doctor.stdout
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_clear_sentence(tmp_path: Path) -> None:
     out = oncall("evaluate", "--data", str(tmp_path / "missing.jsonl"), "--model-path", str(tmp_path))
     assert out.returncode == 2 and "no such file" in out.stderr and "missing.jsonl" in out.stderr

@@ -91,6 +91,7 @@ def test_text_stays_the_default_and_is_masked_too() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.e2e
 async def test_a_live_bot_logs_json_with_the_event_fields(models_dir: Path, tmp_path: Path) -> None:
     """`oncall serve` with ONCALL_LOG_FORMAT=json, at DEBUG (slack_sdk, aiohttp and Bolt log too): every log
     line is a JSON object, the decision's line carries its fields, and no secret is in any of them."""

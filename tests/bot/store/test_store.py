@@ -60,6 +60,7 @@ async def test_migrations_apply_once_even_when_replicas_open_together(db_url: st
     assert versions == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
 
 
+@pytest.mark.slow
 async def test_replicas_creating_one_sqlite_file_together_never_find_it_locked(tmp_path: Path) -> None:
     """Both switch a new file to WAL at once: SQLite may answer one "database is locked" without waiting
     (it did about once in 60 tries before the retry)."""
@@ -212,6 +213,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield url
 
 
+@pytest.mark.postgres
 async def test_postgres_operations_survive_lost_connections(postgres_server: str, postgres_url: str) -> None:
     db_url = postgres_url
     store = await open_store(db_url)
