@@ -8,7 +8,7 @@ BIN     = $(VENV)/bin
 # extension, with no setup.py) is "still *experimental*" (three times, through its latest release), and an
 # editable install ends with its "Editable installation" banner: noise for whoever runs `make`. These two
 # messages alone are silenced, by the exact start of their text; errors, a failed C build and every other
-# warning still show. tests/test_install.py checks it.
+# warning still show. tests/integration/test_install.py checks it.
 QUIET_BUILD = PYTHONWARNINGS='ignore:`[tool.setuptools.ext-modules]` in `pyproject.toml` is still *experimental*,ignore:Editable installation.'
 
 .PHONY: run test test-fast lint bench install

@@ -1,7 +1,7 @@
 """Replicas through version changes at a storm's rate: --replicas `oncall serve` processes (default 3)
 behind a round-robin proxy share one model directory and one store (--db-url, default a SQLite file)
 while the active version changes ten times and is rolled back once; the harness of
-tests/test_replicas.py, which runs it at 40 alerts a second for 30 s.
+tests/integration/test_replicas.py, which runs it at 40 alerts a second for 30 s.
 
 Prints the alerts posted, the replies lost and doubled, the event deliveries Slack saw fail (no ack
 within 3 s: Slack then re-delivers, which adds load), and the alert-to-reply time (p50/p99).

@@ -3,8 +3,8 @@
 The same four names as the C extension, with the same arguments, checks and results: ``numeric_features``,
 ``char_wb``, ``split_identifiers`` and ``Featurizer`` (``row``, ``scores``, ``csr``). ``engine/native.py``
 picks this module when ``engine._native`` cannot be imported or ``ONCALL_NATIVE=0``; training and serving
-then run unchanged, only slower. ``tests/test_native.py`` checks both implementations against
-scikit-learn and the regular expressions, and ``tests/test_native_fallback.py`` checks that they train
+then run unchanged, only slower. ``tests/engine/test_native.py`` checks both implementations against
+scikit-learn and the regular expressions, and ``tests/engine/test_native_fallback.py`` checks that they train
 the same models and read each other's serving artifacts.
 
 Results are the C code's to the last bit, not only to a tolerance: the terms of a block are counted in
@@ -54,7 +54,7 @@ def _announce() -> None:
         )
 
 
-# -- the magnitude features: tests/test_native.py's regular expressions, which C must equal ---------------
+# -- the magnitude features: tests/engine/test_native.py's regular expressions, which C must equal ----------
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
 _DURATION = re.compile(
     r"(\d+(?:\.\d+)?)\s?(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b", re.IGNORECASE
@@ -430,7 +430,7 @@ class Featurizer:
         if self.width == 1:  # a reduction along the contiguous axis adds pairwise: this one adds in order
             return np.cumsum(products[:, 0])[-1:] + 0.0  # + 0.0: C starts from +0.0
         # Down the rows of a C-ordered array NumPy adds row after row (each column in order, as C does;
-        # tests/test_native_fallback.py checks the bits), 10x faster than a cumulative sum.
+        # tests/engine/test_native_fallback.py checks the bits), 10x faster than a cumulative sum.
         return np.add.reduce(products, axis=0, initial=0.0)
 
     def row(self, doc: tuple[str, ...]) -> tuple[bytes, bytes, bytes]:

@@ -173,7 +173,7 @@ def numeric_features(text: str) -> list[float]:
     else 1); log1p of the largest number (``12,000``; capped at 1e9); whether the service named by the
     trailing ``service:NAME`` is tier 1 or tier 3; log1p of the length, the line count and the word count;
     then log1p of how often each of STATUS_PHRASES occurs in the lowercased text. The scanning is C
-    (``engine/_native.c``): this definition serves training and serving alike; ``tests/test_native.py``
+    (``engine/_native.c``): this definition serves training and serving alike; ``tests/engine/test_native.py``
     holds the same rules as regular expressions and checks the two agree.
     """
     return _native.numeric_features(text, text.lower(), service_tier, STATUS_PHRASES)

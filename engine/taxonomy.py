@@ -1,4 +1,4 @@
-"""The labeled-incident taxonomy (see docs/LABELED_DATA.md): the label sets every model predicts."""
+"""The labeled-incident taxonomy (see docs/labeled-data.md): the label sets every model predicts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What people said in Slack, as labeled incidents (the schema of LABELED_DATA.md).
+"""What people said in Slack, as labeled incidents (the schema of docs/labeled-data.md).
 
 For each rated decision, the final labels of ``engine.labels`` (a correction outranks a confirmation, a
 :+1: without a :-1: confirms, confirmed actions are the actions taken). A :-1: without a correction says

@@ -79,7 +79,7 @@ class NotebookMLService:
         feedback: Sequence[tuple[DecisionRecord, Sequence[Vote]]] = (),
     ) -> dict[str, Any]:
         """Train and validate on synthetic incidents and the bundled alert rules (as ``self.config`` says),
-        plus labeled JSONL ``data_files`` (docs/LABELED_DATA.md) and ``feedback``: rated decisions as the
+        plus labeled JSONL ``data_files`` (docs/labeled-data.md) and ``feedback``: rated decisions as the
         feedback store's ``feedback()`` returns them, the newest fifth held out for the promotion gate as in
         `oncall train --with-feedback`. Nothing is written until ``save_models()``. Returns the held-out
         metrics; raises ValidationFailed when the models are below the floor."""

@@ -29,7 +29,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 4
 DB_URL_HELP = "feedback store (default $ONCALL_DB_URL, else data/oncall.db in $ONCALL_DATA_DIR or data)"
 
 
-LABELED_DATA_HELP = "a labeled JSONL file (the schema: LABELED_DATA.md)"
+LABELED_DATA_HELP = "a labeled JSONL file (the schema: docs/labeled-data.md)"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -1,5 +1,5 @@
 """Every setting the program reads, from any module, is checked in one place (bot/settings.py: ENVIRONMENT)
-and listed in one table (README's settings table); no code names a setting that does not exist."""
+and listed in one table (docs/configuration.md's); no code names a setting that does not exist."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def sources() -> dict[Path, str]:
     }
 
 
-def readme_table() -> set[str]:
-    """The names in README's settings table: its rows' first cells."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def configuration_table() -> set[str]:
+    """The names in docs/configuration.md's settings table: its rows' first cells."""
+    text = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     start = text.index("| Setting | Meaning (default) |")
     table = text[start : text.index("\n\n", start)]
     names: set[str] = set()
@@ -42,9 +42,9 @@ def test_every_variable_read_anywhere_is_in_the_one_list_and_the_one_table() -> 
     read = {name: path for path, text in sources().items() for name in READ.findall(text)}
     unknown = {name: str(path.relative_to(REPO)) for name, path in read.items() if name not in ENVIRONMENT}
     assert not unknown, f"read but not checked in bot/settings.py (ENVIRONMENT): {unknown}"
-    table = readme_table()
-    assert set(ENVIRONMENT) <= table, f"not in README's settings table: {set(ENVIRONMENT) - table}"
-    assert table <= set(ENVIRONMENT), f"in README's table but read nowhere: {table - set(ENVIRONMENT)}"
+    table = configuration_table()
+    assert set(ENVIRONMENT) <= table, f"not in docs/configuration.md's table: {set(ENVIRONMENT) - table}"
+    assert table <= set(ENVIRONMENT), f"in that table but read nowhere: {table - set(ENVIRONMENT)}"
 
 
 def test_no_code_names_a_setting_that_does_not_exist() -> None:

@@ -1,6 +1,6 @@
 """The C scorer is an accelerator: without it (no compiler at install, or ONCALL_NATIVE=0) the same code in
 NumPy (engine/_native_py.py) trains the same models and serves the same decisions, reading the versions
-the other wrote. tests/test_native.py runs the checks against scikit-learn on both implementations."""
+the other wrote. tests/engine/test_native.py runs the checks against scikit-learn on both implementations."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The versioned registry: complete metadata, atomic pointer, promote/rollback, pruning, flat layout.
-(Pickles, trust and signatures: tests/test_untrusted_models.py.)"""
+(Pickles, trust and signatures: tests/engine/test_untrusted_models.py.)"""
 
 from __future__ import annotations
 

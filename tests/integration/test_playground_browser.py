@@ -45,7 +45,7 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         if os.environ.get("ONCALL_REQUIRE_BROWSER") == "1":
             pytest.fail("chromium and chromedriver are required (ONCALL_REQUIRE_BROWSER=1) but not on PATH")
         pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (a dev extra)")
     from selenium.webdriver.chrome.service import Service
 
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not look for a browser online

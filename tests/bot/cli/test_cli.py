@@ -181,7 +181,7 @@ def test_errors_are_one_sentence_that_says_what_to_do(tmp_path: Path, models_dir
     missing = oncall("train", "--data", "nope.jsonl", "--model-path", str(tmp_path / "m"))
     assert missing.returncode == 2
     assert one_error_line(missing) == (
-        "error: --data nope.jsonl: no such file; name a labeled JSONL file (the schema: LABELED_DATA.md)"
+        "error: --data nope.jsonl: no such file; name a labeled JSONL file (the schema: docs/labeled-data.md)"
     )
     folder = oncall("evaluate", "--data", str(tmp_path), "--model-path", str(models_dir))
     assert folder.returncode == 2 and "is a directory; name a labeled JSONL file" in one_error_line(folder)

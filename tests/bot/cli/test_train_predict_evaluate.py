@@ -53,7 +53,7 @@ def test_cli_train_predict_models_and_evaluate(tmp_path: Path) -> None:
         )
         + "\n{broken\n"
     )
-    # --no-bundled: the shipped alerting rules would triple the rows; tests/test_bundled.py covers them
+    # --no-bundled: the shipped alerting rules would triple the rows (tests/training/test_bundled.py has them)
     out = oncall(
         "train",
         "--samples",

@@ -1,7 +1,7 @@
 """The playground's server side, over HTTP against `oncall serve` in local mode (in this process): the page
 and its static files (nothing fetched from the network), the guards (loopback Host, same-origin JSON
 only), live updates, acting as people and alert sources, and the models API. The browser drives the same
-API in tests/test_playground_browser.py."""
+API in tests/integration/test_playground_browser.py."""
 
 from __future__ import annotations
 

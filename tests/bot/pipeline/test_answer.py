@@ -20,7 +20,7 @@ def test_a_canary_takes_a_stable_share_of_the_alerts() -> None:
 
 @pytest.mark.parametrize(
     ("title", "shown"),
-    [  # the resolved titles of tests/test_alerts.py's sources, as parsed
+    [  # the resolved titles of tests/bot/alerts/test_alerts.py's sources, as parsed
         ("[RESOLVED] HighErrorRate (payments critical)", "HighErrorRate (payments critical)"),
         ("[RESOLVED:2] KubePodCrashLooping", "KubePodCrashLooping"),
         (":large_green_circle: Resolved #4821: Payments API p99 latency", "#4821: Payments API p99 latency"),
