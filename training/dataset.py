@@ -1,4 +1,4 @@
-"""Labeled incidents: the record, and the JSONL reader for docs/LABELED_DATA.md.
+"""Labeled incidents: the record, and the JSONL reader for docs/labeled-data.md.
 
 A bad line is reported with its file and line number and skipped; it never stops the other lines.
 """
