@@ -22,7 +22,7 @@ from e2e import percentile  # bench/ is the script's directory
 from training.train import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for its tests package
-from tests import test_replicas
+from tests.integration import test_replicas
 
 
 def main() -> None:
