@@ -67,7 +67,7 @@ def free_port() -> int:
 
 
 def small_config(seed: int = 7, samples: int = 1500, **kwargs: object) -> TrainConfig:
-    """A model that trains in a few seconds but is a real one (same pipeline, same calibration); 300
+    """A model that trains in a few seconds but is a real one (same pipeline, same calibration); 400
     samples where only the registry's bookkeeping is under test (the smallest run that passes the floor).
     Without the bundled alerting rules unless asked (``bundled=True``): 807 more rows in every fit would
     make each several times slower, and the tests of the bundled rules train with them on purpose."""

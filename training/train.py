@@ -84,6 +84,9 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # The same for the action models, over the rows that name actions.
     "action_real_weight_share": 0.5,
     "action_real_row_weight_cap": 10.0,  # a real row weighs at most this many synthetic ones
+    # Below this many real rows with actions they keep a row's weight: the action models' SGD, with its
+    # balanced classes, is thrown off by a handful of heavy rows (a team's first eight corrections).
+    "action_real_rows_from": 100,
     # Feature blocks the category model does not read (its weights on them are zero, so the fused scorer
     # serves it unchanged). The title block repeats the first words, which name what was hit (a post-
     # mortem's "RCA - Storage - West Europe": service and region), not why; those words still count in
@@ -302,13 +305,16 @@ def balanced_weights(
     weight; 0: every row does).
 
     Balancing within each kind, not over the mix, matters: evenly spread synthetic classes would otherwise
-    mask how rare a class is in a team's own history.
+    mask how rare a class is in a team's own history. The real share shrinks with the classes the real
+    rows leave out: they speak for the classes they have, so a hundred corrections to "critical" for one
+    service do not carry half the weight of every severity (and move every other alert towards critical).
     """
     synthetic = np.array([r.source.startswith("synthetic/") for r in rows], dtype=bool)
     labels_a = np.asarray(labels, dtype=object)
     weights = np.zeros(len(rows))
     groups = [g for g in (synthetic, ~synthetic) if g.any()]
-    shares = [1.0 - real_share, real_share] if len(groups) == 2 else [1.0]
+    covered = len(set(labels_a[~synthetic])) / len(set(labels_a))
+    shares = [1.0 - real_share * covered, real_share * covered] if len(groups) == 2 else [1.0]
     for group, share in zip(groups, shares, strict=True):
         classes, counts = np.unique(labels_a[group], return_counts=True)
         row_weight = counts.astype(float) ** -power
@@ -518,7 +524,8 @@ def _fit_models(
         )
         action_rows = [train_rows[i] for i in idx]
         action_weights = None
-        if mc["action_real_weight_share"] and 0 < sum(_is_real(r) for r in action_rows) < len(action_rows):
+        n_real = sum(_is_real(r) for r in action_rows)
+        if mc["action_real_weight_share"] and mc["action_real_rows_from"] <= n_real < len(action_rows):
             # no class balancing here (each action's model balances its own two classes): only the share
             # of real rows, so a team's own remediation habits are not drowned by the synthetic ones
             same = ["row"] * len(action_rows)

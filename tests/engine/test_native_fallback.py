@@ -61,7 +61,7 @@ def trained(c_impl: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dic
     for impl in (c_impl, _native_py):
         root = tmp_path_factory.mktemp(impl.__name__.replace(".", "-"))
         with implementation(impl):
-            train(small_config(7, samples=300), root)
+            train(small_config(7, samples=400), root)
         roots[impl.__name__] = root
     return roots
 

@@ -142,7 +142,7 @@ async def test_no_model_set_at_all_is_failed_with_the_reason_and_tried_again(tmp
         tries.append(time.monotonic())
         if len(tries) == 1:
             raise OSError(errno.ENOSPC, "No space left on device", str(path / "versions"))
-        return train(small_config(samples=300), path).version
+        return train(small_config(samples=400), path).version
 
     ml = MLService(models, trainer=trainer, auto_train=True)
     async with (

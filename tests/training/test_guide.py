@@ -171,7 +171,7 @@ async def test_the_guides_snippets_work_as_written_in_a_fresh_directory(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("ML_MODEL_PATH", raising=False)
     # Small, so the test is fast: the guide's NotebookMLService() trains with the default recipe.
-    monkeypatch.setattr(NotebookMLService, "default_config", small_config(samples=300))
+    monkeypatch.setattr(NotebookMLService, "default_config", small_config(samples=400))
     ns: dict[str, Any] = {}
     await run(PREAMBLE, ns)
 

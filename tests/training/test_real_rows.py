@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import pytest
 
 from training.synthetic import generate_incidents
 from training.train import DEFAULT_MODEL_CONFIG, TrainConfig, _calibrated, fit_models
@@ -16,7 +15,12 @@ def _restore_probability(action_real_weight_share: float, team_rows: int) -> flo
     """P(restore_from_backup) for a full disk, after training on synthetic rows, where a full disk is
     cleared or scaled, and on a team's own full disks (the same texts), which it restored from backup."""
     synthetic = generate_incidents(800, seed=3)
-    disks = [r for r in synthetic if "disk" in r.text.lower() and r.category == "resource_exhaustion"]
+    disks = [
+        r
+        for r in generate_incidents(16000, seed=4)
+        if r.category == "resource_exhaustion" and "disk" in r.text.lower()
+    ]
+    assert len(disks) >= team_rows + 20, "the generator has too few full disks to draw a team's history from"
     real = [
         replace(row, actions=("restore_from_backup",), source="postmortems/example")
         for row in disks[:team_rows]
@@ -29,14 +33,22 @@ def _restore_probability(action_real_weight_share: float, team_rows: int) -> flo
         model_config={"action_real_weight_share": action_real_weight_share},
     )
     scorer = fit_models([*synthetic, *real], config).scorer()
-    (scores,) = scorer.score_many([disks[-1].text])
-    return float(scores.actions[list(scorer.action_classes).index("restore_from_backup")])
+    column = list(scorer.action_classes).index("restore_from_backup")
+    unseen = [r.text for r in disks[team_rows : team_rows + 20]]  # full disks of the team's it never saw
+    return float(np.mean([s.actions[column] for s in scorer.score_many(unseen)]))
 
 
-@pytest.mark.parametrize("team_rows", [8, 30])
-def test_a_teams_own_remediations_are_not_drowned_by_synthetic_rows(team_rows: int) -> None:
-    weighted, unweighted = _restore_probability(0.5, team_rows), _restore_probability(0.0, team_rows)
-    assert weighted > 1.5 * unweighted, (weighted, unweighted)
+def test_a_teams_own_remediations_are_not_drowned_by_synthetic_rows() -> None:
+    weighted, unweighted = _restore_probability(0.5, 150), _restore_probability(0.0, 150)
+
+    def odds(p: float) -> float:
+        return p / (1.0 - p)
+
+    assert odds(weighted) > 2 * odds(unweighted), (weighted, unweighted)
+
+
+def test_a_handful_of_real_rows_keeps_a_rows_weight() -> None:
+    assert _restore_probability(0.5, 8) == _restore_probability(0.0, 8)
 
 
 def test_confidence_is_fitted_on_real_rows_when_there_are_enough() -> None:
