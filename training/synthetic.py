@@ -12,9 +12,12 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TypeVar
+
+import yaml
 
 from engine.services import SERVICES
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
@@ -41,8 +44,8 @@ STYLES: tuple[str, ...] = (
 class _Scenario:
     """One way a category shows up: its alert, metric, wording, likely root causes and usual fixes.
 
-    ``lo``/``hi`` are the metric at magnitude 0 and 1 (``ready`` counts ready replicas, ``cert`` days left).
-    Templates use the placeholders of ``_Fields``.
+    Read from ``data/scenarios.yaml``, which describes the fields; templates use the placeholders of
+    ``_Fields``.
     """
 
     key: str
@@ -60,563 +63,94 @@ class _Scenario:
     actions: tuple[str, ...]
     kinds: tuple[str, ...]
     cloudwatch: tuple[str, str]
+    kind_score: float = 0.0
 
 
-_API = ("api", "web", "edge")
-_DATA = ("sql",)
-_INFRA = ("platform", "datastore", "queue", "batch")
-_WORK = ("worker", "batch", "queue")
+_SCENARIO_FILE = Path(__file__).parent / "data" / "scenarios.yaml"
+_UNITS = frozenset({"rate", "pct", "ms", "s", "count", "temp", "ready", "cert"})
+_TEXT_FIELDS = ("symptoms", "human", "exceptions", "causes")
+_REQUIRED = tuple(f for f in _Scenario.__dataclass_fields__ if f not in ("category", "kind_score"))
 
-# One block per scenario reads better than one argument per line.
-# fmt: off
-_SCENARIOS: tuple[_Scenario, ...] = (
-    # --- database
-    _Scenario(
-        "replication_lag", "database", "PostgresReplicationLag", "replication lag on {db}",
-        "pg_replication_lag_seconds", "s", 4, 2400,
-        ("replica {db}-replica-2 is {v} behind the primary",
-         "replication lag on {db} at {v}, reads are stale"),
-        ("{db} replicas are {v} behind, reads are stale", "seeing stale reads from {svc}, replica lag {v}"),
-        ("StaleReadError: replica {db}-replica-2 lag {v} exceeds max_staleness",),
-        ("a bulk backfill saturated WAL shipping to the replicas",
-         "a long analytics query on the replica blocked WAL replay"),
-        ("throttle_traffic", "monitor"), _DATA, ("AWS/RDS", "ReplicaLag"),
-    ),
-    _Scenario(
-        "primary_down", "database", "PostgresPrimaryDown", "primary database unreachable for {svc}",
-        "pg_up_failed_queries_ratio", "rate", 1, 100,
-        ("{db} primary not accepting connections, {v} of queries failing",
-         "mysql primary {db} refusing connections ({v} of queries erroring)"),
-        ("{db} primary is down?? {svc} can't connect", "{svc} can't reach its database, {v} of queries fail"),
-        ("OperationalError: could not connect to server: Connection refused (host {db}-primary, port 5432)",
-         "CommunicationsException: Communications link failure to {db}-primary:3306"),
-        ("the postgres primary hit a checkpoint stall and stopped accepting connections",
-         "the mysql primary ran out of max_connections and wedged"),
-        ("failover", "restart_service"), _DATA, ("AWS/RDS", "DatabaseConnections"),
-    ),
-    _Scenario(
-        "deadlocks", "database", "PostgresDeadlocksHigh", "deadlocks and slow queries on {db}",
-        "pg_stat_database_deadlocks_rate", "count", 3, 2500,
-        ("{v} deadlocks per minute on {db}, p99 query time {p99}",
-         "slow queries piling up on {db}: {v} deadlocks in 5 minutes"),
-        ("lots of deadlocks on {db}, queries taking {p99}", "{db} slow query log exploding, {v} deadlocks"),
-        ("DeadlockDetected: deadlock detected while updating table orders",
-         "QueryCanceled: canceling statement due to statement timeout"),
-        ("two code paths locked the orders and payments tables in opposite order",
-         "a missing index turned the hot lookup into a sequential scan"),
-        ("restart_service", "deploy_hotfix"), _DATA, ("AWS/RDS", "ReadLatency"),
-    ),
-    _Scenario(
-        "db_pool", "database", "PgBouncerPoolExhausted", "connection pool exhausted on {db}",
-        "pgbouncer_pool_used_pct", "pct", 72, 100,
-        ("connection pool usage on {db} at {v} with {waiting} clients waiting",
-         "{db} pgbouncer pool at {v}, new connections queueing"),
-        ("{svc} getting 'too many connections' from {db}", "db pool maxed out on {db} ({v})"),
-        ("TimeoutError: QueuePool limit of size 20 overflow 10 reached, connection timed out",
-         "FATAL: remaining connection slots are reserved for non-replication superuser connections"),
-        ("a slow query held connections open until the pool ran dry",),
-        ("restart_service", "throttle_traffic"), _DATA, ("AWS/RDS", "DatabaseConnections"),
-    ),
-    _Scenario(
-        "corruption", "database", "DataIntegrityCheckFailed", "data corruption detected in {db}",
-        "integrity_check_failed_rows", "count", 10, 400000,
-        ("checksum mismatch on {v} rows in {db}", "integrity check found {v} corrupted rows in {db}"),
-        ("{db} has corrupted rows?? integrity job flagged {v}", "bad data in {db}, {v} rows mangled"),
-        ("IntegrityError: invalid page in block 48213 of relation base/16384/2619",),
-        ("a failed migration left rows half written", "a storage bug corrupted index pages on the primary"),
-        ("restore_from_backup", "failover"), _DATA, ("AWS/RDS", "FailedSQLServerAgentJobsCount"),
-    ),
-    _Scenario(
-        "cluster_state", "database", "ElasticsearchClusterRed", "{db} cluster lost quorum",
-        "cluster_unassigned_primary_shards", "count", 1, 400,
-        ("cluster {db} is RED: {v} primary shards unassigned",
-         "{db} has no elected leader, {v} shards unassigned"),
-        ("{db} cluster is red, {v} shards unassigned", "{db} lost quorum, no leader, writes failing"),
-        ("ClusterBlockException: blocked by: [SERVICE_UNAVAILABLE/2/no master]", "etcdserver: no leader"),
-        ("two of three master nodes were rescheduled at once and the cluster lost quorum",
-         "a data node ran out of disk and its shards could not be allocated"),
-        ("restart_service", "failover"), ("datastore", "platform"), ("AWS/ES", "ClusterStatus.red"),
-    ),
-    _Scenario(
-        "cache_down", "database", "RedisDown", "redis primary down for {svc}",
-        "redis_command_errors_ratio", "rate", 1, 100,
-        ("redis primary for {svc} not answering, {v} of commands failing",
-         "redis master down and no replica promoted, {v} of cache calls erroring"),
-        ("redis is down, {svc} timing out", "{svc} cant reach redis, {v} errors"),
-        ("ConnectionError: Error 111 connecting to redis-primary:6379. Connection refused.",),
-        ("the redis primary was OOM-killed and sentinel never promoted a replica",),
-        ("failover", "restart_service"), _API + _WORK, ("AWS/ElastiCache", "CurrConnections"),
-    ),
-    # --- network
-    _Scenario(
-        "dns", "network", "DNSResolutionFailures", "DNS resolution failures for {svc}",
-        "coredns_servfail_ratio", "rate", 0.5, 60,
-        ("{v} of DNS lookups for {svc}.internal return SERVFAIL",
-         "name resolution failing for {svc}: {v} NXDOMAIN/SERVFAIL"),
-        ("getting name resolution errors talking to {svc}", "dns is flaky for {svc}, {v} of lookups fail"),
-        ("socket.gaierror: [Errno -3] Temporary failure in name resolution",
-         "UnknownHostException: {svc}.internal: Name or service not known"),
-        ("the CoreDNS pods were evicted and the remaining resolvers were overloaded",
-         "a resolver pointed at a decommissioned DNS server"),
-        ("restart_service", "failover"), ("platform", "edge", "api"), ("AWS/Route53", "DNSQueries"),
-    ),
-    _Scenario(
-        "packet_loss", "network", "NetworkPacketLoss", "packet loss between {az} and {az2}",
-        "node_network_drop_ratio", "rate", 0.2, 40,
-        ("{v} packet loss between {az} and {az2}, TCP retransmits climbing",
-         "cross-AZ packet loss at {v} for {svc} traffic"),
-        ("seeing packet loss from {az} to {az2}", "network between AZs dropping {v} of packets"),
-        ("ConnectionResetError: [Errno 104] Connection reset by peer",),
-        ("a flapping top-of-rack switch uplink", "a BGP route leak at the transit provider"),
-        ("failover", "escalate_vendor"), ("edge", "platform", "api"), ("AWS/EC2", "NetworkPacketsIn"),
-    ),
-    _Scenario(
-        "lb_502", "network", "LoadBalancer5xx", "load balancer returning 502s for {svc}",
-        "nginx_ingress_5xx_ratio", "rate", 0.5, 50,
-        ("ingress returns 502 Bad Gateway on {v} of requests to {svc}", "ALB 502s at {v} for {svc}"),
-        ("getting 502s from {svc}", "{svc} lb throwing bad gateway, {v} of requests"),
-        ("BadGateway: upstream {svc} returned 502",),
-        ("health checks marked every target unhealthy after a security group change",
-         "an idle timeout mismatch between the ALB and nginx"),
-        ("restart_service", "revert_config"), _API, ("AWS/ApplicationELB", "HTTPCode_ELB_502_Count"),
-    ),
-    _Scenario(
-        "tls_handshake", "network", "TLSHandshakeErrors", "TLS handshake failures to {svc}",
-        "envoy_ssl_handshake_errors", "count", 20, 90000,
-        ("{v} TLS handshake errors per minute on the {svc} edge",
-         "clients failing TLS handshakes to {svc} ({v}/min)"),
-        ("ssl handshake errors hitting {svc}", "tls errors connecting to {svc}, like {v} a minute"),
-        ("SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number",),
-        ("a proxy upgrade dropped cipher suites that older clients still use",),
-        ("restart_service", "revert_config"), ("edge", "api"),
-        ("AWS/ApplicationELB", "ClientTLSNegotiationErrorCount"),
-    ),
-    _Scenario(
-        "net_latency", "network", "HighNetworkLatency", "network latency spike in {region}",
-        "probe_duration_seconds", "ms", 80, 8000,
-        ("round-trip latency to {svc} at {v} from {region} probes", "blackbox probes to {svc} taking {v}"),
-        ("everything in {region} feels slow, pings at {v}", "network latency to {svc} is awful ({v})"),
-        ("ReadTimeout: HTTPSConnectionPool(host='{svc}.internal', port=443): Read timed out",),
-        ("a congested peering link between regions", "a misbehaving NAT gateway"),
-        ("failover", "monitor"), ("edge", "platform"), ("AWS/EC2", "NetworkOut"),
-    ),
-    # --- deployment (always with a recent release in the text)
-    _Scenario(
-        "release_errors", "deployment", "HighErrorRate", "5xx spike on {svc} after {ver}",
-        "http_requests_errors_ratio", "rate", 0.5, 45,
-        ("error rate on {svc} jumped to {v} right after {ver} went out",
-         "{svc} {ver}: 5xx at {v} since rollout"),
-        ("{svc} throwing errors since {ver} went out, {v}", "500s on {svc} after the release"),
-        ("ImportError: cannot import name 'PriceCalculator' from 'pricing.v2'",
-         "NoSuchMethodError: OrderMapper.toDto(Lorg/acme/Order;)"),
-        ("release {ver} shipped a migration that dropped a column the old pods still read",
-         "the {ver} build was missing a runtime dependency"),
-        ("rollback_deploy", "deploy_hotfix"), _API, ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"),
-    ),
-    _Scenario(
-        "canary", "deployment", "CanaryAnalysisFailed", "canary for {ver} failing analysis",
-        "canary_error_ratio", "rate", 0.5, 30,
-        ("canary {ver} at 10% of traffic shows {v} errors vs 0.2% baseline",
-         "argo rollouts analysis failed for {svc} {ver}: error ratio {v}"),
-        ("canary for {svc} {ver} looks bad, {v} errors", "{ver} canary failing checks"),
-        ("ValueError: unsupported currency code ''",),
-        ("the {ver} canary read a config key renamed in the same release",),
-        ("rollback_deploy",), _API, ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"),
-    ),
-    _Scenario(
-        "rollout_crashloop", "deployment", "KubePodCrashLooping", "pods crash looping after {ver} rollout",
-        "kube_deployment_status_replicas_ready", "ready", 0, 1,
-        ("deployment {svc} has {v} replicas ready after rolling out {ver}, pods in CrashLoopBackOff",
-         "{v} pods ready for {svc} since {ver}, the rest crash looping"),
-        ("{svc} pods crashlooping after the deploy, {v} ready", "new {svc} pods wont start"),
-        ("panic: runtime error: invalid memory address or nil pointer dereference",),
-        ("{ver} required an env var that was never added to production",),
-        ("rollback_deploy", "restart_service"), _API + _WORK, ("ECS/ContainerInsights", "RunningTaskCount"),
-    ),
-    _Scenario(
-        "release_latency", "deployment", "HighLatencyP99", "p99 latency regression after {ver}",
-        "http_request_duration_seconds_p99", "ms", 250, 9000,
-        ("p99 latency on {svc} up to {v} since {ver}", "{svc} {ver} made requests slow: p99 {v}"),
-        ("{svc} got slow after the release, p99 {v}", "latency on {svc} way up since {ver}"),
-        ("TimeoutError: upstream request timeout after 5000ms",),
-        ("{ver} added an N+1 query to the hot path",),
-        ("rollback_deploy", "scale_up"), _API, ("AWS/ApplicationELB", "TargetResponseTime"),
-    ),
-    # --- configuration (always with a config change in the text)
-    _Scenario(
-        "flag_flip", "configuration", "ErrorBudgetBurn", "error budget burn on {svc}",
-        "slo_error_budget_burn_ratio", "rate", 0.5, 40,
-        ("{svc} errors at {v} since the flag change", "error rate {v} on {svc}, burning budget fast"),
-        ("{svc} erroring ({v}) since someone flipped a flag", "{svc} broken after flag change"),
-        ("KeyError: 'pricing_tier'",),
-        ("the `{flag}` flag routed traffic to an unfinished code path",),
-        ("revert_config",), _API, ("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count"),
-    ),
-    _Scenario(
-        "bad_push", "configuration", "ConfigReloadFailed", "bad config push to {svc}",
-        "config_reload_failure_ratio", "rate", 1, 80,
-        ("{key} set to an invalid value, {v} of requests failing",
-         "{svc} config reload broke {v} of requests"),
-        ("did someone change {svc} config? {v} of requests failing",
-         "{svc} config looks wrong, {key} is bogus"),
-        ("ConfigError: {key} must be a positive integer, got 0",),
-        ("a config push set {key} to 0",),
-        ("revert_config", "restart_service"), _API + _WORK, ("AWS/AppConfig", "DeploymentFailures"),
-    ),
-    _Scenario(
-        "rate_limits", "configuration", "RateLimitedRequests", "legitimate traffic rate limited on {svc}",
-        "ratelimit_rejected_ratio", "rate", 1, 70,
-        ("{v} of requests to {svc} rejected with 429 after a limits change",
-         "rate limiter now rejecting {v} of {svc} calls"),
-        ("everyone getting 429s from {svc}", "{svc} rate limiting way too hard, {v} rejected"),
-        ("TooManyRequests: rate limit exceeded for tenant default",),
-        ("a limits file set the per-tenant quota a thousand times too low",),
-        ("revert_config",), ("edge", "api"), ("AWS/WAFV2", "BlockedRequests"),
-    ),
-    _Scenario(
-        "cache_ttl", "configuration", "CacheHitRateLow", "cache hit rate collapsed on {svc}",
-        "cache_miss_pct", "pct", 20, 99,
-        ("cache miss ratio on {svc} at {v} after the TTL changed",
-         "{svc} cache misses at {v}, backend hammered"),
-        ("{svc} cache basically not working, misses at {v}", "cache hit rate for {svc} tanked"),
-        ("CacheMissStorm: {svc} fell back to origin for every request",),
-        ("a config push set the cache TTL from 3600 to 0",),
-        ("revert_config", "clear_cache"), (*_API, "datastore"), ("AWS/ElastiCache", "CacheMisses"),
-    ),
-    _Scenario(
-        "infra_change", "configuration", "TargetsUnhealthy", "targets unhealthy for {svc}",
-        "unhealthy_host_count", "count", 1, 200,
-        ("{v} targets unhealthy for {svc} after the infra change",
-         "{svc}: {v} targets failing health checks"),
-        ("{svc} targets all unhealthy?", "{v} {svc} hosts failing health checks"),
-        ("ConnectTimeoutError: connect timeout to {svc}.internal:8443",),
-        ("a terraform change removed the health check port from the security group",),
-        ("revert_config", "failover"), ("edge", "api", "platform"),
-        ("AWS/ApplicationELB", "UnHealthyHostCount"),
-    ),
-    _Scenario(
-        "network_config", "configuration", "BGPPrefixesWithdrawn",
-        "routes withdrawn in {region} after a network change",
-        "bgp_prefixes_withdrawn", "count", 2, 4000,
-        ("{v} prefixes withdrawn in {region} after the router config change",
-         "traffic to {svc} blackholed in {region} since the network config push"),
-        ("{svc} unreachable from {region} since the network change",
-         "did someone push router config? {svc} is down"),
-        ("ConnectTimeoutError: no route to host {svc}.internal (after the {region} edge config change)",),
-        ("a router config push with a typo withdrew the BGP prefixes for {region}",
-         "a DNS configuration change pointed {svc} at a decommissioned address",
-         "a misconfigured load balancer rule sent all {region} traffic to one datacenter"),
-        ("revert_config", "failover"), ("edge", "platform", "api"), ("AWS/DirectConnect", "ConnectionState"),
-    ),
-    # --- resource exhaustion (every primary metric is a percentage)
-    _Scenario(
-        "oom", "resource_exhaustion", "KubeContainerOOMKilled", "memory exhaustion on {svc}",
-        "container_memory_working_set_pct", "pct", 78, 99.8,
-        ("memory at {v} of limit on {svc}, {restarts} OOMKilled restarts in 30m",
-         "{svc} pods using {v} of memory limit, OOMKilled {restarts} times"),
-        ("{svc} keeps getting OOMKilled, mem at {v}", "{svc} memory through the roof ({v})"),
-        ("OutOfMemoryError: Java heap space", "MemoryError: Unable to allocate 512. MiB for an array"),
-        ("an unbounded in-process cache grew until pods hit their memory limit",),
-        ("restart_service", "scale_up"), _API + _WORK, ("ECS/ContainerInsights", "MemoryUtilized"),
-    ),
-    _Scenario(
-        "disk_full", "resource_exhaustion", "NodeFilesystemAlmostFull", "disk almost full on {host}",
-        "node_filesystem_used_pct", "pct", 78, 99.9,
-        ("disk usage at {v} on /var/lib/docker ({host})", "/data at {v} on {host}, {svc} writes at risk"),
-        ("disk on {host} is at {v}", "{svc} box almost out of disk, {v}"),
-        ("OSError: [Errno 28] No space left on device",),
-        ("debug logging filled the data volume", "old build artifacts were never cleaned up"),
-        ("clear_cache", "scale_up"), _INFRA + _WORK, ("CWAgent", "disk_used_percent"),
-    ),
-    _Scenario(
-        "cpu_throttle", "resource_exhaustion", "CPUThrottlingHigh", "CPU saturation on {svc}",
-        "container_cpu_usage_pct", "pct", 70, 99.5,
-        ("CPU at {v} on {svc}, {throttled}% of periods throttled",
-         "{svc} pegged at {v} CPU, requests queueing"),
-        ("{svc} cpu pegged at {v}", "{svc} is cpu throttled"),
-        ("TimeoutError: worker did not respond within 30s",),
-        ("CPU limits set too low for the current load",),
-        ("scale_up",), _API + _WORK, ("AWS/EC2", "CPUUtilization"),
-    ),
-    _Scenario(
-        "surge", "resource_exhaustion", "TrafficSurge", "traffic surge on {svc}",
-        "fleet_cpu_usage_pct", "pct", 75, 99.5,
-        ("fleet CPU {v} with requests at {mult}x normal, consumer lag {lag} messages",
-         "{svc} at {v} CPU, traffic {mult}x baseline after a marketing push"),
-        ("massive traffic spike on {svc}, {mult}x normal", "{svc} getting hammered, cpu {v}"),
-        ("RejectedExecutionException: thread pool queue full",),
-        ("a marketing campaign sent several times the usual traffic",),
-        ("scale_up", "throttle_traffic"), _API, ("AWS/ApplicationELB", "RequestCount"),
-    ),
-    _Scenario(
-        "queue_backlog", "resource_exhaustion", "QueueBacklogHigh", "message backlog growing on {topic}",
-        "queue_depth_of_max_length_pct", "pct", 60, 100,
-        ("queue {topic} at {v} of its max length, {svc} consumers falling behind",
-         "{topic} backlog at {v} of capacity, oldest message {mins} minutes old"),
-        ("{topic} queue backing up, {v} full", "{svc} consumers cant keep up, queue {v} full"),
-        ("QueueFullError: queue {topic} reached max-length, publish rejected",),
-        ("consumers were scaled down while producers kept publishing at the peak rate",),
-        ("scale_up", "throttle_traffic"), _WORK, ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-    ),
-    _Scenario(
-        "autoscaler_max", "resource_exhaustion", "KubeHpaMaxedOut", "{svc} autoscaler at its maximum",
-        "pod_cpu_usage_at_max_replicas_pct", "pct", 70, 99.5,
-        ("HPA {svc} has run at max replicas for {mins} minutes, pod CPU {v}",
-         "{svc} autoscaler pinned at its maximum replica count, average CPU {v}"),
-        ("{svc} hpa maxed out, cpu still {v}", "{svc} cant scale any further, at max replicas"),
-        ("ServiceUnavailable: no healthy upstream ({svc} pods saturated)",),
-        ("the autoscaler's maximum was sized for last year's traffic",),
-        ("scale_up",), _API + _WORK, ("AWS/AutoScaling", "GroupInServiceInstances"),
-    ),
-    _Scenario(
-        "quota", "resource_exhaustion", "ServiceQuotaNearLimit", "quota nearly exhausted for {svc}",
-        "aws_service_quota_used_pct", "pct", 80, 100,
-        ("{quota} at {v} of the account limit", "{svc} using {v} of its {quota} quota, new launches fail"),
-        ("we are at {v} of the {quota} quota", "cant launch anything for {svc}, quota at {v}"),
-        ("LimitExceededException: account limit for {quota} exceeded",),
-        ("growth hit the provider's default quota for {quota}",),
-        ("escalate_vendor", "throttle_traffic"), _INFRA + _WORK, ("AWS/Usage", "ResourceCount"),
-    ),
-    _Scenario(
-        "client_pool", "resource_exhaustion", "ConnectionPoolSaturated", "client pool saturated in {svc}",
-        "http_client_pool_used_pct", "pct", 70, 100,
-        ("outbound connection pool at {v} in {svc}, {waiting} requests waiting",
-         "{svc} client pool usage {v}, calls to the database queueing"),
-        ("{svc} connection pool full ({v})", "{svc} running out of connections"),
-        ("PoolTimeoutError: timed out waiting for a connection from the pool",),
-        ("a retry storm held every pooled connection",),
-        ("scale_up", "restart_service"), _API, ("AWS/ApplicationELB", "ActiveConnectionCount"),
-    ),
-    # --- software bugs
-    _Scenario(
-        "exceptions", "software_bug", "HighErrorRate", "exceptions in {svc}",
-        "app_exceptions_ratio", "rate", 0.3, 40,
-        ("unhandled exceptions on {v} of {svc} requests", "{svc} raising errors on {v} of calls"),
-        ("{svc} is throwing 500s", "{svc} erroring on {v} of requests, stack trace in sentry"),
-        ("TypeError: Cannot read properties of undefined (reading 'id')",
-         "NullPointerException in OrderService.place",
-         "AttributeError: 'NoneType' object has no attribute 'customer_id'"),
-        ("a null customer record reached code that assumed it was set",
-         "an edge case in the pricing code divided by zero"),
-        ("deploy_hotfix", "restart_service"), _API + _WORK, ("AWS/Lambda", "Errors"),
-    ),
-    _Scenario(
-        "panic", "software_bug", "KubePodCrashLooping", "{svc} crash looping",
-        "kube_deployment_status_replicas_ready", "ready", 0, 1,
-        ("{svc} has {v} replicas ready, containers exiting with code 2",
-         "{v} {svc} pods ready, others in CrashLoopBackOff"),
-        ("{svc} pods keep crashing, {v} ready", "{svc} panicking in a loop"),
-        ("panic: runtime error: index out of range [3] with length 3",
-         "SIGSEGV: segmentation violation in libvips"),
-        ("a malformed message made the worker panic on every start",),
-        ("restart_service", "deploy_hotfix"), _API + _WORK, ("ECS/ContainerInsights", "RunningTaskCount"),
-    ),
-    _Scenario(
-        "wrong_results", "software_bug", "InvoiceTotalsMismatch", "wrong totals computed by {svc}",
-        "reconciliation_mismatches", "count", 5, 50000,
-        ("reconciliation found {v} records with wrong totals from {svc}",
-         "{svc} wrote {v} incorrect amounts"),
-        ("{svc} is computing the wrong totals, {v} records so far",
-         "customers report wrong amounts from {svc}"),
-        ("AssertionError: invoice total mismatch (expected 120.00, got 12.00)",),
-        ("a rounding regression in the tax calculation",),
-        ("deploy_hotfix", "restore_from_backup"), ("api", "batch"),
-        ("Custom/Billing", "ReconciliationErrors"),
-    ),
-    _Scenario(
-        "hang", "software_bug", "HighLatencyP99", "requests hanging in {svc}",
-        "http_request_duration_seconds_p99", "ms", 300, 30000,
-        ("p99 latency on {svc} at {v}, threads stuck", "{svc} requests hanging, p99 {v}"),
-        ("{svc} requests just hang", "{svc} super slow ({v}), looks like a deadlock in the app"),
-        ("TimeoutError: request exceeded 30s", "goroutine leak: 48213 goroutines blocked on chan receive"),
-        ("a retry loop without backoff spun on a poison message", "a goroutine leak blocked the worker pool"),
-        ("restart_service", "deploy_hotfix"), _API + _WORK, ("AWS/ApplicationELB", "TargetResponseTime"),
-    ),
-    _Scenario(
-        "poison", "software_bug", "KafkaConsumerLagHigh", "consumer stuck on {topic}",
-        "kafka_consumergroup_lag", "count", 1000, 5000000,
-        ("consumer group {svc} is {v} messages behind on {topic}", "{svc} stuck on {topic}, lag {v}"),
-        ("{svc} consumer stuck, lag {v} on {topic}", "{topic} lag keeps growing"),
-        ("JSONDecodeError: Expecting value: line 1 column 1 (char 0)",),
-        ("a malformed event made the consumer crash and retry forever",),
-        ("deploy_hotfix", "restart_service"), _WORK, ("AWS/Kafka", "SumOffsetLag"),
-    ),
-    # --- hardware
-    _Scenario(
-        "component_failure", "hardware", "IPMISensorCritical", "hardware fault on {host}",
-        "node_hwmon_temp_celsius", "temp", 70, 105,
-        ("chassis fan 2 failed on {host}, CPU at {v} and throttling",
-         "power supply 1 failed on {host}, running on the redundant PSU, inlet {v}"),
-        ("{host} fan died, cpu throttling at {v}", "psu failed on {host}"),
-        ("MachineCheckException: CPU 3 thermal event on {host}",),
-        ("a failed chassis fan let the CPUs overheat and throttle", "a power supply unit burned out"),
-        ("replace_hardware", "monitor"), _INFRA, ("AWS/EC2", "StatusCheckFailed_System"),
-    ),
-    _Scenario(
-        "disk_failure", "hardware", "SMARTDiskFailing", "disk failing on {host}",
-        "smart_reallocated_sectors", "count", 8, 5000,
-        ("SMART reallocated sector count {v} on /dev/nvme1n1 ({host})", "{host}: {v} I/O errors on /dev/sdb"),
-        ("disk on {host} dying, {v} bad sectors", "{host} throwing io errors"),
-        ("OSError: [Errno 5] Input/output error",),
-        ("a failing NVMe drive", "a dead disk in the RAID array"),
-        ("replace_hardware", "failover"), _INFRA, ("AWS/EBS", "VolumeQueueLength"),
-    ),
-    _Scenario(
-        "host_down", "hardware", "NodeNotReady", "hosts unreachable for {svc}",
-        "kube_node_status_ready", "ready", 0, 1,
-        ("{v} nodes ready in the {svc} pool, the rest not responding", "{host} down, {v} {svc} nodes ready"),
-        ("{host} just died", "lost some boxes for {svc}, {v} ready"),
-        ("ConnectionRefusedError: [Errno 111] Connection refused",),
-        ("a failed motherboard on the host", "a hypervisor fault took the instance down"),
-        ("failover", "replace_hardware"), _INFRA + _WORK, ("AWS/EC2", "StatusCheckFailed_System"),
-    ),
-    _Scenario(
-        "cooling", "hardware", "RackTemperatureHigh", "cooling failure in rack {rack}",
-        "rack_inlet_temperature_celsius", "temp", 28, 52,
-        ("inlet temperature {v} in rack {rack}, hosts throttling", "rack {rack} at {v}, PDU alarms firing"),
-        ("rack {rack} overheating ({v})", "dc says cooling failed near rack {rack}"),
-        ("OSError: [Errno 5] Input/output error",),
-        ("a CRAC unit failed in the data hall", "a tripped PDU breaker cut power to the rack"),
-        ("failover", "escalate_vendor"), _INFRA, ("AWS/EC2", "StatusCheckFailed_System"),
-    ),
-    _Scenario(
-        "power_loss", "hardware", "DatacenterPowerLoss", "power loss in {az}",
-        "hosts_without_power", "count", 2, 3000,
-        ("{v} hosts lost power in {az}, racks on UPS battery",
-         "utility power failure in {az}: {v} hosts down"),
-        ("power went out in {az}?? {v} hosts gone", "{svc} hosts in {az} lost power"),
-        ("ConnectionRefusedError: [Errno 111] Connection refused",),
-        ("a utility power outage during which the backup generators failed to start",
-         "a lightning strike tripped the power feed to the data hall",
-         "a failed UPS transfer switch cut power to a row of racks"),
-        ("failover", "escalate_vendor"), _INFRA + _WORK, ("AWS/EC2", "StatusCheckFailed_System"),
-    ),
-    _Scenario(
-        "ecc", "hardware", "EDACCorrectableErrors", "ECC memory errors on {host}",
-        "node_edac_correctable_errors", "count", 10, 20000,
-        ("{v} correctable ECC errors on {host} in the last hour", "EDAC reports {v} memory errors on {host}"),
-        ("{host} logging ecc errors ({v})", "memory errors on {host}"),
-        ("SIGBUS: bus error",),
-        ("a failing DIMM",),
-        ("replace_hardware", "failover"), _INFRA, ("AWS/EC2", "StatusCheckFailed_Instance"),
-    ),
-    # --- third party
-    _Scenario(
-        "stripe", "third_party", "PaymentProviderErrors", "Stripe API errors",
-        "stripe_request_error_ratio", "rate", 0.5, 60,
-        ("{v} of calls to api.stripe.com failing with 503 or timeouts", "Stripe charges failing ({v})"),
-        ("stripe is returning errors, {v} of charges fail", "stripe down?"),
-        ("stripe.error.APIConnectionError: Could not connect to Stripe",),
-        ("an incident at Stripe",),
-        ("escalate_vendor", "failover"), ("money",), ("Custom/Payments", "ProviderErrors"),
-    ),
-    _Scenario(
-        "messaging", "third_party", "SMSDeliveryFailures", "{msg_vendor} delivery failures",
-        "notification_provider_error_ratio", "rate", 0.5, 70,
-        ("{v} of messages to {msg_vendor} failing", "{msg_vendor} API rejecting {v} of sends"),
-        ("{msg_vendor} not delivering, {v} failing", "users not getting codes, {msg_vendor} issue?"),
-        ("TwilioRestException: HTTP 503 error: Service Unavailable",),
-        ("a degradation at {msg_vendor}",),
-        ("escalate_vendor", "failover"), ("worker", "api"), ("Custom/Notifications", "ProviderErrors"),
-    ),
-    _Scenario(
-        "cloud_provider", "third_party", "S3ErrorRateHigh", "S3 errors in {region}",
-        "aws_s3_5xx_ratio", "rate", 0.5, 60,
-        ("{v} of S3 requests in {region} returning 503 SlowDown",
-         "AWS S3 in {region} erroring on {v} of calls"),
-        ("s3 in {region} is broken for us, {v} errors", "aws having issues in {region}?"),
-        ("botocore.exceptions.ClientError: An error occurred (503) when calling the PutObject operation",),
-        ("an AWS S3 outage in {region}",),
-        ("failover", "escalate_vendor"), _INFRA + _WORK, ("AWS/S3", "5xxErrors"),
-    ),
-    _Scenario(
-        "upstream", "third_party", "UpstreamLatencyHigh", "{vendor} API slow",
-        "upstream_request_duration_p99", "ms", 300, 20000,
-        ("{vendor} API p99 at {v} from {svc}", "calls from {svc} to {vendor} taking {v}"),
-        ("{vendor} super slow for us ({v})", "is {vendor} down? {svc} timing out on it"),
-        ("ReadTimeout: upstream {vendor} did not respond in 10s",),
-        ("an upstream outage at {vendor}",),
-        ("escalate_vendor", "throttle_traffic"), _API + _WORK, ("Custom/Upstream", "Latency"),
-    ),
-    # --- security
-    _Scenario(
-        "brute_force", "security", "LoginFailuresSpike", "brute force against {svc}",
-        "auth_failed_logins", "count", 200, 500000,
-        ("{v} failed logins in 10 minutes from {ips} IPs", "credential stuffing on {svc}: {v} failed logins"),
-        ("someone is hammering {svc} login, {v} failures", "looks like credential stuffing on {svc}"),
-        ("AuthenticationFailed: too many failed attempts for user",),
-        ("a credential stuffing botnet",),
-        ("throttle_traffic", "rotate_credentials"), ("api", "web", "edge"), ("AWS/WAFV2", "BlockedRequests"),
-    ),
-    _Scenario(
-        "leaked_creds", "security", "SecretDetected", "credentials leaked for {svc}",
-        "unknown_principal_api_calls", "count", 1, 5000,
-        ("an access key for {svc} was pushed to a public repo; {v} API calls from unknown IPs since",
-         "GuardDuty: {svc} credentials used from an unknown IP ({v} calls)"),
-        ("we leaked a {svc} key on github, {v} calls from strangers", "{svc} api key is public"),
-        ("UnauthorizedAccess: IAMUser/InstanceCredentialExfiltration",),
-        ("an access key committed to a public repository",),
-        ("rotate_credentials",), _API + _DATA, ("AWS/CloudTrail", "UnauthorizedAPICalls"),
-    ),
-    _Scenario(
-        "cert_expiry", "security", "CertificateExpiry", "TLS certificate for {svc}",
-        "ssl_cert_not_after_days", "cert", 0, 1,
-        ("certificate for {svc}.example.com {v}", "TLS cert on the {svc} endpoint {v}"),
-        ("cert for {svc} {v}", "{svc} cert expiring, browsers complaining"),
-        ("SSLCertVerificationError: certificate has expired",),
-        ("an expired certificate that auto-renewal never picked up",),
-        ("rotate_credentials",), ("edge", "api", "web"), ("AWS/CertificateManager", "DaysToExpiry"),
-    ),
-    _Scenario(
-        "waf", "security", "WAFBlockedRequestsSpike", "WAF blocking spike on {svc}",
-        "waf_blocked_requests", "count", 500, 2000000,
-        ("WAF blocked {v} requests in 5 minutes from {ips} IPs (SQLi signatures)",
-         "{v} malicious requests blocked on {svc}"),
-        ("waf going crazy on {svc}, {v} blocked", "getting attacked? {svc} waf blocks way up"),
-        ("SuspiciousOperation: request matched SQL injection rule",),
-        ("a scanning botnet probing for SQL injection",),
-        ("throttle_traffic", "monitor"), ("edge", "api"), ("AWS/WAFV2", "BlockedRequests"),
-    ),
-    _Scenario(
-        "auth_failures", "security", "AuthTokenValidationFailures", "token validation failures on {svc}",
-        "jwt_validation_failure_ratio", "rate", 0.5, 80,
-        ("{v} of tokens failing signature validation on {svc}",
-         "{svc} rejecting {v} of sessions: bad signature"),
-        ("users getting logged out of {svc}, {v} token failures", "{svc} says every token is invalid"),
-        ("InvalidSignatureError: Signature verification failed",),
-        ("a signing key was rotated on one side only",),
-        ("rotate_credentials", "restart_service"), ("api", "web", "edge"), ("Custom/Auth", "TokenFailures"),
-    ),
-)
-# fmt: on
 
-# Severity = noisy score cut at fixed thresholds, so a row's label never depends on the rest of the batch.
-# The thresholds are the 25/55/83% quantiles of the score (low 25%, medium 30%, high 28%, critical 17%).
-_TIER_SCORE = {1: 0.55, 2: 0.1, 3: -0.3}
-# How bad a kind of failure is on its own, at equal magnitude. Rule authors grade by kind first: a primary
-# that is down, a service answering 5xx, lost power or leaked credentials page; a lagging replica, a slow
-# upstream, throttled CPU or a certificate expiring in weeks warn. People's one-line reports seldom carry a
-# magnitude, so without this the kind would say nothing and every terse outage report would read "medium".
-_KIND_SCORE: dict[str, float] = {
-    # hard failures: something is down, refusing, wrong or exposed
-    "primary_down": 0.8, "corruption": 0.8, "power_loss": 0.8, "leaked_creds": 0.8, "network_config": 0.6,
-    "lb_502": 0.5, "infra_change": 0.5, "stripe": 0.5, "wrong_results": 0.5, "release_errors": 0.4,
-    "rollout_crashloop": 0.4, "flag_flip": 0.4, "bad_push": 0.4, "exceptions": 0.4, "panic": 0.4, "dns": 0.4,
-    "cluster_state": 0.5, "cache_down": 0.5,
-    "host_down": 0.3, "cloud_provider": 0.3, "auth_failures": 0.3, "db_pool": 0.3, "hang": 0.3,
-    # early warnings and slowness: the service still answers
-    "ecc": -0.8, "canary": -0.6, "cpu_throttle": -0.6, "replication_lag": -0.5, "net_latency": -0.5,
-    "cache_ttl": -0.5, "quota": -0.5, "cert_expiry": -0.4, "waf": -0.4, "release_latency": -0.3,
-    "upstream": -0.3, "cooling": -0.3, "deadlocks": -0.3, "disk_failure": -0.2, "brute_force": -0.2,
-    "packet_loss": -0.2, "autoscaler_max": -0.3, "component_failure": -0.3,
-}  # fmt: skip
-_THRESHOLDS = (0.94, 2.0, 3.06)
-_SCORE_NOISE = 0.32
-_HINT_AGREEMENT = 0.7
+def _texts(block: dict[str, object], field: str, allowed: Collection[str] | None = None) -> tuple[str, ...]:
+    value = block[field]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"{field} must be a non-empty list of non-empty strings")
+    unknown = [v for v in value if allowed is not None and v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {field}: {', '.join(unknown)}")
+    return tuple(value)
 
-_BY_CATEGORY: dict[str, tuple[_Scenario, ...]] = {
-    c: tuple(s for s in _SCENARIOS if s.category == c) for c in CATEGORIES
-}
+
+def _number(block: dict[str, object], field: str) -> float:
+    value = block.get(field, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{field} must be a number, got {value!r}")
+    return float(value)
+
+
+def _scenario(category: str, block: dict[str, object]) -> _Scenario:
+    missing = [f for f in _REQUIRED if f not in block]
+    if missing:
+        raise ValueError(f"missing field(s): {', '.join(missing)}")
+    extra = sorted(set(block) - set(_REQUIRED) - {"kind_score"})
+    if extra:
+        raise ValueError(f"unknown field(s): {', '.join(extra)}")
+    for field in ("key", "alert", "headline", "metric"):
+        if not isinstance(block[field], str) or not block[field]:
+            raise ValueError(f"{field} must be a non-empty string")
+    if block["unit"] not in _UNITS:
+        raise ValueError(f"unknown unit {block['unit']!r} (one of {', '.join(sorted(_UNITS))})")
+    cloudwatch = _texts(block, "cloudwatch")
+    if len(cloudwatch) != 2:
+        raise ValueError("cloudwatch must be [namespace, metric name]")
+    return _Scenario(
+        key=str(block["key"]),
+        category=category,
+        alert=str(block["alert"]),
+        headline=str(block["headline"]),
+        metric=str(block["metric"]),
+        unit=str(block["unit"]),
+        lo=_number(block, "lo"),
+        hi=_number(block, "hi"),
+        symptoms=_texts(block, "symptoms"),
+        human=_texts(block, "human"),
+        exceptions=_texts(block, "exceptions"),
+        causes=_texts(block, "causes"),
+        actions=_texts(block, "actions", ACTIONS),
+        kinds=_texts(block, "kinds", {s.kind for s in SERVICES.values()} | set(_PSEUDO_KINDS)),
+        cloudwatch=(cloudwatch[0], cloudwatch[1]),
+        kind_score=_number(block, "kind_score"),
+    )
+
+
+def load_scenarios(path: Path) -> tuple[_Scenario, ...]:
+    """The scenarios in ``path``, a YAML mapping of category to scenario blocks, in file order.
+
+    A bad entry raises ``ValueError`` naming the file and the scenario.
+    """
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of category to a list of scenarios")
+    scenarios: list[_Scenario] = []
+    for category, blocks in data.items():
+        if category not in CATEGORIES:
+            raise ValueError(f"{path}: unknown category {category!r} (one of {', '.join(CATEGORIES)})")
+        if not isinstance(blocks, list) or not blocks:
+            raise ValueError(f"{path}: category {category!r} must hold a non-empty list of scenarios")
+        for i, block in enumerate(blocks, 1):
+            name = block.get("key") if isinstance(block, dict) else None
+            where = f"{path}: scenario {name!r}" if name else f"{path}: scenario #{i} of {category}"
+            if not isinstance(block, dict):
+                raise ValueError(f"{where}: expected a mapping of fields")
+            try:
+                sc = _scenario(category, block)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+            if any(s.key == sc.key for s in scenarios):
+                raise ValueError(f"{where}: key used twice")
+            scenarios.append(sc)
+    return tuple(scenarios)
 
 
 def _db_name(name: str) -> str:
@@ -631,6 +165,19 @@ _DB = {n: _db_name(n) for n in SERVICES}
 _PSEUDO_KINDS = {
     "sql": tuple(n for n in SERVICES if _DB[n].endswith("-db") and _DB[n] in SERVICES),
     "money": ("payments", "checkout", "billing", "orders"),
+}
+_SCENARIOS = load_scenarios(_SCENARIO_FILE)
+
+# Severity = noisy score cut at fixed thresholds, so a row's label never depends on the rest of the batch.
+# The thresholds are the 25/55/83% quantiles of the score (low 25%, medium 30%, high 28%, critical 17%).
+# The kind of failure adds each scenario's kind_score (why: see data/scenarios.yaml).
+_TIER_SCORE = {1: 0.55, 2: 0.1, 3: -0.3}
+_THRESHOLDS = (0.94, 2.0, 3.06)
+_SCORE_NOISE = 0.32
+_HINT_AGREEMENT = 0.7
+
+_BY_CATEGORY: dict[str, tuple[_Scenario, ...]] = {
+    c: tuple(s for s in _SCENARIOS if s.category == c) for c in CATEGORIES
 }
 _ALL_SERVICES = tuple(SERVICES)
 _SERVICES_BY_SCENARIO: dict[str, tuple[str, ...]] = {
@@ -897,7 +444,7 @@ def _score(
     duration, plus noise."""
     return (
         2.0 * m
-        + _KIND_SCORE.get(sc.key, 0.0)
+        + sc.kind_score
         + _TIER_SCORE[tier]
         + 0.45 * impact
         + 0.18 * breadth

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -14,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from engine.services import SERVICES
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
 from training.dataset import LabeledIncident
-from training.synthetic import STYLES, generate_incidents
+from training.synthetic import _SCENARIO_FILE, _SCENARIOS, STYLES, generate_incidents, load_scenarios
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
 
@@ -188,3 +189,42 @@ def test_a_keyword_model_learns_severity_but_cannot_solve_it() -> None:
             model = LogisticRegression(max_iter=1000).fit(x_train, [getattr(r, label) for r in train])
             accuracy = (model.predict(x_test) == [getattr(r, label) for r in test]).mean()
             assert lowest < accuracy < highest, (label, accuracy)
+
+
+def test_the_shipped_scenarios_cover_every_category() -> None:
+    assert load_scenarios(_SCENARIO_FILE) == _SCENARIOS
+    assert {s.category for s in _SCENARIOS} == set(CATEGORIES)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ("    unit: s\n", "    unit: furlongs\n", "unknown unit 'furlongs'"),
+        (
+            "    actions: [throttle_traffic, monitor]\n",
+            "    actions: [pray, monitor]\n",
+            "unknown actions: pray",
+        ),
+        ("    alert: PostgresReplicationLag\n", "", "missing field(s): alert"),
+        ("    lo: 4\n", "    lo: four\n", "lo must be a number"),
+    ],
+)
+def test_a_broken_scenarios_file_is_refused_naming_the_file_and_scenario(
+    tmp_path: Path, old: str, new: str, problem: str
+) -> None:
+    text = _SCENARIO_FILE.read_text(encoding="utf-8")
+    assert text.count(old) >= 1 and "key: replication_lag\n" in text.split(old)[0]
+    broken = tmp_path / "scenarios.yaml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ValueError) as refused:
+        load_scenarios(broken)
+    message = str(refused.value)
+    assert str(broken) in message and "'replication_lag'" in message and problem in message, message
+
+
+def test_an_unknown_category_is_refused_naming_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "scenarios.yaml"
+    broken.write_text(_SCENARIO_FILE.read_text(encoding="utf-8").replace("\nnetwork:", "\nnetwrok:"))
+    with pytest.raises(ValueError, match="unknown category 'netwrok'") as refused:
+        load_scenarios(broken)
+    assert str(broken) in str(refused.value)
