@@ -227,7 +227,7 @@ def split_identifiers(text: str) -> str:
     Alert names are identifiers: "KubeAPIDown", "MSSQLHighNumberOfDeadlocks". Read as one token each they
     teach nothing about an alert not seen before; read as words ("Kube API Down") they say what is wrong.
     A space goes where a lower-case letter or digit meets an upper-case one, and before a capitalised word
-    that follows an acronym. C (``engine/_native.c``): a regular expression cost 100 µs an alert.
+    that follows an acronym. In C (``engine/_native.c``) because a regular expression costs 100 µs an alert.
     """
     return _native.split_identifiers(text)
 
