@@ -2,11 +2,13 @@
 
 ``parse_message(event)`` is what the bot calls on every ``message`` event; ``classify(event)`` also says
 why a message was skipped, for logs and metrics. Sources are tried most specific first, a person's
-message last.
+message last. ``samples/<source>/<name>.json`` holds what each source really posts (``sample()`` reads one).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from . import alertmanager, cloudwatch, datadog, grafana, human, pagerduty, sentry
@@ -14,6 +16,7 @@ from .alert import Alert, normalise_severity
 from .slack_text import Flat, flatten
 
 __all__ = [
+    "SAMPLES",
     "SOURCES",
     "Alert",
     "Flat",
@@ -22,12 +25,14 @@ __all__ = [
     "is_own",
     "normalise_severity",
     "parse_message",
+    "sample",
 ]
 
 # Grafana before Alertmanager (same title, Grafana's footer tells them apart); Datadog before PagerDuty
 # (Datadog messages mention @pagerduty handles); a person last.
 _PARSERS = (grafana, alertmanager, datadog, sentry, cloudwatch, pagerduty)
 SOURCES = tuple(p.SOURCE for p in (*_PARSERS, human))
+SAMPLES = Path(__file__).parent / "samples"  # <source>/<name>.json: a body as the source posts it
 
 _SKIPPED_SUBTYPES = {
     "message_changed": "edit",
@@ -111,3 +116,9 @@ def classify(
 def parse_message(event: Any, *, bot_user_id: str | None = None, bot_id: str | None = None) -> Alert | None:
     """The ``Alert`` a Slack ``message`` event carries, or None when it is not a candidate alert."""
     return classify(event, bot_user_id=bot_user_id, bot_id=bot_id)[0]
+
+
+def sample(source: str, name: str) -> dict[str, Any]:
+    """A sample payload, as ``source`` posts it to Slack: ``sample("grafana", "firing")``."""
+    body: dict[str, Any] = json.loads((SAMPLES / source / f"{name}.json").read_text(encoding="utf-8"))
+    return body
