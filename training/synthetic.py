@@ -5,6 +5,7 @@ the text shows them only indirectly: numbers, host and region names, phrasing, i
 Severity is a noisy score over all of them, so no keyword decides it and a model must combine evidence, as it
 must on real alerts. Label noise is drawn from its own random stream after the clean labels, so a seed gives
 the same text at every noise level and the noisy rows at a lower level are a subset of those at a higher one.
+The scenarios and the words around them are data, in ``data/scenarios.yaml`` and ``data/wording.yaml``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -233,115 +234,94 @@ _HINT_WORDS: dict[str, dict[str, str]] = {
     },
 }
 
-_IMPACT: tuple[tuple[str, ...], ...] = (
-    ("No customer impact.", "No user impact observed.", "Customers unaffected so far.", "Internal only."),
-    (
-        "Some customers are seeing errors.",
-        "About {upct}% of requests affected.",
-        "{users} users affected.",
-        "Intermittent failures for a subset of users.",
-    ),
-    (
-        "Customers cannot {verb}.",
-        "{users} users affected.",
-        "Failing for all users.",
-        "About {upct}% of requests failing; full customer-facing outage.",
-    ),
-)
-_HUMAN_IMPACT: tuple[tuple[str, ...], ...] = (
-    ("no user impact afaict", "nothing customer facing yet", "not urgent"),
-    ("a few customers complaining", "some users seeing it", "support has a couple tickets"),
-    ("for everyone", "customers can't {verb}", "support queue is on fire", "totally down for users"),
-)
-_STATUS_IMPACT: tuple[str, ...] = (
-    "a minor issue with no expected impact",
-    "degraded performance",
-    "elevated error rates",
-    "an outage",
-)
-_BREADTH: tuple[tuple[str, ...], ...] = (
-    ("on {host}", "on pod {pod}", "on a single node ({node})"),
-    ("in {az}", "on {k} of {n} nodes in {az}", "in cluster prod-{region}-2"),
-    ("across {region}", "region-wide in {region}"),
-    ("in all regions", "globally (us-east-1, eu-west-1, ap-southeast-1)", "across every region"),
-)
-_HUMAN_BREADTH: tuple[tuple[str, ...], ...] = (
-    ("only on {host}", "just one pod affected", "only {pod} so far"),
-    ("only in {az}", "a few nodes affected"),
-    ("whole {region} region", "all of {region}"),
-    ("happening everywhere", "all regions affected"),
-)
-_DEPLOY_RECENT = (
-    "Started right after the {ver} deploy {mins} minutes ago.",
-    "{svc} {ver} was deployed {mins} minutes ago.",
-    "Deploy of {ver} finished at {hhmm} ({mins} min ago).",
-    "Began when canary {ver} went to 25% at {hhmm}.",
-)
-_HUMAN_DEPLOY_RECENT = (
-    "started after the {hhmm} deploy",
-    "right after {ver} went out",
-    "since the deploy {mins}m ago",
-)
-_DEPLOY_OLD = ("Last deploy was {days} days ago ({ver}).", "No deploys since {ver}, {days} days ago.")
-_CONFIG_CHANGE = (
-    "Feature flag `{flag}` enabled at {hhmm}.",
-    "Config push to {svc} at {hhmm} changed {key}.",
-    "Flag `{flag}` flipped to 100% at {hhmm}.",
-    "terraform apply at {hhmm} changed {svc} settings.",
-)
-_HUMAN_CONFIG_CHANGE = ("started when {flag} got enabled at {hhmm}", "right after the config push at {hhmm}")
-# Negated mentions of other categories, so that a keyword is never enough on its own.
-_DECOYS: dict[str, str] = {
-    "database": "Database metrics look normal.",
-    "deployment": "No deploys in the last 24h.",
-    "configuration": "No config changes today.",
-    "network": "Network looks fine.",
-    "hardware": "Hosts are healthy.",
-    "resource_exhaustion": "CPU and memory are fine.",
-    "third_party": "Vendor status pages are all green.",
-    "security": "No sign of malicious traffic.",
-    "software_bug": "No new exceptions in Sentry.",
+_WORDING_FILE = Path(__file__).parent / "data" / "wording.yaml"
+# Each table's shape: a number of levels (a list of phrases per level), the keys of a mapping (a list of
+# phrases per key, or one sentence per key for the decoys), or None (one list of phrases).
+_WORDING_SHAPES: dict[str, int | tuple[str, ...] | None] = {
+    "impact": 3,
+    "human_impact": 3,
+    "status_impact": None,
+    "breadth": 4,
+    "human_breadth": 4,
+    "alert_state": 3,
+    "human_state": 3,
+    "deploy_recent": None,
+    "human_deploy_recent": None,
+    "deploy_old": None,
+    "config_change": None,
+    "human_config_change": None,
+    "decoys": CATEGORIES,
+    "alert_circumstance": ("staging", "transient"),
+    "human_circumstance": ("staging", "transient"),
+    "planned": None,
+    "human_openers": None,
+    "human_resolved": None,
 }
+
+
+def _phrases(value: object, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} must be a non-empty list of strings")
+    return tuple(value)
+
+
+def load_wording(path: Path) -> dict[str, Any]:
+    """The word tables in ``path`` as tuples (and dicts of them), each checked against its shape.
+
+    A bad table raises ``ValueError`` naming the file and the table.
+    """
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or set(data) != set(_WORDING_SHAPES):
+        have = set(data) if isinstance(data, dict) else set()
+        missing, extra = sorted(set(_WORDING_SHAPES) - have), sorted(have - set(_WORDING_SHAPES))
+        raise ValueError(
+            f"{path}: tables missing: {', '.join(missing) or '-'}; unknown: {', '.join(extra) or '-'}"
+        )
+    tables: dict[str, Any] = {}
+    for name, shape in _WORDING_SHAPES.items():
+        value, what = data[name], f"{path}: table {name!r}"
+        if shape is None:
+            tables[name] = _phrases(value, what)
+        elif isinstance(shape, int):
+            if not isinstance(value, list) or len(value) != shape:
+                raise ValueError(f"{what} must be a list of {shape} levels")
+            tables[name] = tuple(_phrases(v, f"{what}, level {i}") for i, v in enumerate(value))
+        else:
+            if not isinstance(value, dict) or set(value) != set(shape):
+                raise ValueError(f"{what} must have exactly the keys {', '.join(shape)}")
+            if name == "decoys":
+                if not all(isinstance(v, str) and v for v in value.values()):
+                    raise ValueError(f"{what}: each key holds one sentence")
+                tables[name] = dict(value)
+            else:
+                tables[name] = {k: _phrases(v, f"{what}, {k}") for k, v in value.items()}
+    return tables
+
+
+_WORDING = load_wording(_WORDING_FILE)
+_IMPACT: tuple[tuple[str, ...], ...] = _WORDING["impact"]
+_HUMAN_IMPACT: tuple[tuple[str, ...], ...] = _WORDING["human_impact"]
+_STATUS_IMPACT: tuple[str, ...] = _WORDING["status_impact"]
+_BREADTH: tuple[tuple[str, ...], ...] = _WORDING["breadth"]
+_HUMAN_BREADTH: tuple[tuple[str, ...], ...] = _WORDING["human_breadth"]
+_ALERT_STATE: tuple[tuple[str, ...], ...] = _WORDING["alert_state"]
+_HUMAN_STATE: tuple[tuple[str, ...], ...] = _WORDING["human_state"]
+_DEPLOY_RECENT: tuple[str, ...] = _WORDING["deploy_recent"]
+_HUMAN_DEPLOY_RECENT: tuple[str, ...] = _WORDING["human_deploy_recent"]
+_DEPLOY_OLD: tuple[str, ...] = _WORDING["deploy_old"]
+_CONFIG_CHANGE: tuple[str, ...] = _WORDING["config_change"]
+_HUMAN_CONFIG_CHANGE: tuple[str, ...] = _WORDING["human_config_change"]
+_DECOYS: dict[str, str] = _WORDING["decoys"]
+_ALERT_CIRCUMSTANCE: dict[str, tuple[str, ...]] = _WORDING["alert_circumstance"]
+_HUMAN_CIRCUMSTANCE: dict[str, tuple[str, ...]] = _WORDING["human_circumstance"]
+_PLANNED: tuple[str, ...] = _WORDING["planned"]
+_HUMAN_OPENERS: tuple[str, ...] = _WORDING["human_openers"]
+_HUMAN_RESOLVED: tuple[str, ...] = _WORDING["human_resolved"]
 # Circumstances that make an alert minor whatever its numbers say, as an on-call engineer reads them: not
-# production, already over, or announced in advance. Alert sources and people word them differently.
-_ALERT_STATE: tuple[tuple[str, ...], ...] = (
-    ("slightly above threshold", "approaching the limit", "elevated but stable", "trending up slowly"),
-    ("degraded", "well above threshold", "getting worse", "partially failing"),
-    ("hard down", "failing", "completely broken", "at its limit and failing", "unavailable"),
-)
-_HUMAN_STATE: tuple[tuple[str, ...], ...] = (
-    ("a bit elevated", "not urgent yet", "creeping up"),
-    ("getting worse", "pretty degraded", "partly broken"),
-    ("totally broken", "completely down", "on fire", "dead"),
-)
-# "resolved": the notification a source sends when the alert clears, repeating what fired.
+# production, already over, or announced in advance. "resolved": the notification a source sends when the
+# alert clears, repeating what fired.
 _CIRCUMSTANCES = ("staging", "transient", "planned", "resolved")
 _CIRCUMSTANCE_SHARE = (0.06, 0.05, 0.025, 0.04)
-_ALERT_CIRCUMSTANCE: dict[str, tuple[str, ...]] = {
-    "staging": ("Environment: staging.", "Staging only, production unaffected.", "Seen in the dev cluster."),
-    "transient": (
-        "Flapped once and recovered.",
-        "Auto-resolved after {mins} minutes.",
-        "Single occurrence; the retry succeeded.",
-        "Recovered on its own a minute later.",
-    ),
-}
-_HUMAN_CIRCUMSTANCE: dict[str, tuple[str, ...]] = {
-    "staging": ("only in staging", "this is the dev env", "staging only, prod is fine"),
-    "transient": (
-        "flapped once and recovered",
-        "went away on its own",
-        "retry worked",
-        "only once, recovered",
-    ),
-}
-_PLANNED = (
-    "FYI: scheduled maintenance of {svc} tonight at {hhmm} UTC",
-    "Heads up: planned failover drill for {db} at {hhmm} UTC",
-    "Maintenance window for {svc} starts at {hhmm}, expect brief errors",
-    "FYI: we are upgrading {db} on Saturday, {mins} minutes of read-only mode expected",
-)
-_HUMAN_OPENERS = ("", "", "anyone else seeing this? ", "hey team, ", "@oncall ", "heads up: ", "uh oh, ")
 _DEPLOY_AWARE = frozenset({"deployment", "software_bug", "database", "resource_exhaustion"})
 _FAILOVER_AWARE = frozenset({"database", "hardware"})  # a standby to fail over to is usual for these
 
@@ -732,9 +712,6 @@ def _postmortem(r: _Row) -> tuple[str, str]:
         f"Detection: {r.sc.alert} alert after {_int(r.rng, 1, 15)} minutes."
     )
     return f"{kind}: {r.t(r.sc.headline)}", desc
-
-
-_HUMAN_RESOLVED = (", fixed now", ", resolved, back to normal", ", all good now", " - recovered, nvm")
 
 
 def _resolved(style: str, r: _Row, title: str, desc: str) -> tuple[str, str]:

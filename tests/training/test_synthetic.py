@@ -15,7 +15,15 @@ from threadpoolctl import threadpool_limits
 from engine.services import SERVICES
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
 from training.dataset import LabeledIncident
-from training.synthetic import _SCENARIO_FILE, _SCENARIOS, STYLES, generate_incidents, load_scenarios
+from training.synthetic import (
+    _SCENARIO_FILE,
+    _SCENARIOS,
+    _WORDING_FILE,
+    STYLES,
+    generate_incidents,
+    load_scenarios,
+    load_wording,
+)
 
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)%")
 
@@ -227,4 +235,17 @@ def test_an_unknown_category_is_refused_naming_the_file(tmp_path: Path) -> None:
     broken.write_text(_SCENARIO_FILE.read_text(encoding="utf-8").replace("\nnetwork:", "\nnetwrok:"))
     with pytest.raises(ValueError, match="unknown category 'netwrok'") as refused:
         load_scenarios(broken)
+    assert str(broken) in str(refused.value)
+
+
+def test_a_broken_wording_file_is_refused_naming_the_file_and_table(tmp_path: Path) -> None:
+    text = _WORDING_FILE.read_text(encoding="utf-8")
+    broken = tmp_path / "wording.yaml"
+    broken.write_text(
+        text.replace("  - # every region\n", "  - # every region\n    - 3\n", 1), encoding="utf-8"
+    )
+    with pytest.raises(
+        ValueError, match="table 'breadth', level 3 must be a non-empty list of strings"
+    ) as refused:
+        load_wording(broken)
     assert str(broken) in str(refused.value)
