@@ -503,8 +503,9 @@ def _fit_models(
         keep, dropped["category"] = _frequent([r.category for r in train_rows if r.category], CATEGORIES)
         idx = [i for i, r in enumerate(train_rows) if r.category in keep]
         if len(keep) >= 2:
-            real = np.array([_is_real(train_rows[i]) for i in idx])
-            model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"], real=real)
+            # A slice of real rows sets severity's confidence, not the category's: a quarter of a few
+            # hundred post-mortems, each of its own kind, left it far less sure than it is right.
+            model = _calibrated(mc["C_category"], mc, config.seed, len(idx), mc["calibration"])
             off = _off_columns(vectorizer, mc["category_blocks_off"], mc["magnitudes_off"])
             labels = [train_rows[i].category for i in idx]
             jobs.append(("category", model, X[idx], labels, weights(idx, "category"), off))
