@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from joblib import parallel_config
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
@@ -415,6 +416,13 @@ class ResultCache:
         tmp.replace(self.directory / f"{key}.pickle")
 
 
+def _threaded(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn`` in a worker, its own parallel fits (a large run's heads) in threads: loky processes started
+    inside a forked worker can outlive it and leave the pool waiting at shutdown. Same models either way."""
+    with parallel_config(backend="threading"):
+        return fn(*args)
+
+
 def run_all(
     calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], jobs: int, cache: ResultCache | None = None
 ) -> list[Any]:
@@ -450,7 +458,7 @@ def run_all(
             break
         try:
             with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = {pool.submit(calls[i][0], *calls[i][1]): i for i in pending}
+                futures = {pool.submit(_threaded, calls[i][0], *calls[i][1]): i for i in pending}
                 for future in as_completed(futures):
                     done(futures[future], future.result())
         except BrokenProcessPool:

@@ -344,7 +344,9 @@ def fit_models(
         return _fit_models(train_rows, config, progress or Progress(2, enabled=False))
 
 
-def _fit_features(texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed: int) -> tuple[Any, Any]:
+def _fit_features(
+    texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed: int, real: np.ndarray | None = None
+) -> tuple[Any, Any]:
     """Fit the pipeline and return it with the training matrix.
 
     In a large run (``parallel_from_rows``: a big synthetic corpus) vocabularies and idf are estimated on a
@@ -356,7 +358,12 @@ def _fit_features(texts: list[str], fc: dict[str, Any], mc: dict[str, Any], seed
     union = feature_union(vectorizer)
     union.set_params(n_jobs=2 if parallel else None)  # its blocks fit in two processes
     if parallel and len(texts) > mc["vocabulary_sample"]:
-        pick = np.random.default_rng(seed).choice(len(texts), mc["vocabulary_sample"], replace=False)
+        # every real row (``real``) is read: their words are the scarce ones, and a synthetic sample
+        # would leave most of a team's own vocabulary out
+        keep = np.flatnonzero(real) if real is not None else np.zeros(0, dtype=np.intp)
+        rest = np.setdiff1d(np.arange(len(texts)), keep)
+        n = min(len(rest), max(mc["vocabulary_sample"] - len(keep), 0))
+        pick = np.concatenate([keep, np.random.default_rng(seed).choice(rest, n, replace=False)])
         vectorizer.fit([texts[i] for i in np.sort(pick)])
     else:
         vectorizer.fit(texts)
@@ -474,7 +481,8 @@ def _fit_models(
     fc = {**DEFAULT_FEATURE_CONFIG, **config.feature_config}
     dropped: dict[str, list[str]] = {}
     with progress.step("feature pipeline"):
-        vectorizer, X = _fit_features([r.text for r in train_rows], fc, mc, config.seed)
+        real_rows = np.array([_is_real(r) for r in train_rows], dtype=bool)
+        vectorizer, X = _fit_features([r.text for r in train_rows], fc, mc, config.seed, real_rows)
 
     with progress.step("severity, category and action models"):
         jobs: list[tuple[str, Any, Any, Any, np.ndarray | None, np.ndarray | None]] = []
