@@ -2,10 +2,9 @@
 
 Issue 16's targets for the model `make run` trains with no user data are an acceptable severity on >= 85%
 of the messages, an acceptable category on >= 80% and an acceptable action in the top three on >= 85%;
-`bench/quality.py` reports against them. They are not reached yet (0.614 / 0.783 / 0.783 on 2026-12-02,
-against 0.357 / 0.683 / 0.750 for the synthetic-only model before), so this test holds the built-in model
-to floors a few rows under what it measured: a change that makes it worse fails here. A failure lists the
-rows it got wrong, which is what to look at.
+`bench/quality.py` reports against them. Severity is not reached yet, so this test holds the built-in
+model to floors a few rows under what it measured on the 100 messages: a change that makes it worse fails
+here. A failure lists the rows it got wrong, which is what to look at.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from engine.taxonomy import CATEGORIES, SEVERITIES
 from training.suite import SUITE_PATH, failures, format_row, load_suite, run_suite, summary_line
 from training.train import train_builtin
 
-FLOORS = {"severity": 0.55, "category": 0.75, "actions": 0.75}
+FLOORS = {"severity": 0.60, "category": 0.75, "actions": 0.85}
 
 
 def test_suite_file_loads_with_valid_labels() -> None:
