@@ -45,6 +45,7 @@ _DIMENSIONS = (  # the resource an alarm watches, most specific first
     "InstanceId",
 )
 _DIMENSION = re.compile(r"\b(" + "|".join(_DIMENSIONS) + r")\b\W{0,6}(?:value\W{1,6})?([\w.\-/]{1,200})")
+_RESOURCE_ID = re.compile(r"[\w.\-/]{1,200}")
 _REGIONS = {  # SNS subjects name regions, Chatbot uses codes: the same alarm must fingerprint the same
     "us east (n. virginia)": "us-east-1",
     "us east (ohio)": "us-east-2",
@@ -96,6 +97,20 @@ def detect(message: dict[str, Any], flat: Flat) -> bool:
     )
 
 
+def _watched(data: dict[str, Any]) -> str | None:
+    """The most specific dimension's value in an SNS message's JSON. Read from the parsed objects, not
+    the text: AWS writes a dimension name-first or value-first, and the text pattern only reads the first."""
+    trigger = data.get("Trigger")
+    dims = trigger.get("Dimensions") if isinstance(trigger, dict) else None
+    found = {
+        d.get("name"): d.get("value")
+        for d in (dims if isinstance(dims, list) else [])
+        if isinstance(d, dict) and isinstance(d.get("name"), str) and isinstance(d.get("value"), str)
+    }
+    # the characters the text pattern accepts: a resource ID, not free text
+    return next((found[k] for k in _DIMENSIONS if _RESOURCE_ID.fullmatch(found.get(k) or "")), None)
+
+
 def parse(message: dict[str, Any], flat: Flat) -> Alert:
     lines = flat.text.split("\n")
     labels = parse_labels(lines)
@@ -116,6 +131,7 @@ def parse(message: dict[str, Any], flat: Flat) -> Alert:
         title_line = f"{state}: {name}" if name else lines[0]
     rest = remove_line(lines, title_line) if found else lines
     dimension = _DIMENSION.search(flat.text[:5_000])
+    watched = _watched(data) or (dimension.group(2) if dimension else None)
     description = as_description(rest)
     if f"state={state}" not in description.replace(" ", ""):
         description += f"\nstate={state}"
@@ -124,7 +140,7 @@ def parse(message: dict[str, Any], flat: Flat) -> Alert:
         status="resolved" if state == "OK" else "firing",
         title=title_line,
         description=description,
-        service=dimension.group(2) if dimension else name or None,
+        service=watched or name or None,
         fingerprint=f"{SOURCE}:{name.strip().lower()}|{_region(region)}" if name else None,
         source_severity=None,  # CloudWatch has no severity: an alarm is in ALARM or it is not
         url=next((u for u in flat.urls if "console.aws.amazon.com" in u), next(iter(flat.urls), None)),

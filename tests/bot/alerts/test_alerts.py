@@ -606,6 +606,27 @@ def test_cloudwatch_aws_chatbot() -> None:
     same_alert(firing, check(chatbot(True), "cloudwatch", "resolved"))
 
 
+def test_cloudwatch_dimensions_value_first_and_most_specific() -> None:
+    """AWS writes a dimension value-first too; of several, the resource itself (the instance, not its
+    cluster) is the service."""
+
+    def raw(dimensions: str) -> dict[str, Any]:
+        return bot(
+            text='{"AlarmName":"orders-db-cpu","NewStateValue":"ALARM","Region":"US East (N. Virginia)",'
+            f'"Trigger":{{"MetricName":"CPUUtilization","Dimensions":[{dimensions}],"Period":60}}}}'
+        )
+
+    value_first = parsed(raw('{"value":"orders-db-1","name":"DBInstanceIdentifier"}'))
+    assert value_first.incident.service == "orders-db-1"
+    both = parsed(
+        raw(
+            '{"value":"orders","name":"DBClusterIdentifier"},{"name":"DBInstanceIdentifier","value":"orders-db-2"}'
+        )
+    )
+    assert both.incident.service == "orders-db-2"
+    assert parsed(raw("")).incident.service == "orders-db-cpu"  # no dimension: the alarm names it
+
+
 def test_cloudwatch_subject_and_chatbot_of_one_alarm_share_a_fingerprint() -> None:
     sns = parsed(bot(text='ALARM: "orders-db-FreeStorageLow" in US East (N. Virginia)'))
     assert sns.fingerprint == parsed(chatbot(False)).fingerprint
