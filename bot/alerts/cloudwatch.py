@@ -130,8 +130,9 @@ def parse(message: dict[str, Any], flat: Flat) -> Alert:
     else:
         title_line = f"{state}: {name}" if name else lines[0]
     rest = remove_line(lines, title_line) if found else lines
-    dimension = _DIMENSION.search(flat.text[:5_000])
-    watched = _watched(data) or (dimension.group(2) if dimension else None)
+    watched = _watched(data)
+    if not watched and (dimension := _DIMENSION.search(flat.text[:5_000])):  # Chatbot and relay texts
+        watched = dimension.group(2)
     description = as_description(rest)
     if f"state={state}" not in description.replace(" ", ""):
         description += f"\nstate={state}"
