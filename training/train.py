@@ -87,6 +87,10 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     # Below this many real rows with actions they keep a row's weight: the action models' SGD, with its
     # balanced classes, is thrown off by a handful of heavy rows (a team's first eight corrections).
     "action_real_rows_from": 100,
+    # From that many real rows the action models' log-odds are pooled with this weight on each action's
+    # share of those rows. On text unlike the team's history (a new service, a new kind of outage) the
+    # text models fall back to the synthetic corpus' habits, and what this team usually does ranks better.
+    "action_prior_weight": 0.7,
     # Feature blocks the category model does not read (its weights on them are zero, so the fused scorer
     # serves it unchanged). The title block repeats the first words, which name what was hit (a post-
     # mortem's "RCA - Storage - West Europe": service and region), not why; those words still count in
@@ -393,6 +397,19 @@ def _fit_head(
         return _round_to_float32(_drop_sgd_averaging_state(fitted))
 
 
+def _pool_with_prior(model: ActionRecommender, taken: Sequence[Sequence[str]], weight: float) -> None:
+    """Pool each action's calibrated log-odds with the log-odds of its (smoothed) share of ``taken``:
+    ``logit p' = (1 - weight) * logit p + weight * logit share``. Platt's sigmoid ``expit(-(a f + b))``
+    takes it exactly (a, b scaled and shifted), so the saved format and both scorers are unchanged."""
+    n = len(taken)
+    for name, est in zip(model.action_names, model.estimators_, strict=True):
+        share = (sum(name in t for t in taken) + 1) / (n + 2)
+        for calibrated in getattr(est, "calibrated_classifiers_", ()):
+            for sigmoid in calibrated.calibrators:
+                sigmoid.a_ *= 1 - weight
+                sigmoid.b_ = (1 - weight) * sigmoid.b_ - weight * np.log(share / (1 - share))
+
+
 def _fit_weighted_actions(model: ActionRecommender, X: Any, y: Any, weights: np.ndarray) -> ActionRecommender:
     """One-vs-rest passes sample weights on to each action's model only through scikit-learn's metadata
     routing, switched on for this fit alone."""
@@ -551,6 +568,9 @@ def _fit_models(
         n_jobs = 2 if X.shape[0] >= mc["parallel_from_rows"] else 1
         fitted = Parallel(n_jobs=n_jobs)(delayed(_fit_head)(m, Xh, y, w, off) for _, m, Xh, y, w, off in jobs)
         heads = {name: model for (name, *_), model in zip(jobs, fitted, strict=True)}
+        if action_weights is not None and mc["action_prior_weight"] > 0:
+            real_taken = [t for t, r in zip(taken, action_rows, strict=True) if _is_real(r)]
+            _pool_with_prior(heads["actions"], real_taken, mc["action_prior_weight"])
 
     return TrainedModels(
         vectorizer,
