@@ -16,7 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from bot.slack.ids import CHANNEL_ID, USER_ID
-from engine.settings import DEFAULT_MODEL_PATH, EngineSettings, SettingError, getter
+from engine.settings import DEFAULT_MODEL_PATH, EngineSettings, SettingError, getter, number
 
 DEFAULT_PORT = 3000
 # What the bot writes (the SQLite store by default, the outbox journal) lives here, not in the working
@@ -229,9 +229,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
                       ("ONCALL_GROUP_SIMILARITY", "similarity")):  # fmt: skip
         if (raw := get(name)) is not None:
             try:
-                grouping[key] = float(raw)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
+                grouping[key] = number(get, name, 0.0)  # "nan" and "inf" are floats, not settings
+            except SettingError as exc:
+                raise ConfigError(str(exc)) from None
             if grouping[key] < 0:
                 raise ConfigError(f"{name} must not be negative, got {raw!r}.")
     values["grouping"] = GroupingSettings(**grouping)

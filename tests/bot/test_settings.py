@@ -77,6 +77,10 @@ def test_no_code_names_a_setting_that_does_not_exist() -> None:
         ({"ONCALL_METRICS_ADDR": "9100"}, "ONCALL_METRICS_ADDR"),
         ({"ONCALL_METRICS_ADDR": "0.0.0.0:metrics"}, "ONCALL_METRICS_ADDR"),
         ({"ONCALL_METRICS_ADDR": "127.0.0.1:70000"}, "ONCALL_METRICS_ADDR"),
+        ({"ONCALL_GROUP_WINDOW": "ten minutes"}, "ONCALL_GROUP_WINDOW"),
+        ({"ONCALL_GROUP_QUIET": "-1"}, "ONCALL_GROUP_QUIET"),
+        ({"ONCALL_GROUP_QUIET": "nan"}, "ONCALL_GROUP_QUIET"),
+        ({"ONCALL_GROUP_SIMILARITY": "inf"}, "ONCALL_GROUP_SIMILARITY"),
     ],
 )
 def test_a_bad_setting_is_one_sentence_naming_it(env: dict[str, str], named: str) -> None:
