@@ -18,9 +18,11 @@ import pytest
 import pytest_asyncio
 from psycopg import sql
 
+from bot.local.emulator import SlackEmulator
 from bot.runner import OncallBot
 from bot.settings import Settings
 from engine.ml_service import MLService
+from tests.harness import SECRET, TOKEN, Running, start_bot
 from training.train import TrainConfig, TrainResult, train
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -159,3 +161,20 @@ async def local_bot(models_dir: Path, tmp_path: Path) -> AsyncIterator[OncallBot
         if bot.emulator is not None:
             await bot.emulator.settle()
         await bot.stop()
+
+
+@pytest_asyncio.fixture
+async def running(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
+    """The bot and the emulator; on SQLite, or on the backend a test names (``on_both_stores``)."""
+    emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
+    await emulator.start()
+    with fresh_db_url(getattr(request, "param", "sqlite"), request, tmp_path) as db_url:
+        bot = await start_bot(emulator, models_dir, db_url, tmp_path / "data")
+        emulator.bot_url = bot.events_url
+        running = Running(emulator, bot, models_dir)
+        try:
+            yield running
+        finally:
+            await emulator.settle()
+            await running.bot.stop()  # a test that restarts the bot leaves its new one here
+            await emulator.stop()

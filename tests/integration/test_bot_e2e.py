@@ -7,120 +7,30 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.local.emulator import SlackEmulator
-from bot.runner import OncallBot
-from bot.settings import Settings
-from bot.store import VERDICTS, DecisionRecord
-from engine.ml_service import MLService
+from bot.store import VERDICTS
 from engine.registry import ModelRegistry
 from tests.bot.alerts import test_alerts as alert_examples
-from tests.conftest import BACKEND_PARAMS, fresh_db_url
+from tests.conftest import BACKEND_PARAMS
+from tests.harness import (
+    ADMIN,
+    ALERTMANAGER,
+    PERSON,
+    TOKEN,
+    Running,
+    as_webhook,
+    eventually,
+    socket_mode_bot,
+    start_bot,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]  # e2e: the real bot against the Slack emulator
-
-SECRET = "e2e-signing-secret"
-TOKEN = "xoxb-e2e-token"
-ADMIN, PERSON = "U0ALICE", "U0BOB"
-ALERTMANAGER = {
-    "attachments": [
-        {
-            "color": "danger",
-            "title": "[FIRING:2] HighErrorRate payments (critical)",
-            "text": "*Alert:* HighErrorRate - critical\n"
-            "*Description:* error rate 38% on payments-api for 12m\n*Details:*\n"
-            "• *alertname:* `HighErrorRate`\n• *service:* `payments`\n• *severity:* `critical`",
-            "fallback": "[FIRING:2] HighErrorRate payments (critical)",
-        }
-    ]
-}
-
-
-async def eventually(read: Callable[[], Awaitable[Any]], expected: Any, timeout: float = 5.0) -> Any:
-    """``read()`` once it returns ``expected`` (the bot acks an event before it handles it), else its last."""
-    deadline = time.monotonic() + timeout
-    while (got := await read()) != expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    return got
-
-
-class Running:
-    def __init__(self, emulator: SlackEmulator, bot: OncallBot, models: Path) -> None:
-        self.emulator = emulator
-        self.bot = bot
-        self.models = models
-
-    async def decision_for(self, alert: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
-        """The bot's reply in the alert's thread."""
-        channel, ts = alert["channel"], alert["ts"]
-        return await self.emulator.wait_for_bot_message(channel, thread_ts=ts, timeout=timeout)
-
-    async def stored(self, reply: dict[str, Any]) -> DecisionRecord:
-        """The decision record of a reply: stored once Slack has answered the post, a moment after."""
-        store = self.bot.parts.store
-        deadline = time.monotonic() + 5
-        while (record := await store.decision(reply["channel"], reply["ts"])) is None:
-            assert time.monotonic() < deadline, "the decision was never stored"
-            await asyncio.sleep(0.02)
-        return record
-
-    def bot_posts(self) -> list[Any]:
-        return [c for c in self.emulator.calls if c.method == "chat.postMessage" and c.ok]
-
-
-async def start_bot(
-    emulator: SlackEmulator,
-    models_dir: Path,
-    db_url: str,
-    data_dir: Path,
-    *,
-    ml: MLService | None = None,
-    wait: bool = True,
-) -> OncallBot:
-    """The bot in this process, signed for ``emulator`` (made with SECRET and TOKEN); ``wait``: until
-    its models are loaded."""
-    settings = Settings(
-        bot_token=TOKEN,
-        signing_secret=SECRET,
-        api_url=emulator.api_url,
-        port=0,
-        model_path=models_dir,
-        admins=frozenset({ADMIN}),
-        db_url=db_url,
-        data_dir=data_dir,
-    )
-    bot = OncallBot(settings, ml=ml or MLService(models_dir, auto_train=False))
-    await bot.start()
-    if wait:
-        await bot.wait_ready(timeout=30)
-    return bot
-
-
-@pytest_asyncio.fixture
-async def running(models_dir: Path, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Running]:
-    """The bot and the emulator; on SQLite, or on the backend a test names (``on_both_stores``)."""
-    emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
-    await emulator.start()
-    with fresh_db_url(getattr(request, "param", "sqlite"), request, tmp_path) as db_url:
-        bot = await start_bot(emulator, models_dir, db_url, tmp_path / "data")
-        emulator.bot_url = bot.events_url
-        running = Running(emulator, bot, models_dir)
-        try:
-            yield running
-        finally:
-            await emulator.settle()
-            await running.bot.stop()  # a test that restarts the bot leaves its new one here
-            await emulator.stop()
-
 
 on_both_stores = pytest.mark.parametrize("running", BACKEND_PARAMS, indirect=True)
 
@@ -425,13 +335,6 @@ async def test_health_readiness_and_metrics(running: Running) -> None:
         assert (await http.get(running.bot.url + "/admin")).status == 404
 
 
-def _as_webhook(event: dict[str, Any]) -> dict[str, Any]:
-    """What the app behind an event posts to an incoming webhook (its name as the webhook username)."""
-    body = {k: event[k] for k in ("text", "attachments", "blocks") if k in event}
-    name = event.get("username") or (event.get("bot_profile") or {}).get("name")
-    return body | ({"username": name} if name else {})
-
-
 @pytest.mark.parametrize(
     ("source", "firing"),
     [
@@ -451,7 +354,7 @@ async def test_each_alert_source_through_a_webhook_gets_its_decision(
 ) -> None:
     emu = running.emulator
     async with aiohttp.ClientSession() as http:
-        assert (await http.post(emu.create_webhook("#alerts-prod"), json=_as_webhook(firing))).status == 200
+        assert (await http.post(emu.create_webhook("#alerts-prod"), json=as_webhook(firing))).status == 200
     alert = (await emu.history("#alerts-prod"))[-1]
     record = await running.stored(await running.decision_for(alert))
     assert record.source == source and record.alert_ts == alert["ts"]
@@ -465,7 +368,7 @@ async def test_an_alert_through_the_app_s_own_webhook_is_answered_and_its_own_po
     what the app posts itself (its bot user: replies, and here a top-level message) is still ignored."""
     emu, bot = running.emulator, running.emulator.workspace.bot
     hook = emu.create_webhook("#alerts-prod", own_app=True)
-    firing = _as_webhook(alert_examples.am_default("firing"))
+    firing = as_webhook(alert_examples.am_default("firing"))
     async with aiohttp.ClientSession() as http:
         assert (await http.post(hook, json=firing)).status == 200
     alert = (await emu.history("#alerts-prod"))[-1]
@@ -481,30 +384,6 @@ async def test_an_alert_through_the_app_s_own_webhook_is_answered_and_its_own_po
     assert len(running.bot_posts()) == 2, "the app answered one of its own messages"
     assert not emu.workspace.thread("C0ALERTSPROD", posted["ts"])[1:]
     assert running.bot.parts.metrics.events.value(type="message", outcome="unhandled") == 0
-
-
-@asynccontextmanager
-async def socket_mode_bot(models_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[SlackEmulator, OncallBot]]:
-    """The bot in Socket Mode (SLACK_APP_TOKEN set) against the emulator, ready."""
-    app_token = "xapp-e2e-socket"
-    async with SlackEmulator(SECRET, TOKEN, app_token=app_token) as emu:
-        settings = Settings(
-            bot_token=TOKEN,
-            app_token=app_token,
-            api_url=emu.api_url,
-            port=0,
-            model_path=models_dir,
-            db_url=f"sqlite:///{tmp_path / 'oncall.db'}",
-            data_dir=tmp_path / "data",
-        )
-        bot = OncallBot(settings, ml=MLService(models_dir, auto_train=False))
-        await bot.start()
-        try:
-            await bot.wait_ready(timeout=30)
-            yield emu, bot
-        finally:
-            await emu.settle()
-            await bot.stop()
 
 
 async def test_socket_mode_answers_alerts_and_commands_over_the_socket(

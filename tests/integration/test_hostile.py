@@ -21,13 +21,13 @@ from bot.local.emulator import SlackEmulator
 from bot.local.emulator import events as emu_events
 from bot.slack.middleware.guard import NOT_SLACK, REFUSED, response_url_allowed
 from tests.bot.alerts import test_alerts as alert_examples
-from tests.integration.test_bot_e2e import (
+from tests.harness import (
     ADMIN,
     PERSON,
     SECRET,
     TOKEN,
     Running,
-    _as_webhook,
+    as_webhook,
     eventually,
     socket_mode_bot,
     start_bot,
@@ -51,7 +51,7 @@ OWN = re.compile(r"<@(?:U0ALICE|U0BOB|U0CAROL)>")
 
 @pytest_asyncio.fixture
 async def running(models_dir: Path, tmp_path: Path) -> AsyncIterator[Running]:
-    """The real bot on SQLite against the emulator (as in test_bot_e2e)."""
+    """The real bot on SQLite against the emulator (as in tests/harness.py)."""
     emulator = SlackEmulator(SECRET, TOKEN, ack_timeout=3.0, retry_delays=(0.2, 0.4, 0.6))
     await emulator.start()
     bot = await start_bot(
@@ -143,7 +143,7 @@ async def test_nothing_a_sender_writes_acts_in_anything_the_bot_posts(running: R
         for source, firing in SOURCES:  # a channel each: in one channel the same text would be grouped
             channel = emu.workspace.add_channel(f"inc-hostile-{source}").name
             hooks[source] = hook = emu.create_webhook(f"#{channel}")
-            assert (await http.post(hook, json=_as_webhook(hostile(firing)))).status == 200
+            assert (await http.post(hook, json=as_webhook(hostile(firing)))).status == 200
             alerts.append((source, (await emu.history(f"#{channel}"))[-1]))
     alerts.append(("human", await emu.post_message(PERSON, "#incidents", HOSTILE)))
     emu.workspace.add_channel("inc-hostile-people")
@@ -159,7 +159,7 @@ async def test_nothing_a_sender_writes_acts_in_anything_the_bot_posts(running: R
     # A resolution note quotes the alert's title.
     resolved = hostile(alert_examples.am_default("resolved"))
     async with aiohttp.ClientSession() as http:
-        assert (await http.post(hooks[SOURCES[0][0]], json=_as_webhook(resolved))).status == 200
+        assert (await http.post(hooks[SOURCES[0][0]], json=as_webhook(resolved))).status == 200
     note = await emu.wait_for_bot_message(
         alerts[0][1]["channel"], thread_ts=alerts[0][1]["ts"], after=replies[0]["ts"]
     )

@@ -24,7 +24,7 @@ from bot.runner import LOAD_RETRY_FIRST, OncallBot
 from engine.ml_service import MLService
 from engine.registry import SERVING_FILE, ModelRegistry
 from tests.conftest import small_config
-from tests.integration.test_bot_e2e import ADMIN, SECRET, TOKEN, start_bot
+from tests.harness import ADMIN, SECRET, TOKEN, start_bot
 from training.train import train
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]  # e2e: the real bot against the Slack emulator

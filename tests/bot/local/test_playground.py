@@ -26,7 +26,7 @@ from bot.runner import OncallBot
 from bot.settings import Settings
 from engine.ml_service import MLService
 from tests.conftest import small_config
-from tests.integration.test_bot_e2e import SECRET, TOKEN, start_bot
+from tests.harness import SECRET, TOKEN, start_bot
 from training.train import GateRefused, train
 
 API = "/playground/api"

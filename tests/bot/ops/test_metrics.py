@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bot.ops.metrics import Metrics, Scrape
-from tests.integration.test_bot_e2e import ADMIN, ALERTMANAGER, PERSON, Running, eventually, running  # noqa: F401
+from tests.harness import ADMIN, ALERTMANAGER, PERSON, Running, eventually
 
 # Counts since start that were once typed gauge: each must be a counter with `_total` now.
 COUNTS = (
@@ -72,7 +72,7 @@ async def traffic(bot: Running) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_live_scrape_after_real_traffic_passes_promtool(running: Running) -> None:  # noqa: F811
+async def test_a_live_scrape_after_real_traffic_passes_promtool(running: Running) -> None:
     tool = promtool()
     await traffic(running)
     ratings = running.bot.parts.metrics.ratings

@@ -17,14 +17,14 @@ from bot.pipeline import group_thread
 from bot.pipeline.grouping import Group, Grouper, rank
 from bot.settings import GroupingSettings, load_settings
 from bot.slack.posting import REACTIONS
-from tests.integration.test_bot_e2e import Running, running, start_bot  # noqa: F401 - the fixture
+from tests.harness import Running, start_bot
 
 
 def alert(title: str, service: str | None = None, fingerprint: str | None = None) -> Any:
     return make_alert("human", status="firing", title=title, service=service, fingerprint=fingerprint)
 
 
-def assert_marked(running: Running, alert_ts: str, group_ts: str, note: bool = True) -> None:  # noqa: F811
+def assert_marked(running: Running, alert_ts: str, group_ts: str, note: bool = True) -> None:
     """The grouped alert ``alert_ts`` carries the bot's :link: reaction and, in its thread, exactly one bot
     message: the note linking the thread of ``group_ts`` (none with ``note=False``: a storm)."""
     emu = running.emulator
@@ -40,7 +40,7 @@ def assert_marked(running: Running, alert_ts: str, group_ts: str, note: bool = T
     assert f"/archives/C0INCIDENTS/p{group_ts.replace('.', '')}|" in text, "it links the group's thread"
 
 
-async def wait_marked(running: Running, alert_ts: str, timeout: float = 10.0) -> float:  # noqa: F811
+async def wait_marked(running: Running, alert_ts: str, timeout: float = 10.0) -> float:
     """Seconds until the grouped alert ``alert_ts`` shows the bot's reaction."""
     started = time.monotonic()
     while "link" not in running.emulator.workspace.message("C0INCIDENTS", alert_ts).reactions:
@@ -95,7 +95,7 @@ STORM = [  # one cause, several services, as Alertmanager would fire them
 
 @pytest.mark.asyncio
 async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
-    running: Running,  # noqa: F811 - the fixture imported above
+    running: Running,
 ) -> None:
     emu = running.emulator
     posted = [(await emu.post_message("U0BOB", "#incidents", text))["ts"] for text, _ in STORM]
@@ -142,7 +142,7 @@ async def test_a_storm_gets_one_decision_and_one_edited_thread_message(
 
 
 @pytest.mark.asyncio
-async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(running: Running) -> None:  # noqa: F811
+async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(running: Running) -> None:
     emu, store = running.emulator, running.bot.parts.store
     hook = emu.create_webhook("#incidents")
     replayed = storm(150, seed=11)
@@ -171,7 +171,7 @@ async def test_a_replayed_storm_is_a_few_threads_that_match_its_root_causes(runn
 
 
 @pytest.mark.asyncio
-async def test_a_related_alert_of_higher_severity_updates_the_decision(running: Running) -> None:  # noqa: F811
+async def test_a_related_alert_of_higher_severity_updates_the_decision(running: Running) -> None:
     emu, engine = running.emulator, running.bot.parts.engine
     mild = "queue depth growing slowly on orders-worker, no user impact yet"
     severe = "orders-worker down: all checkout orders failing for every customer, outage, data loss"
@@ -204,7 +204,7 @@ async def test_a_related_alert_of_higher_severity_updates_the_decision(running: 
 
 
 @pytest.mark.asyncio
-async def test_a_grouped_alert_shows_its_marker_at_once_and_exactly_once(running: Running) -> None:  # noqa: F811
+async def test_a_grouped_alert_shows_its_marker_at_once_and_exactly_once(running: Running) -> None:
     """A grouped alert gets the bot's reaction within a second and one note in its thread linking the group,
     once: not again for a re-delivered event, the same message under a new event_id, a post that failed after
     Slack made it (the outbox looks in the thread), nor a restart."""
@@ -245,7 +245,7 @@ async def test_a_grouped_alert_shows_its_marker_at_once_and_exactly_once(running
 
 @pytest.mark.asyncio
 async def test_in_a_storm_joining_alerts_beyond_the_note_budget_get_the_reaction_only(
-    running: Running,  # noqa: F811
+    running: Running,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(group_thread, "NOTES_PER_MINUTE", 2)  # a small storm stands for a big one
@@ -265,7 +265,7 @@ async def test_in_a_storm_joining_alerts_beyond_the_note_budget_get_the_reaction
 
 @pytest.mark.asyncio
 async def test_a_storm_beyond_slacks_reaction_limit_is_counted_in_the_group_only(
-    running: Running,  # noqa: F811
+    running: Running,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Reactions queue for Slack's limit at most REACTION_MAX_WAIT; an alert that would wait longer (and

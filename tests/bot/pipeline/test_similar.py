@@ -22,7 +22,7 @@ from bot.store import DecisionRecord, PastIncident, Rating, open_store
 from bot.store.migrations import MIGRATIONS
 from engine.decision import Decision
 from tests.bot.cli.test_train_predict_evaluate import oncall
-from tests.integration.test_bot_e2e import PERSON, Running, running  # noqa: F401 - the fixture
+from tests.harness import PERSON, Running
 
 DISK = "Disk full on db-prod-3: /var/lib/postgresql at 100%, writes failing"
 
@@ -206,7 +206,7 @@ def test_history_import_reports_skips_and_is_idempotent(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_the_bot_lists_the_similar_past_incident_under_its_decision(running: Running) -> None:  # noqa: F811
+async def test_the_bot_lists_the_similar_past_incident_under_its_decision(running: Running) -> None:
     parts = running.bot.parts
     await parts.store.import_incident(
         past(
@@ -226,7 +226,7 @@ async def test_the_bot_lists_the_similar_past_incident_under_its_decision(runnin
 
 
 @pytest.mark.asyncio
-async def test_the_running_bot_remembers_its_decisions_and_their_corrections(running: Running) -> None:  # noqa: F811
+async def test_the_running_bot_remembers_its_decisions_and_their_corrections(running: Running) -> None:
     """What the bot serves from today: its memory follows the store and links to the workspace's threads."""
     parts = running.bot.parts
     alert = await running.emulator.post_message(
@@ -266,7 +266,7 @@ async def skipped_metric(bot: Running, reason: str) -> str:
 
 
 @pytest.mark.asyncio
-async def test_a_slow_search_does_not_hold_the_decision_back_and_says_so(running: Running) -> None:  # noqa: F811
+async def test_a_slow_search_does_not_hold_the_decision_back_and_says_so(running: Running) -> None:
     parts = running.bot.parts
     await parts.store.import_incident(past("pm-7", "Disk full on db-prod-3: postgres writes failing"))
     await parts.similar.refresh()
@@ -295,7 +295,7 @@ async def test_a_slow_search_does_not_hold_the_decision_back_and_says_so(running
 
 
 @pytest.mark.asyncio
-async def test_while_the_event_loop_is_overloaded_decisions_skip_the_search(running: Running) -> None:  # noqa: F811
+async def test_while_the_event_loop_is_overloaded_decisions_skip_the_search(running: Running) -> None:
     parts = running.bot.parts
     await parts.store.import_incident(past("pm-8", "Disk full on db-prod-3: postgres writes failing"))
     await parts.similar.refresh()
