@@ -528,9 +528,25 @@ static void count_phrases(const Text *low, const Phrases *phrases, double *out) 
     for (Py_ssize_t k = 0; k < phrases->n; k++) out[k] = log1p((double)count[k]);
 }
 
+/* Rules 2 and later: a number glued to a word ("k8s", "rate5m") names something, unless the word is a
+ * unit of a compound duration ("6h43m"). Only called at the start of a run of digits. */
+static int glued(const Text *t, Py_ssize_t p) {
+    Py_UCS4 before = ch(t, p - 1);
+    return is_word(before) && !is_digit(before) && !is_digit(ch(t, p - 2));
+}
+
+/* Rules 2 and later: "500s", "429s" are HTTP responses, not seconds (three digits from 400, then "s"). */
+static int status_codes(const Text *t, Py_ssize_t p, Py_ssize_t num_end, Py_ssize_t end) {
+    Py_UCS4 first = ch(t, p);
+    return num_end == p + 3 && digit_run(t, p) == 3 && (first == '4' || first == '5') && end == num_end + 1 &&
+           fold(ch(t, num_end)) == 's';
+}
+
 /* What an SRE reads first: how high, how long, how many, how broken, how important; then phrase counts.
- * Writes N_MAGNITUDES + phrases->n values. Needs no GIL (the service's tier is looked up before). */
-static void magnitudes(const Text *t, const Text *low, long tier, const Phrases *phrases, double *out) {
+ * Writes N_MAGNITUDES + phrases->n values. ``rules``: NUMBER_RULES of the pipeline (1: as first shipped).
+ * Needs no GIL (the service's tier is looked up before). */
+static void magnitudes(const Text *t, const Text *low, long tier, const Phrases *phrases, int rules,
+                       double *out) {
     double max_pct = 0.0, max_dur = 0.0, min_ratio = 1.0, largest = 0.0;
     int any_dur = 0, any_ratio = 0, any_number = 0;
     long n_pct = 0;
@@ -558,7 +574,8 @@ static void magnitudes(const Text *t, const Text *low, long tier, const Phrases 
             pct_at = e;
         }
         double seconds;
-        if (p >= dur_at && (e = match_duration(t, p, &num_end, &seconds)) >= 0) {
+        if (p >= dur_at && !(rules >= 2 && glued(t, p)) && (e = match_duration(t, p, &num_end, &seconds)) >= 0 &&
+            !(rules >= 2 && status_codes(t, p, num_end, e))) {
             double v = parse_number(t, p, num_end) * seconds;
             if (!any_dur || v > max_dur) max_dur = v;
             any_dur = 1;
@@ -593,18 +610,28 @@ static void magnitudes(const Text *t, const Text *low, long tier, const Phrases 
     count_phrases(low, phrases, out + N_MAGNITUDES);
 }
 
+/* The rules a pipeline reads numbers by: 1 (as first shipped) or 2 (glued numbers and HTTP status codes
+ * are no durations). */
+static int number_rules(int rules) {
+    if (rules == 1 || rules == 2) return 0;
+    PyErr_SetString(PyExc_ValueError, "number rules must be 1 or 2");
+    return -1;
+}
+
 static PyObject *py_numeric_features(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *text, *lowered, *tier_of, *phrase_tuple;
     Text t, low;
     Phrases phrases;
-    if (!PyArg_ParseTuple(args, "UUOO", &text, &lowered, &tier_of, &phrase_tuple) || text_of(text, &t) < 0 ||
-        text_of(lowered, &low) < 0 || phrases_of(phrase_tuple, &phrases) < 0)
+    int rules = 1;
+    if (!PyArg_ParseTuple(args, "UUOO|i", &text, &lowered, &tier_of, &phrase_tuple, &rules) ||
+        number_rules(rules) < 0 || text_of(text, &t) < 0 || text_of(lowered, &low) < 0 ||
+        phrases_of(phrase_tuple, &phrases) < 0)
         return NULL;
     long tier = service_tier(&t, text, tier_of);
     if (tier == -1 && PyErr_Occurred()) return NULL;
     double out[N_MAGNITUDES + MAX_PHRASES];
-    magnitudes(&t, &low, tier, &phrases, out);
+    magnitudes(&t, &low, tier, &phrases, rules, out);
     Py_ssize_t n = N_MAGNITUDES + phrases.n;
     PyObject *list = PyList_New(n);
     for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
@@ -752,7 +779,7 @@ typedef struct {
     PyObject_HEAD
     Block *blocks;
     Py_ssize_t n_blocks, n_features, width, n_sources;
-    int has_numeric, has_weights, weights_f32;
+    int has_numeric, has_weights, weights_f32, number_rules;
     Py_buffer mean, scale, weights;
     double numeric_weight;
     Py_ssize_t numeric_offset, numeric_size;
@@ -1001,7 +1028,7 @@ static int featurize(const Featurizer *f, Work *w, PyObject *doc, long tier) {
         doc_text(doc, 0, &t);
         doc_text(doc, 1, &low);
         double m[N_MAGNITUDES + MAX_PHRASES];
-        magnitudes(&t, &low, tier, &f->phrases, m);
+        magnitudes(&t, &low, tier, &f->phrases, f->number_rules, m);
         const double *mean = f->mean.buf, *scale = f->scale.buf;
         for (Py_ssize_t j = 0; j < f->numeric_size; j++) {
             double v = (m[j] - mean[j]) / scale[j] * f->numeric_weight;
@@ -1277,7 +1304,7 @@ static void Featurizer_dealloc(Featurizer *f) {
     Py_TYPE(f)->tp_free((PyObject *)f);
 }
 
-/* Featurizer(blocks, numeric, weights, width, n_features, tier_of, phrases)
+/* Featurizer(blocks, numeric, weights, width, n_features, tier_of, phrases, number_rules=1)
  *   blocks:  [(kind "words"|"chars", min_n, max_n, source, terms, idf, sublinear, weight, offset,
  *              lead_words), ...]
  *   numeric: None or (mean, scale, weight, offset); reads the document's items 0 (text) and 1 (lowered)
@@ -1285,14 +1312,19 @@ static void Featurizer_dealloc(Featurizer *f) {
 static int Featurizer_init(Featurizer *f, PyObject *args, PyObject *kwds) {
     PyObject *blocks, *numeric, *weights, *tier_of, *phrases;
     Py_ssize_t width, n_features;
-    static char *kwlist[] = {"blocks", "numeric", "weights", "width", "n_features", "tier_of", "phrases", NULL};
+    int rules = 1;
+    static char *kwlist[] = {"blocks",  "numeric", "weights",      "width", "n_features",
+                             "tier_of", "phrases", "number_rules", NULL};
     if (f->blocks != NULL || f->work.counts != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Featurizer is already initialised");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOnnOO!", kwlist, &PyList_Type, &blocks, &numeric,
-                                     &weights, &width, &n_features, &tier_of, &PyTuple_Type, &phrases))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOnnOO!|i", kwlist, &PyList_Type, &blocks, &numeric,
+                                     &weights, &width, &n_features, &tier_of, &PyTuple_Type, &phrases,
+                                     &rules) ||
+        number_rules(rules) < 0)
         return -1;
+    f->number_rules = rules;
     if (n_features <= 0 || n_features >= INT32_MAX || width < 0) {
         PyErr_SetString(PyExc_ValueError, "bad feature count or width");
         return -1;
@@ -1399,7 +1431,7 @@ static PyTypeObject FeaturizerType = {
 
 static PyMethodDef module_methods[] = {
     {"numeric_features", py_numeric_features, METH_VARARGS,
-     "numeric_features(text, lowered, tier_of, phrases) -> list[float]"},
+     "numeric_features(text, lowered, tier_of, phrases, number_rules=1) -> list[float]"},
     {"char_wb", py_char_wb, METH_VARARGS, "char_wb(lowered, min_n, max_n) -> list[str], as scikit-learn's"},
     {"split_identifiers", py_split_identifiers, METH_O, "split_identifiers(text) -> text, CamelCase as words"},
     {NULL, NULL, 0, NULL},

@@ -59,6 +59,13 @@ _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
 _DURATION = re.compile(
     r"(\d+(?:\.\d+)?)\s?(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b", re.IGNORECASE
 )
+# Number rules 2: no duration from a number glued to a word ("k8s"; "6h43m" still counts) nor from HTTP
+# status codes ("500s").
+_DURATION_2 = re.compile(
+    r"(?<!\d)(?:(?<![^\W\d])|(?<=\d[^\W\d]))(?![45]\d\ds\b)"
+    r"(\d+(?:\.\d+)?)\s?(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b",
+    re.IGNORECASE,
+)
 _RATIO = re.compile(r"\b(\d{1,4})\s?/\s?(\d{1,4})\b")
 _NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
 _SERVICE = re.compile(r"service:(\S+)\s*$")
@@ -101,14 +108,22 @@ def _tier(text: str, tier_of: Callable[[str | None], int]) -> int:
     return operator.index(tier_of(match.group(1) if match else None))
 
 
-def _magnitudes(text: str, lowered: str, tier: int, phrases: tuple[str, ...]) -> list[float]:
+def _rules(rules: Any) -> int:
+    rules = operator.index(rules)
+    if rules not in (1, 2):
+        raise ValueError("number rules must be 1 or 2")
+    return rules
+
+
+def _magnitudes(text: str, lowered: str, tier: int, phrases: tuple[str, ...], rules: int) -> list[float]:
     if _DIGIT.search(text) is None:  # most of the scanning needs a digit
         max_pct = n_pct = max_dur = largest = 0.0
         min_ratio = 1.0
     else:
         percents = [v for v in map(float, _PERCENT.findall(text)) if v <= 100.0]
         max_pct, n_pct = max(percents, default=0.0), len(percents)
-        max_dur = max((float(v) * _unit_seconds(u) for v, u in _DURATION.findall(text)), default=0.0)
+        durations = (_DURATION if rules == 1 else _DURATION_2).findall(text)
+        max_dur = max((float(v) * _unit_seconds(u) for v, u in durations), default=0.0)
         min_ratio = min(
             (int(a) / int(b) for a, b in _RATIO.findall(text) if 0 < int(b) <= 1000 and int(a) <= int(b)),
             default=1.0,
@@ -130,13 +145,15 @@ def _magnitudes(text: str, lowered: str, tier: int, phrases: tuple[str, ...]) ->
 
 
 def numeric_features(
-    text: str, lowered: str, tier_of: Callable[[str | None], int], phrases: Any
+    text: str, lowered: str, tier_of: Callable[[str | None], int], phrases: Any, number_rules: int = 1
 ) -> list[float]:
-    """numeric_features(text, lowered, tier_of, phrases) -> list[float], as ``engine._native``'s."""
+    """numeric_features(text, lowered, tier_of, phrases, number_rules=1) -> list[float], as
+    ``engine._native``'s."""
     _announce()
+    rules = _rules(number_rules)
     _text(text), _text(lowered)
     phrases = _phrases(phrases)
-    return _magnitudes(text, lowered, _tier(text, tier_of), phrases)
+    return _magnitudes(text, lowered, _tier(text, tier_of), phrases, rules)
 
 
 # -- analyzers ---------------------------------------------------------------------------------------------
@@ -274,7 +291,8 @@ def _leading_words_end(text: str, n: int) -> int:
 class Featurizer:
     """``engine._native.Featurizer``: feature rows and fused raw scores of a fitted feature pipeline.
 
-    Featurizer(blocks, numeric, weights, width, n_features, tier_of, phrases), with the C type's arguments
+    Featurizer(blocks, numeric, weights, width, n_features, tier_of, phrases, number_rules=1), with the C
+    type's arguments
     and checks. ``scores(docs, threads)`` ignores ``threads``: Python holds the GIL throughout.
     """
 
@@ -287,8 +305,10 @@ class Featurizer:
         n_features: int,
         tier_of: Callable[[str | None], int],
         phrases: tuple[str, ...],
+        number_rules: int = 1,
     ) -> None:
         _announce()
+        self._rules = _rules(number_rules)
         if not isinstance(blocks, list):
             raise TypeError("blocks must be a list")
         width, n_features = operator.index(width), operator.index(n_features)
@@ -409,7 +429,7 @@ class Featurizer:
             parts_val.append(v)
         if self._numeric is not None:
             mean, scale, weight, offset = self._numeric
-            m = np.array(_magnitudes(doc[0], doc[1], tier, self._phrases))
+            m = np.array(_magnitudes(doc[0], doc[1], tier, self._phrases, self._rules))
             v = (m - mean) / scale * weight
             keep = np.flatnonzero(v != 0.0)
             parts_idx.append(keep + offset)

@@ -46,6 +46,11 @@ STATUS_PHRASES: tuple[str, ...] = (
 # The phrases of pipelines saved before the component states were counted: they load and score unchanged.
 LEGACY_STATUS_PHRASES: tuple[str, ...] = STATUS_PHRASES[:15]
 
+# How numbers are read. 2: a number glued to a word ("k8s", "rate5m") and an HTTP status family ("500s",
+# "429s") are no durations; 1, the first rules, read "prod-k8s" as 8 seconds and "500s" as 500. A pipeline
+# keeps the rules it was trained with.
+NUMBER_RULES = 2
+
 MAGNITUDES: tuple[str, ...] = (
     "max_percent",
     "n_percents",
@@ -169,34 +174,38 @@ def numeric_features(text: str) -> list[float]:
 
     In order: the largest percentage (``12%``, ``12.5 %``; at most 3 integer digits, only values <= 100) / 100
     and how many there are (/10, capped); log1p of the longest duration in seconds (``250ms``, ``10 min``,
-    ``2h``; capped at 1e7 s); the smallest ratio ``a/b`` with 0 < b <= 1000 and a <= b (``1/6 pods ready``,
-    else 1); log1p of the largest number (``12,000``; capped at 1e9); whether the service named by the
-    trailing ``service:NAME`` is tier 1 or tier 3; log1p of the length, the line count and the word count;
-    then log1p of how often each of STATUS_PHRASES occurs in the lowercased text. The scanning is C
-    (``engine/_native.c``): this definition serves training and serving alike; ``tests/engine/test_native.py``
-    holds the same rules as regular expressions and checks the two agree.
+    ``2h``; not ``k8s`` nor ``500s``, by NUMBER_RULES; capped at 1e7 s); the smallest ratio ``a/b`` with 0 < b
+    <= 1000 and a <= b (``1/6 pods ready``, else 1); log1p of the largest number (``12,000``; capped at 1e9);
+    whether the service named by the trailing ``service:NAME`` is tier 1 or tier 3; log1p of the length, the
+    line count and the word count; then log1p of how often each of STATUS_PHRASES occurs in the lowercased
+    text. The scanning is C (``engine/_native.c``): this definition serves training and serving alike;
+    ``tests/engine/test_native.py`` holds the same rules as regular expressions and checks the two agree.
     """
-    return _native.numeric_features(text, text.lower(), service_tier, STATUS_PHRASES)
+    return _native.numeric_features(text, text.lower(), service_tier, STATUS_PHRASES, NUMBER_RULES)
 
 
 class NumericFeatures(TransformerMixin, BaseEstimator):
     """Regex-extracted magnitudes (percentages, durations, ratios, counts, service tier, size).
 
-    ``phrases`` is saved with the pipeline, so a model keeps the columns it was trained on when the
-    default list grows; one pickled before the parameter existed reads the class attribute.
+    ``phrases`` and ``number_rules`` are saved with the pipeline, so a model keeps the columns and readings
+    it was trained on when the defaults change; one pickled before a parameter existed reads the class
+    attribute.
     """
 
     phrases: tuple[str, ...] = LEGACY_STATUS_PHRASES
+    number_rules: int = 1
 
-    def __init__(self, phrases: tuple[str, ...] = STATUS_PHRASES) -> None:
+    def __init__(self, phrases: tuple[str, ...] = STATUS_PHRASES, number_rules: int = NUMBER_RULES) -> None:
         self.phrases = phrases
+        self.number_rules = number_rules
 
     def fit(self, X: Iterable[str], y: Any = None) -> NumericFeatures:
         return self
 
     def transform(self, X: Iterable[str]) -> np.ndarray:
         phrases = tuple(self.phrases)
-        rows = [_native.numeric_features(t, t.lower(), service_tier, phrases) for t in X]
+        rules = int(self.number_rules)
+        rows = [_native.numeric_features(t, t.lower(), service_tier, phrases, rules) for t in X]
         return np.array(rows, dtype=np.float64).reshape(-1, len(MAGNITUDES) + len(phrases))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

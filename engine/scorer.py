@@ -69,6 +69,7 @@ class _FeatureSpec:
     n_features: int
     phrases: tuple[str, ...] = ()  # the status phrases the numeric block counts
     split: bool = False  # CamelCase identifiers are written as words first (SplitIdentifiers)
+    number_rules: int = 1  # how the numeric block reads numbers (engine/features.py NUMBER_RULES)
 
 
 @dataclass(slots=True)
@@ -138,6 +139,7 @@ class FeatureExtractor:
             spec.n_features,
             _cached_tier,
             spec.phrases,
+            spec.number_rules,
         )
 
     def docs(self, text: str) -> tuple[str, ...]:
@@ -377,6 +379,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
     names: list[tuple[int, list[str]]] = []
     numeric = None
     phrases: tuple[str, ...] = ()
+    number_rules = 1
     offset = 0
     for name, step in vectorizer.transformer_list:
         weight = float(weights.get(name, 1.0))
@@ -411,6 +414,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
             extract: NumericFeatures = steps[0][1]
             scaler: StandardScaler = steps[1][1]
             phrases = tuple(extract.phrases)
+            number_rules = int(extract.number_rules)
             n, computed = scaler.n_features_in_, len(MAGNITUDES) + len(phrases)
             if n != computed:
                 raise UnsupportedModel(f"{n} scaled numeric features for {computed} computed")
@@ -435,6 +439,7 @@ def _feature_spec(vectorizer: Any) -> _FeatureSpec:
         offset,
         phrases,
         split,
+        number_rules,
     )
 
 
@@ -633,6 +638,7 @@ def dump_serving(scorer: FusedScorer) -> bytes:
             "heads": list(spec.heads),
             "split": spec.split,
             "phrases": list(spec.phrases),
+            "number_rules": spec.number_rules,
             "n_features": spec.n_features,
             "blocks": blocks,
             "numeric": numeric,
@@ -739,6 +745,7 @@ def _load_scorer(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> FusedSco
         n_features,
         phrases,
         bool(f["split"]),
+        int(f.get("number_rules", 1)),  # artifacts written before the rules had a number read by rules 1
     )
     try:
         features = FeatureExtractor(spec, np.ascontiguousarray(weights))

@@ -18,6 +18,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from engine.features import (
     LEGACY_STATUS_PHRASES,
     MAGNITUDES,
+    NUMBER_RULES,
     STATUS_PHRASES,
     CharNgrams,
     build_feature_pipeline,
@@ -34,6 +35,13 @@ from training.synthetic import generate_incidents
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s?%")
 _DURATION = re.compile(
     r"(\d+(?:\.\d+)?)\s?(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b", re.IGNORECASE
+)
+# Rules 2: not after a letter unless that letter follows a digit (k8s; 6h43m), not an HTTP status family
+# (500s).
+_DURATION_2 = re.compile(
+    r"(?<!\d)(?:(?<![^\W\d])|(?<=\d[^\W\d]))(?![45]\d\ds\b)(\d+(?:\.\d+)?)\s?"
+    r"(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b",
+    re.IGNORECASE,
 )
 _RATIO = re.compile(r"\b(\d{1,4})\s?/\s?(\d{1,4})\b")
 _NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
@@ -55,9 +63,10 @@ def _unit_seconds(unit: str) -> float:
     return 3600.0
 
 
-def reference_numeric_features(text: str) -> list[float]:
+def reference_numeric_features(text: str, rules: int = NUMBER_RULES) -> list[float]:
     percents = [float(p) for p in _PERCENT.findall(text) if float(p) <= 100.0]
-    durations = [float(v) * _unit_seconds(u) for v, u in _DURATION.findall(text)]
+    pattern = _DURATION_2 if rules == 2 else _DURATION
+    durations = [float(v) * _unit_seconds(u) for v, u in pattern.findall(text)]
     ratios = [int(a) / int(b) for a, b in _RATIO.findall(text) if 0 < int(b) <= 1000 and int(a) <= int(b)]
     largest = max(map(float, (n.replace(",", "") for n in _NUMBER.findall(text))), default=0.0)
     match = _SERVICE.search(text)
@@ -94,10 +103,14 @@ _ALERTISH = st.lists(
 @example("1234% 1.5.5s 5ms2 1,2a 10.s x12/3 1/2/3 9999/9999 service:a service:b")
 @example("9" * 500 + "% " + "1" * 400 + "h")
 @example("2 HOURS 3 Mins 4 \u017fec 5 m\u0131ns 1m\u017f 7 m\u0130ll\u0131seconds service:")
+@example("prod-k8s 500s 429S 45\u017f 6h43m rate_5m x1.5s 4500s 500 s 5000s k12s 1h_2m")
 @pytest.mark.slow
 def test_magnitudes_follow_their_regular_expressions(impl: ModuleType, text: str) -> None:
     with implementation(impl):
         assert numeric_features(text) == reference_numeric_features(text)
+        for rules in (1, 2):
+            got = impl.numeric_features(text, text.lower(), service_tier, STATUS_PHRASES, rules)
+            assert got == reference_numeric_features(text, rules)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -177,6 +190,35 @@ def test_a_pipeline_saved_before_the_component_states_keeps_its_columns(impl: Mo
         got = compile_features(legacy).matrix(texts).toarray()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     assert len(STATUS_PHRASES) > len(LEGACY_STATUS_PHRASES)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_pipeline_saved_before_the_number_rules_reads_numbers_as_it_was_fitted_to(impl: ModuleType) -> None:
+    """Unpickled without ``number_rules``, the numeric block reads "prod-k8s" and "500s" as durations, as
+    it did when it was fitted, in scikit-learn and in C alike; a new pipeline reads neither."""
+    texts = [r.text for r in generate_incidents(200, seed=4)]
+    probe = ["checkout throwing 500s", "no etcd leader on prod-k8s", "lag 45 min on prod-k8s"]
+    duration = MAGNITUDES.index("log_max_duration_s")
+    with implementation(impl):
+        vectorizer = build_feature_pipeline({"word_max_features": 500, "char_max_features": 500, "min_df": 1})
+        vectorizer.fit(texts)
+        extract = feature_union(vectorizer).transformer_list[-1][1].steps[0][1]
+        assert extract.number_rules == NUMBER_RULES == 2
+        assert [row[duration] for row in extract.transform(probe)] == [0.0, 0.0, math.log1p(2700.0)]
+        new = compile_features(vectorizer).matrix(probe).toarray()
+        np.testing.assert_allclose(new, vectorizer.transform(probe).toarray(), rtol=0, atol=1e-12)
+
+        del extract.number_rules  # the class attribute answers, as for an older pickle
+        legacy = pickle.loads(pickle.dumps(vectorizer))
+        legacy_extract = feature_union(legacy).transformer_list[-1][1].steps[0][1]
+        assert [row[duration] for row in legacy_extract.transform(probe)] == [
+            math.log1p(500.0),
+            math.log1p(8.0),
+            math.log1p(2700.0),
+        ]
+        got = compile_features(legacy).matrix(probe).toarray()
+        np.testing.assert_allclose(got, legacy.transform(probe).toarray(), rtol=0, atol=1e-12)
+    assert not np.allclose(got, new)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
