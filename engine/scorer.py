@@ -729,6 +729,9 @@ def _load_scorer(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> FusedSco
             )
         )
     phrases = tuple(str(p) for p in f["phrases"])
+    number_rules = f.get("number_rules", 1)  # artifacts written before the rules were numbered read by 1
+    if number_rules not in (1, 2) or isinstance(number_rules, bool):
+        raise ArtifactError(f"number rules {number_rules!r}, this code reads 1 and 2")
     numeric = None
     if f["numeric"] is not None:
         mean, scale = _floats(arrays["numeric_mean"]), _floats(arrays["numeric_scale"])
@@ -745,7 +748,7 @@ def _load_scorer(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> FusedSco
         n_features,
         phrases,
         bool(f["split"]),
-        int(f.get("number_rules", 1)),  # artifacts written before the rules had a number read by rules 1
+        number_rules,
     )
     try:
         features = FeatureExtractor(spec, np.ascontiguousarray(weights))

@@ -204,6 +204,14 @@ def test_anything_but_a_stored_npz_of_plain_arrays_is_refused(registry_two_versi
         "deflated members": (deflated.getvalue(), "compressed members"),
         "another format": (_npz(arrays, {**doc, "format": 99}), "format 99"),
         "weights too short": (_npz({**arrays, "weights": arrays["weights"][:-1]}, doc), "weight rows"),
+        "unknown number rules": (
+            _npz(arrays, {**doc, "features": {**doc["features"], "number_rules": 3}}),
+            "number rules 3",
+        ),
+        "number rules as text": (
+            _npz(arrays, {**doc, "features": {**doc["features"], "number_rules": "2"}}),
+            "number rules '2'",
+        ),
         "columns outside the weights": (
             _npz(arrays, {**doc, "severity": {**doc["severity"], "cols": [0, 10_000]}}),
             "severity",
