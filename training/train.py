@@ -77,16 +77,21 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "calibrate_on_real_from": 300,
     "real_calibration_share": 0.25,
     "max_iter": 2000,
-    # The share of the severity and category models' sample weight carried by real (non-synthetic) rows
+    # The share of the severity model's sample weight carried by real (non-synthetic) rows
     # when both kinds are present: thousands of synthetic rows would otherwise drown a team's own history.
     "real_weight_share": 0.5,
+    # The category's real rows carry less: post-mortems and a team's labels are worded the way their
+    # authors write, and a category learned from one provider's write-ups transfers poorly to another's
+    # (docs/benchmarks.md). Severity's real rows are alert rules, graded by conventions that do transfer.
+    "category_real_weight_share": 0.1,
     "class_balance_power": 1.0,
     # The same for the action models, over the rows that name actions.
     "action_real_weight_share": 0.5,
     "action_real_row_weight_cap": 10.0,  # a real row weighs at most this many synthetic ones
-    # Below this many real rows with actions they keep a row's weight: the action models' SGD, with its
-    # balanced classes, is thrown off by a handful of heavy rows (a team's first eight corrections).
-    "action_real_rows_from": 100,
+    # Below this many real rows with actions they keep a row's weight and no prior is pooled: the action
+    # models' SGD, with its balanced classes, is thrown off by a handful of heavy rows (a team's first
+    # eight corrections). A few dozen rows already say what the team usually does (docs/benchmarks.md).
+    "action_real_rows_from": 50,
     # From that many real rows the action models' log-odds are pooled with this weight on each action's
     # share of those rows. On text unlike the team's history (a new service, a new kind of outage) the
     # text models fall back to the synthetic corpus' habits, and what this team usually does ranks better.
@@ -507,7 +512,8 @@ def _fit_models(
         def weights(idx: list[int], label: str) -> np.ndarray:
             rows = [train_rows[i] for i in idx]
             labels = [getattr(r, label) for r in rows]
-            return balanced_weights(rows, labels, mc["real_weight_share"], mc["class_balance_power"])
+            share = mc["real_weight_share" if label == "severity" else "category_real_weight_share"]
+            return balanced_weights(rows, labels, share, mc["class_balance_power"])
 
         keep, dropped["severity"] = _frequent([r.severity for r in train_rows if r.severity], SEVERITIES)
         if len(keep) < 2:

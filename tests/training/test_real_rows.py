@@ -43,17 +43,23 @@ def _restore_probability(action_real_weight_share: float, team_rows: int) -> flo
     return float(np.mean([s.actions[column] for s in scorer.score_many(unseen)]))
 
 
+def _odds(p: float) -> float:
+    return p / (1.0 - p)
+
+
 def test_a_teams_own_remediations_are_not_drowned_by_synthetic_rows() -> None:
     weighted, unweighted = _restore_probability(0.5, 150), _restore_probability(0.0, 150)
-
-    def odds(p: float) -> float:
-        return p / (1.0 - p)
-
-    assert odds(weighted) > 2 * odds(unweighted), (weighted, unweighted)
+    assert _odds(weighted) > 2 * _odds(unweighted), (weighted, unweighted)
 
 
 def test_a_handful_of_real_rows_keeps_a_rows_weight() -> None:
     assert _restore_probability(0.5, 8) == _restore_probability(0.0, 8)
+
+
+def test_a_few_dozen_real_rows_already_count_as_a_teams_history() -> None:
+    """Sixty post-mortems are enough to weigh as a team's history and to pool what it usually does."""
+    weighted, unweighted = _restore_probability(0.5, 60), _restore_probability(0.0, 60)
+    assert _odds(weighted) > 2 * _odds(unweighted), (weighted, unweighted)
 
 
 def test_confidence_is_fitted_on_real_rows_when_there_are_enough() -> None:
