@@ -77,8 +77,8 @@ DEFAULT_MODEL_CONFIG: dict[str, Any] = {
     "calibrate_on_real_from": 300,
     "real_calibration_share": 0.25,
     "max_iter": 2000,
-    # The share of the severity model's sample weight carried by real (non-synthetic) rows
-    # when both kinds are present: thousands of synthetic rows would otherwise drown a team's own history.
+    # The share of the severity model's sample weight carried by real (non-synthetic) rows when both kinds
+    # are present: thousands of synthetic rows would otherwise drown a team's own history.
     "real_weight_share": 0.5,
     # The category's real rows carry less: post-mortems and a team's labels are worded the way their
     # authors write, and a category learned from one provider's write-ups transfers poorly to another's
