@@ -46,7 +46,7 @@ import numpy as np
 from joblib import parallel_config
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MultiLabelBinarizer
@@ -56,7 +56,7 @@ from engine.scorer import Scores
 from engine.taxonomy import CATEGORIES, SEVERITIES
 from training.dataset import LabeledIncident, load_jsonl
 from training.metrics import action_report, classification_report, majority_macro_f1
-from training.suite import SuiteRow, failures, format_row, load_suite, run_suite, summary_line
+from training.suite import PAGE, SuiteRow, failures, format_row, load_suite, run_suite, summary_line
 from training.synthetic import generate_incidents
 from training.train import BUILTIN_SAMPLES, TrainConfig, fit_models, train_builtin
 
@@ -66,7 +66,6 @@ STATUS = "statuspage_incidents.dev.jsonl"
 POSTMORTEMS = "cloud_postmortems_issre22.dev.jsonl"
 DANLUU = "danluu_postmortems.dev.jsonl"
 DOMAINS = ("alerts", "statuspage", "postmortems", "suite")
-PAGE = frozenset({"critical", "high"})  # "should this page someone now?"
 TIME_BLOCKS = 5  # sorted by date; each block after the first is tested on a model of the older ones
 SCORER_NAMES = {
     "model": "model",
@@ -159,7 +158,8 @@ def _frequency_ranking(rows: Sequence[LabeledIncident]) -> list[str]:
 
 
 def _predict(scorer: Any, texts: Sequence[str], labels: Sequence[str]) -> dict[str, list[Any]]:
-    """(label, confidence) per text for severity and category, the top 3 actions; only ``labels``."""
+    """(label, confidence) per text for severity and category, P(critical or high) as ``page``, the top
+    3 actions; only ``labels``."""
     scores = scorer.score_many(texts)
     out: dict[str, list[Any]] = {}
     for label in ("severity", "category"):
@@ -171,6 +171,9 @@ def _predict(scorer: Any, texts: Sequence[str], labels: Sequence[str]) -> dict[s
             continue
         probs = [getattr(s, label) for s in scores]
         out[label] = [(str(classes[int(np.argmax(p))]), float(np.max(p))) for p in probs]
+        if label == "severity":
+            paging = [j for j, c in enumerate(classes) if c in PAGE]
+            out["page"] = [float(np.sum(p[paging])) for p in probs]
     if "actions" in labels:
         out["actions"] = [
             [str(scorer.action_classes[j]) for j in np.argsort(-s.actions, kind="stable")[:3]] for s in scores
@@ -310,9 +313,12 @@ def _majority(truth: Sequence[str]) -> str:
     return Counter(truth).most_common(1)[0][0]
 
 
-def severity_metrics(truth: Sequence[str], pred: Sequence[tuple[str, float]] | None) -> dict[str, Any]:
+def severity_metrics(
+    truth: Sequence[str], pred: Sequence[tuple[str, float]] | None, page: Sequence[float] | None = None
+) -> dict[str, Any]:
     """Macro-F1 (over the classes in the truth), ECE, accuracy and the page decision; ``pred`` None: the
-    majority class."""
+    majority class. With ``page``, P(critical or high) per row, also how well it ranks the rows that
+    page above the others (``page_auc``), whatever level the decision pages at."""
     if pred is None:
         labels = [_majority(truth)] * len(truth)
         out: dict[str, Any] = {"n": len(truth), "macro_f1": majority_macro_f1(truth, SEVERITIES)}
@@ -326,6 +332,8 @@ def severity_metrics(truth: Sequence[str], pred: Sequence[tuple[str, float]] | N
     out["page_bacc"] = float(balanced_accuracy_score(page_t, page_p))
     out["paged_when_page"] = float(page_p[page_t].mean()) if page_t.any() else None
     out["quiet_when_not"] = float((~page_p[~page_t]).mean()) if (~page_t).any() else None
+    if page is not None and page_t.any() and (~page_t).any():
+        out["page_auc"] = float(roc_auc_score(page_t, page))
     return out
 
 
@@ -353,7 +361,7 @@ def pool(tasks: Sequence[Task], results: Sequence[dict[str, Any]], domain: str) 
                 if name == "majority"
                 else {
                     k: [p for _, res in parts for p in res[name].get(k, [])]
-                    for k in ("severity", "category", "actions")
+                    for k in ("severity", "page", "category", "actions")
                 }
             )
             per[name] = _metrics(rows, preds, parts[0][0].labels, name)
@@ -370,7 +378,9 @@ def _metrics(
         idx = [i for i, r in enumerate(rows) if r.severity]
         truth = [rows[i].severity for i in idx]
         out["severity"] = severity_metrics(
-            truth, None if preds is None else [preds["severity"][i] for i in idx]
+            truth,
+            None if preds is None else [preds["severity"][i] for i in idx],
+            [preds["page"][i] for i in idx] if preds and preds.get("page") else None,
         )  # type: ignore[arg-type]
     if "category" in labels and name != "frequency":
         idx = [i for i, r in enumerate(rows) if r.category]
@@ -558,12 +568,12 @@ def print_report(out: dict[str, Any]) -> None:
             for name in ("model", "tfidf", "tfidf_real", "majority"):
                 s = _get(a, recipe, name, "severity")
                 if s is not None:
-                    cells = [s.get(k) for k in ("page_bacc", "paged_when_page", "quiet_when_not", "macro_f1")]
-                    lines.append((recipe, SCORER_NAMES[name], cells))
+                    keys = ("page_bacc", "page_auc", "paged_when_page", "quiet_when_not", "macro_f1")
+                    lines.append((recipe, SCORER_NAMES[name], [s.get(k) for k in keys]))
         _table(
             f"alerts: {a.get('rules')} rules of {a.get('mixins')} mixins, {a.get('folds')} "
             "(truth: rule critical = page)",
-            ("page-BA", "paged|crit", "quiet|warn", "macro-F1"),
+            ("page-BA", "page-AUC", "paged|crit", "quiet|warn", "macro-F1"),
             lines,
         )
     if "statuspage" in out:
@@ -603,10 +613,13 @@ def print_report(out: dict[str, Any]) -> None:
         for model, results in out["suite"].items():
             for name, r in results.items():
                 if name in SCORER_NAMES:
-                    lines.append(
-                        (model, SCORER_NAMES[name], [r.get(k) for k in ("severity", "category", "actions")])
-                    )
-        _table("plain-language suite: share acceptable", ("severity", "category", "top-3 act"), lines)
+                    keys = ("severity", "category", "actions", "page_auc")
+                    lines.append((model, SCORER_NAMES[name], [r.get(k) for k in keys]))
+        _table(
+            "plain-language suite: share acceptable; page-AUC: pageable messages ranked above the others",
+            ("severity", "category", "top-3 act", "page-AUC"),
+            lines,
+        )
 
 
 def print_shipped(result: dict[str, Any]) -> None:
@@ -615,6 +628,8 @@ def print_shipped(result: dict[str, Any]) -> None:
         f"(train_builtin; trained on {result.get('trained_on')}):"
     )
     print(f"  {summary_line(result)}  targets: severity 0.85, category 0.80, actions 0.85")
+    if result.get("page_auc") is not None:
+        print(f"  P(critical or high) ranks pageable messages above the others: AUC {result['page_auc']:.3f}")
     wrong = failures(result)
     print(f"  wrong on {len(wrong)} of {result['n']} rows:")
     for d in wrong:

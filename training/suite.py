@@ -27,6 +27,7 @@ from training.dataset import json_reason
 
 SUITE_PATH = Path(__file__).resolve().parent / "data" / "plain_language.jsonl"
 TOP_ACTIONS = 3  # the bot posts three actions: an acceptable one must be among them
+PAGE = frozenset({"critical", "high"})  # "should this page someone now?"
 
 
 class Scorer(Protocol):
@@ -115,12 +116,14 @@ def _share(flags: Sequence[bool]) -> float | None:
 def run_suite(scorer: Scorer, rows: Sequence[SuiteRow], top_actions: int = TOP_ACTIONS) -> dict[str, Any]:
     """Score every row as ``oncall predict TEXT`` does (the text is the title, no service) and report
     the share of rows with an acceptable severity, category (rows that give one) and an acceptable
-    action in the top ``top_actions`` (rows that give actions), with per-row details.
+    action in the top ``top_actions`` (rows that give actions), the page ranking (``page_auc``), with
+    per-row details.
 
     ``scorer`` is anything with ``score_many`` and the three class tuples (a loaded version's
     ``ModelSet.scorer``, ``TrainedModels.scorer()``, a baseline).
     """
     scores = scorer.score_many([incident_text(r.text) for r in rows]) if rows else []
+    paging = [j for j, c in enumerate(scorer.severity_classes) if c in PAGE]
     details: list[dict[str, Any]] = []
     for row, s in zip(rows, scores, strict=True):
         severity = str(scorer.severity_classes[int(np.argmax(s.severity))])
@@ -139,6 +142,7 @@ def run_suite(scorer: Scorer, rows: Sequence[SuiteRow], top_actions: int = TOP_A
                 "line": row.line,
                 "text": row.text,
                 "predicted": {"severity": severity, "category": category, "actions": actions},
+                "page_probability": float(np.sum(np.asarray(s.severity)[paging])),
                 "acceptable": {
                     "severity": list(row.severity),
                     "category": None if row.category is None else list(row.category),
@@ -153,8 +157,26 @@ def run_suite(scorer: Scorer, rows: Sequence[SuiteRow], top_actions: int = TOP_A
         out[key] = _share(flags)
         out[f"{key}_n"] = len(flags)
         out[f"{key}_ok"] = int(sum(flags))
+    out["page_auc"] = page_auc(details)
     out["rows"] = details
     return out
+
+
+def page_auc(details: Sequence[dict[str, Any]]) -> float | None:
+    """How well P(critical or high) ranks the rows a person would page on (every acceptable severity
+    critical or high) above those they would not (every one medium or low): the chance that a random
+    row of the first kind scores above one of the second, ties counting half. Rows that accept both
+    sides are left out; None without rows on each side.
+
+    Separates ranking from level: a model can order messages as a person would and still page at
+    another threshold than theirs, which the share of acceptable severities alone cannot tell apart.
+    """
+    page = [d["page_probability"] for d in details if set(d["acceptable"]["severity"]) <= PAGE]
+    quiet = [d["page_probability"] for d in details if not set(d["acceptable"]["severity"]) & PAGE]
+    if not page or not quiet:
+        return None
+    p, q = np.asarray(page)[:, None], np.asarray(quiet)[None, :]
+    return float(np.mean((p > q) + 0.5 * (p == q)))
 
 
 def failures(result: dict[str, Any], key: str | None = None) -> list[dict[str, Any]]:
