@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from engine.incident import incident_text
 from engine.taxonomy import ACTIONS, CATEGORIES, SEVERITIES
@@ -164,19 +165,17 @@ def run_suite(scorer: Scorer, rows: Sequence[SuiteRow], top_actions: int = TOP_A
 
 def page_auc(details: Sequence[dict[str, Any]]) -> float | None:
     """How well P(critical or high) ranks the rows a person would page on (every acceptable severity
-    critical or high) above those they would not (every one medium or low): the chance that a random
-    row of the first kind scores above one of the second, ties counting half. Rows that accept both
-    sides are left out; None without rows on each side.
+    critical or high) above those they would not (none is): ROC AUC, ties counting half. Rows that
+    accept both sides are left out; None without rows on each side.
 
     Separates ranking from level: a model can order messages as a person would and still page at
     another threshold than theirs, which the share of acceptable severities alone cannot tell apart.
     """
-    page = [d["page_probability"] for d in details if set(d["acceptable"]["severity"]) <= PAGE]
-    quiet = [d["page_probability"] for d in details if not set(d["acceptable"]["severity"]) & PAGE]
-    if not page or not quiet:
+    sides = [(set(d["acceptable"]["severity"]), d["page_probability"]) for d in details]
+    ranked = [(accept <= PAGE, p) for accept, p in sides if accept <= PAGE or not accept & PAGE]
+    if len({page for page, _ in ranked}) < 2:
         return None
-    p, q = np.asarray(page)[:, None], np.asarray(quiet)[None, :]
-    return float(np.mean((p > q) + 0.5 * (p == q)))
+    return float(roc_auc_score([page for page, _ in ranked], [p for _, p in ranked]))
 
 
 def failures(result: dict[str, Any], key: str | None = None) -> list[dict[str, Any]]:
