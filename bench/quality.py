@@ -56,7 +56,16 @@ from engine.scorer import Scores
 from engine.taxonomy import CATEGORIES, SEVERITIES
 from training.dataset import LabeledIncident, load_jsonl
 from training.metrics import action_report, classification_report, majority_macro_f1
-from training.suite import PAGE, SuiteRow, failures, format_row, load_suite, run_suite, summary_line
+from training.suite import (
+    PAGE,
+    SuiteRow,
+    failures,
+    format_row,
+    load_suite,
+    page_columns,
+    run_suite,
+    summary_line,
+)
 from training.synthetic import generate_incidents
 from training.train import BUILTIN_SAMPLES, TrainConfig, fit_models, train_builtin
 
@@ -172,7 +181,7 @@ def _predict(scorer: Any, texts: Sequence[str], labels: Sequence[str]) -> dict[s
         probs = [getattr(s, label) for s in scores]
         out[label] = [(str(classes[int(np.argmax(p))]), float(np.max(p))) for p in probs]
         if label == "severity":
-            paging = [j for j, c in enumerate(classes) if c in PAGE]
+            paging = page_columns(classes)
             out["page"] = [float(np.sum(p[paging])) for p in probs]
     if "actions" in labels:
         out["actions"] = [

@@ -31,6 +31,11 @@ TOP_ACTIONS = 3  # the bot posts three actions: an acceptable one must be among 
 PAGE = frozenset({"critical", "high"})  # "should this page someone now?"
 
 
+def page_columns(severity_classes: Sequence[str]) -> list[int]:
+    """The columns of a severity probability row whose sum is P(critical or high)."""
+    return [j for j, c in enumerate(severity_classes) if c in PAGE]
+
+
 class Scorer(Protocol):
     """What the suite needs of a model: engine.scorer's FusedScorer and SklearnScorer, or a baseline."""
 
@@ -124,7 +129,7 @@ def run_suite(scorer: Scorer, rows: Sequence[SuiteRow], top_actions: int = TOP_A
     ``ModelSet.scorer``, ``TrainedModels.scorer()``, a baseline).
     """
     scores = scorer.score_many([incident_text(r.text) for r in rows]) if rows else []
-    paging = [j for j, c in enumerate(scorer.severity_classes) if c in PAGE]
+    paging = page_columns(scorer.severity_classes)
     details: list[dict[str, Any]] = []
     for row, s in zip(rows, scores, strict=True):
         severity = str(scorer.severity_classes[int(np.argmax(s.severity))])
